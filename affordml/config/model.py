@@ -1,0 +1,193 @@
+"""Typed configuration (affordml.yaml). Unknown keys and wrong types are rejected with the field's path."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+PCI_ADDRESS = re.compile(r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
+HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Host(Strict):
+    """A PC in the platform. The first host is the one that runs OpenStack's control plane."""
+
+    name: str = Field(description="short host name (lowercase letters, digits, dashes)")
+    address: str = Field("local", description='"local" for this PC, otherwise an IP address or DNS name')
+    user: str = Field("root", description="SSH user (needs sudo without a password)")
+    ssh_key: str | None = Field(None, description="private key file for SSH; default: ssh-agent / ~/.ssh")
+    port: int = Field(22, ge=1, le=65535)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not HOST_NAME.match(value):
+            raise ValueError("must be lowercase letters, digits and dashes, 1-63 characters")
+        return value
+
+    @property
+    def is_local(self) -> bool:
+        return self.address == "local"
+
+
+class Network(Strict):
+    management_interface: str = Field("auto", description='NIC for management; "auto" = the one with the default route')
+    external_interface: str = Field(
+        "auto",
+        description='NIC given to neutron for VM traffic; "create" makes a veth pair (one-NIC PC); '
+        '"auto" = a second unused wired NIC, else "create"',
+    )
+    vm_subnet: str = Field("10.42.0.0/24", description="private network for the Kubernetes VMs")
+    external_subnet: str | None = Field(
+        None, description="provider network for floating IPs; default: the management NIC's subnet"
+    )
+    floating_ip_count: int = Field(8, ge=1, le=254, description="addresses reserved for floating IPs")
+
+    @field_validator("vm_subnet", "external_subnet")
+    @classmethod
+    def _subnet(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            net = ipaddress.ip_network(value, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"not a network in CIDR form ({exc})") from None
+        if net.version != 4 or net.prefixlen > 28:
+            raise ValueError("must be an IPv4 network of /28 or larger")
+        return str(net)
+
+
+Size = int | Literal["auto"]
+
+
+class NodeGroup(Strict):
+    count: int = Field(1, ge=0, le=16)
+    vcpus: Size = Field("auto", description='vCPUs per VM, or "auto"')
+    ram_gib: Size = Field("auto", description='RAM per VM in GiB, or "auto"')
+    disk_gib: Size = Field("auto", description='disk per VM in GiB, or "auto"')
+
+    @field_validator("vcpus", "ram_gib", "disk_gib", mode="before")
+    @classmethod
+    def _positive(cls, value: object) -> object:
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return value
+        raise ValueError(f'must be a whole number of at least 1 or "auto", not {value!r}')
+
+
+class Vms(Strict):
+    control_plane: NodeGroup = Field(default_factory=lambda: NodeGroup(count=1))
+    workers: NodeGroup = Field(default_factory=lambda: NodeGroup(count=2))
+
+    @field_validator("control_plane")
+    @classmethod
+    def _one_control_plane(cls, value: NodeGroup) -> NodeGroup:
+        if value.count != 1:
+            raise ValueError("count must be 1 (one control-plane VM per platform)")
+        return value
+
+
+class Auto(Strict):
+    mode: Literal["auto"] = "auto"
+
+
+class Exclusive(Strict):
+    mode: Literal["exclusive"]
+
+
+class TimeSlicing(Strict):
+    mode: Literal["time-slicing"]
+    replicas: int = Field(4, ge=2, le=64, description="jobs that share the GPU")
+
+
+class Mps(Strict):
+    mode: Literal["mps"]
+    clients: int = Field(4, ge=2, le=48, description="jobs that share the GPU; memory is split evenly")
+
+
+class Mig(Strict):
+    mode: Literal["mig"]
+    layout: str = Field("all-balanced", description="a mig-parted layout name, e.g. all-1g.10gb, all-balanced")
+
+
+class Hami(Strict):
+    mode: Literal["hami"]
+    split: int = Field(4, ge=2, le=64, description="jobs that may share one GPU")
+    memory_percent: int = Field(25, ge=1, le=100, description="default GPU memory share of a job")
+    cores_percent: int = Field(25, ge=1, le=100, description="default compute share of a job")
+
+
+SharingPolicy = Annotated[Auto | Exclusive | TimeSlicing | Mps | Mig | Hami, Field(discriminator="mode")]
+
+
+def _mode_shorthand(value):
+    return {"mode": value} if isinstance(value, str) else value
+
+
+class Gpu(Strict):
+    sharing: SharingPolicy = Field(default_factory=Auto, description="default sharing mode for every GPU")
+    per_gpu: dict[str, SharingPolicy] = Field(
+        default_factory=dict, description="sharing mode by PCI address, e.g. 0000:01:00.0"
+    )
+    exclude: list[str] = Field(default_factory=list, description="PCI addresses of GPUs the platform leaves alone")
+
+    @field_validator("sharing", mode="before")
+    @classmethod
+    def _shorthand(cls, value):
+        return _mode_shorthand(value)
+
+    @field_validator("per_gpu", mode="before")
+    @classmethod
+    def _per_gpu_shorthand(cls, value):
+        return {k: _mode_shorthand(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+    @field_validator("per_gpu")
+    @classmethod
+    def _per_gpu_addresses(cls, value: dict) -> dict:
+        for address in value:
+            _check_pci_address(address)
+        return {k.lower(): v for k, v in value.items()}
+
+    @field_validator("exclude")
+    @classmethod
+    def _exclude_addresses(cls, value: list[str]) -> list[str]:
+        return [_check_pci_address(a).lower() for a in value]
+
+
+def _check_pci_address(address: str) -> str:
+    if not PCI_ADDRESS.match(address):
+        raise ValueError(f"{address!r} is not a PCI address like 0000:01:00.0 (see `lspci -D`)")
+    return address
+
+
+class Ml(Strict):
+    jupyterhub: bool = Field(True, description="notebooks with GPU-share profiles")
+    training_queue: bool = Field(True, description="Kueue job queue for training")
+    inference: bool = Field(True, description="KServe in standard (raw deployment) mode")
+    monitoring: bool = Field(True, description="Prometheus, Grafana and dcgm-exporter")
+
+
+class Config(Strict):
+    """The whole affordml.yaml."""
+
+    hosts: list[Host] = Field(default_factory=lambda: [Host(name="main")], min_length=1)
+    network: Network = Field(default_factory=Network)
+    vms: Vms = Field(default_factory=Vms)
+    gpu: Gpu = Field(default_factory=Gpu)
+    ml: Ml = Field(default_factory=Ml)
+
+    @model_validator(mode="after")
+    def _unique_hosts(self) -> Config:
+        names = [h.name for h in self.hosts]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"hosts: names must be unique, repeated: {', '.join(duplicates)}")
+        if any(h.is_local for h in self.hosts[1:]):
+            raise ValueError('hosts: only the first host may have address "local"')
+        return self

@@ -1,0 +1,58 @@
+"""Errors a user can act on. Each carries one line: what is wrong, and the fix. The CLI prints it, no traceback."""
+
+from __future__ import annotations
+
+
+class AffordmlError(Exception):
+    """Base class: a problem the user can fix."""
+
+    exit_code = 1
+    label = "error"
+
+    def __init__(self, problem: str, fix: str | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.fix = fix
+
+    def one_line(self) -> str:
+        text = " ".join(self.problem.split())
+        return f"{text} — fix: {' '.join(self.fix.split())}" if self.fix else text
+
+
+class ConfigError(AffordmlError):
+    exit_code = 2
+    label = "config"
+
+
+class FactsError(AffordmlError):
+    exit_code = 3
+    label = "facts"
+
+
+class PlanError(AffordmlError):
+    """The host cannot carry the requested platform."""
+
+    exit_code = 4
+    label = "plan"
+
+
+class PhaseUnavailable(AffordmlError):
+    """A command or phase that this version cannot run yet."""
+
+    exit_code = 5
+    label = "not available"
+
+
+class RunError(AffordmlError):
+    exit_code = 6
+    label = "run"
+
+
+class StateError(AffordmlError):
+    exit_code = 7
+    label = "state"
+
+
+class ConfirmationRequired(AffordmlError):
+    exit_code = 8
+    label = "confirm"

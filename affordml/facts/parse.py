@@ -1,0 +1,338 @@
+"""Pure parsers: snapshot text in, typed facts out. No I/O here."""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from typing import NamedTuple
+
+from affordml.errors import FactsError
+from affordml.facts.gpu_catalog import card_info
+from affordml.facts.model import (
+    NVIDIA_VENDOR,
+    Cpu,
+    Disk,
+    Gpu,
+    HostFacts,
+    Iommu,
+    Nic,
+    OsRelease,
+    PciDevice,
+    Vfio,
+)
+from affordml.facts.snapshot import Snapshot
+
+PCI_ROOT = "/sys/bus/pci/devices"
+NET_ROOT = "/sys/class/net"
+GROUPS_ROOT = "/sys/kernel/iommu_groups"
+_PCI_ADDRESS = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
+
+
+def parse_os_release(text: str | None) -> OsRelease:
+    if not text:
+        return OsRelease()
+    values = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            values[key.strip()] = value.strip().strip('"').strip("'")
+    return OsRelease(
+        id=values.get("ID", "unknown"),
+        version_id=values.get("VERSION_ID", ""),
+        pretty_name=values.get("PRETTY_NAME", values.get("NAME", "unknown")),
+        codename=values.get("VERSION_CODENAME", ""),
+    )
+
+
+def parse_cpuinfo(text: str | None) -> Cpu:
+    if not text:
+        return Cpu()
+    model, vendor_raw, flags, threads = "unknown", "", set(), 0
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        key, value = key.strip(), value.strip()
+        if key == "processor":
+            threads += 1
+        elif key == "model name" and model == "unknown":
+            model = value
+        elif key == "vendor_id" and not vendor_raw:
+            vendor_raw = value
+        elif key == "flags" and not flags:
+            flags = set(value.split())
+    vendor = {"GenuineIntel": "intel", "AuthenticAMD": "amd"}.get(vendor_raw, "unknown")
+    virt = "vmx" if "vmx" in flags else "svm" if "svm" in flags else None
+    return Cpu(model=model, vendor=vendor, threads=threads, virt_flag=virt, hypervisor="hypervisor" in flags)
+
+
+def parse_meminfo_total(text: str | None) -> int:
+    """MemTotal in bytes."""
+    match = re.search(r"^MemTotal:\s+(\d+)\s*kB", text or "", re.MULTILINE)
+    if not match:
+        raise FactsError("/proc/meminfo has no MemTotal line", "collect the facts again on the host itself")
+    return int(match.group(1)) * 1024
+
+
+def parse_df_available(text: str | None) -> int | None:
+    """Available bytes from `df -B1 -P PATH` (second line, fourth column)."""
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    if len(lines) < 2:
+        return None
+    fields = lines[-1].split()
+    return int(fields[3]) if len(fields) >= 4 and fields[3].isdigit() else None
+
+
+def parse_lsblk(text: str | None) -> list[Disk]:
+    data = _json(text, "lsblk -J -b")
+    disks: list[Disk] = []
+
+    def walk(devices: list[dict]) -> None:
+        for dev in devices:
+            disks.append(
+                Disk(
+                    name=str(dev.get("name")),
+                    size_bytes=int(dev.get("size") or 0),
+                    kind=str(dev.get("type")),
+                    rotational=str(dev.get("rota")).lower() in ("1", "true"),
+                    mountpoint=dev.get("mountpoint"),
+                )
+            )
+            walk(dev.get("children") or [])
+
+    walk((data or {}).get("blockdevices") or [])
+    return disks
+
+
+def parse_ip_addresses(text: str | None) -> dict[str, tuple[str, ...]]:
+    """Interface name -> its addresses in CIDR form, from `ip -j addr`."""
+    result: dict[str, tuple[str, ...]] = {}
+    for link in _json(text, "ip -j addr") or []:
+        addrs = tuple(f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", []) if "local" in a)
+        result[link.get("ifname", "?")] = addrs
+    return result
+
+
+def parse_default_route_devices(text: str | None) -> set[str]:
+    return {route["dev"] for route in _json(text, "ip -j route show default") or [] if "dev" in route}
+
+
+def _json(text: str | None, what: str):
+    if text is None or not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FactsError(f"the output of `{what}` is not JSON ({exc.msg})", "collect the facts again") from None
+
+
+class SmiGpu(NamedTuple):
+    bus_id: str  # normalised to 0000:01:00.0
+    name: str
+    memory_mib: int | None
+    mig_mode: str  # Enabled | Disabled | N/A
+
+
+def parse_nvidia_smi(xml_text: str | None) -> tuple[str | None, list[SmiGpu]]:
+    """Driver version and GPUs from `nvidia-smi -q -x`."""
+    if not xml_text or not xml_text.strip():
+        return None, []
+    try:
+        root = ET.fromstring(xml_text.strip())
+    except ET.ParseError as exc:
+        raise FactsError(f"`nvidia-smi -q -x` gave invalid XML ({exc})", "check the NVIDIA driver") from None
+    gpus = []
+    for gpu in root.findall("gpu"):
+        memory = re.match(r"\s*(\d+)", gpu.findtext("fb_memory_usage/total") or "")
+        gpus.append(
+            SmiGpu(
+                bus_id=normalise_bus_id(gpu.get("id") or gpu.findtext("pci/pci_bus_id") or ""),
+                name=(gpu.findtext("product_name") or "NVIDIA GPU").strip(),
+                memory_mib=int(memory.group(1)) if memory else None,
+                mig_mode=(gpu.findtext("mig_mode/current_mig") or "N/A").strip(),
+            )
+        )
+    return (root.findtext("driver_version") or "").strip() or None, gpus
+
+
+def normalise_bus_id(bus_id: str) -> str:
+    """nvidia-smi writes 00000000:01:00.0; sysfs writes 0000:01:00.0."""
+    bus_id = bus_id.strip().lower()
+    domain, _, rest = bus_id.partition(":")
+    return f"{domain[-4:]}:{rest}" if rest else bus_id
+
+
+def parse_iommu_cmdline(cmdline: str, cpu_vendor: str) -> tuple[bool, bool]:
+    """(enabled, passthrough mode) from the kernel command line. AMD kernels turn the IOMMU on by default."""
+    args = dict(_kv(word) for word in cmdline.split())
+    intel, amd = args.get("intel_iommu", ""), args.get("amd_iommu", "")
+    if cpu_vendor == "amd":
+        enabled = amd != "off" and args.get("iommu") != "off"
+    else:
+        enabled = intel.split(",")[0] == "on" or "on" in intel.split(",")
+    return enabled, args.get("iommu") == "pt"
+
+
+def _kv(word: str) -> tuple[str, str]:
+    key, _, value = word.partition("=")
+    return key, value
+
+
+def _hex_id(raw: str | None) -> str:
+    return (raw or "").strip().lower().removeprefix("0x")
+
+
+def _link_tail(target: str | None) -> str | None:
+    return target.rstrip("/").rsplit("/", 1)[-1] if target else None
+
+
+def parse_pci_devices(snap: Snapshot) -> list[PciDevice]:
+    devices = []
+    for address in snap.listdir(PCI_ROOT):
+        if not _PCI_ADDRESS.match(address):
+            raise FactsError(f"PCI address {address!r} in {PCI_ROOT} is malformed", "collect the facts again")
+        base = f"{PCI_ROOT}/{address}"
+        group = _link_tail(snap.link(f"{base}/iommu_group"))
+        devices.append(
+            PciDevice(
+                address=address,
+                vendor_id=_hex_id(snap.file(f"{base}/vendor")),
+                device_id=_hex_id(snap.file(f"{base}/device")),
+                class_code=_hex_id(snap.file(f"{base}/class")),
+                driver=_link_tail(snap.link(f"{base}/driver")),
+                iommu_group=int(group) if group and group.isdigit() else None,
+            )
+        )
+    return devices
+
+
+def iommu_groups(snap: Snapshot) -> dict[int, list[str]]:
+    groups = {}
+    for name in snap.listdir(GROUPS_ROOT):
+        if name.isdigit():
+            groups[int(name)] = snap.listdir(f"{GROUPS_ROOT}/{name}/devices")
+    return groups
+
+
+def build_gpus(devices: list[PciDevice], groups: dict[int, list[str]], smi: list[SmiGpu]) -> list[Gpu]:
+    """NVIDIA display/3D controllers, each with its slot's functions and the rest of its IOMMU group."""
+    by_address = {d.address: d for d in devices}
+    smi_by_bus = {g.bus_id: g for g in smi}
+    gpus = []
+    for dev in devices:
+        if dev.vendor_id != NVIDIA_VENDOR or not dev.is_gpu:
+            continue
+        functions = tuple(sorted((d for d in devices if d.slot == dev.slot), key=lambda d: d.address != dev.address))
+        own = {f.address for f in functions}
+        members = groups.get(dev.iommu_group, []) if dev.iommu_group is not None else []
+        others = tuple(
+            m for m in members if m not in own and not (m in by_address and by_address[m].is_bridge)
+        )
+        gpus.append(_gpu(dev, functions, others, smi_by_bus.get(dev.address)))
+    return gpus
+
+
+def _gpu(dev: PciDevice, functions: tuple, others: tuple, smi: SmiGpu | None) -> Gpu:
+    known = card_info(dev.device_id)
+    name = smi.name if smi else known.name if known else f"NVIDIA GPU {dev.ids}"
+    memory = smi.memory_mib if smi and smi.memory_mib else known.memory_mib if known else None
+    mig_capable = smi.mig_mode in ("Enabled", "Disabled") if smi else bool(known and known.mig_capable)
+    return Gpu(
+        address=dev.address,
+        vendor_id=dev.vendor_id,
+        device_id=dev.device_id,
+        name=name,
+        memory_mib=memory,
+        mig_capable=mig_capable,
+        mig_enabled=bool(smi and smi.mig_mode == "Enabled"),
+        driver=dev.driver,
+        iommu_group=dev.iommu_group,
+        functions=functions,
+        group_others=others,
+    )
+
+
+def parse_nics(snap: Snapshot) -> list[Nic]:
+    addresses = parse_ip_addresses(snap.command("ip -j addr"))
+    defaults = parse_default_route_devices(snap.command("ip -j route show default"))
+    nics = []
+    for name in snap.listdir(NET_ROOT):
+        if name == "lo":
+            continue
+        base = f"{NET_ROOT}/{name}"
+        speed = (snap.file(f"{base}/speed") or "").strip()
+        nics.append(
+            Nic(
+                name=name,
+                mac=(snap.file(f"{base}/address") or "").strip(),
+                operstate=(snap.file(f"{base}/operstate") or "unknown").strip(),
+                speed_mbps=int(speed) if speed.isdigit() and int(speed) > 0 else None,
+                physical=snap.link(f"{base}/device") is not None,
+                bridge=f"{base}/bridge" in snap.dirs,
+                wireless=f"{base}/wireless" in snap.dirs,
+                addresses=addresses.get(name, ()),
+                default_route=name in defaults,
+            )
+        )
+    return nics
+
+
+def parse_secure_boot(snap: Snapshot) -> bool | None:
+    text = snap.command("mokutil --sb-state")
+    if text:
+        lowered = text.lower()
+        if "secureboot enabled" in lowered:
+            return True
+        if "secureboot disabled" in lowered:
+            return False
+    if "/sys/firmware/efi" not in snap.dirs:
+        return False  # legacy BIOS boot has no Secure Boot
+    return None
+
+
+def parse_vfio(snap: Snapshot) -> Vfio:
+    builtin = snap.file("/lib/modules/KERNEL/modules.builtin") or ""
+    deps = snap.file("/lib/modules/KERNEL/modules.dep") or ""
+    available = "vfio-pci.ko" in builtin or "vfio-pci.ko" in deps or "vfio_pci.ko" in deps
+    loaded = snap.file("/sys/module/vfio_pci/initstate") is not None or "/dev/vfio" in snap.dirs
+    return Vfio(available=available or loaded, loaded=loaded)
+
+
+def _yes_no(text: str | None) -> bool | None:
+    return None if text is None else text.strip() == "yes"
+
+
+def facts_from_snapshot(snap: Snapshot) -> HostFacts:
+    """Every fact we use, parsed from one snapshot."""
+    cpu = parse_cpuinfo(snap.file("/proc/cpuinfo"))
+    cmdline = (snap.file("/proc/cmdline") or "").strip()
+    driver_version, smi = parse_nvidia_smi(snap.command("nvidia-smi -q -x"))
+    devices = parse_pci_devices(snap)
+    groups = iommu_groups(snap)
+    enabled, pt = parse_iommu_cmdline(cmdline, cpu.vendor)
+    uid = (snap.command("id -u") or "").strip()
+    return HostFacts(
+        hostname=(snap.file("/etc/hostname") or "unknown").strip() or "unknown",
+        source=snap.source,
+        arch=(snap.command("uname -m") or "unknown").strip(),
+        os=parse_os_release(snap.file("/etc/os-release")),
+        kernel=(snap.file("/proc/sys/kernel/osrelease") or "unknown").strip(),
+        cmdline=cmdline,
+        cpu=cpu,
+        memory_bytes=parse_meminfo_total(snap.file("/proc/meminfo")),
+        disks=parse_lsblk(snap.command("lsblk -J -b")),
+        root_free_bytes=parse_df_available(snap.command("df -B1 -P /")),
+        varlib_free_bytes=parse_df_available(snap.command("df -B1 -P /var/lib")),
+        nics=parse_nics(snap),
+        pci_devices=devices,
+        gpus=build_gpus(devices, groups, smi),
+        iommu=Iommu(cmdline_enabled=enabled, passthrough_mode=pt, active=bool(groups), group_count=len(groups)),
+        vfio=parse_vfio(snap),
+        kvm_device=snap.file("/dev/kvm") is not None,
+        virtualization=(snap.command("systemd-detect-virt") or "").strip() or "unknown",
+        secure_boot=parse_secure_boot(snap),
+        is_root=(uid == "0") if uid else None,
+        sudo_without_password=_yes_no(snap.command("sudo -n true")),
+        nvidia_driver_version=driver_version,
+    )

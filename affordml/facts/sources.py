@@ -1,0 +1,117 @@
+"""Where snapshots come from: this machine, a saved file, or a remote host over SSH."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from pathlib import Path
+
+from affordml.errors import FactsError
+from affordml.facts.collect import collect_local, collector_script, parse_records
+from affordml.facts.snapshot import SNAPSHOT_FORMAT, Snapshot
+
+
+def load_snapshot_file(path: Path) -> Snapshot:
+    """A snapshot saved by `affordml facts --save` (or a test fixture)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FactsError(f"facts file {path} does not exist", "run `affordml facts --save FILE` first") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FactsError(f"facts file {path} cannot be read ({exc})", "check the path and permissions") from None
+    except json.JSONDecodeError as exc:
+        raise FactsError(
+            f"facts file {path} is not JSON (line {exc.lineno}: {exc.msg})",
+            "save the facts again with `affordml facts --save FILE`",
+        ) from None
+    if not isinstance(data, dict) or data.get("format") != SNAPSHOT_FORMAT:
+        raise FactsError(
+            f"facts file {path}: field 'format' must be {SNAPSHOT_FORMAT!r}",
+            "save the facts again with `affordml facts --save FILE`",
+        )
+    for key in ("files", "links", "dirs", "commands"):
+        if not isinstance(data.get(key, {}), dict):
+            raise FactsError(f"facts file {path}: field {key!r} must be a mapping", "save the facts again")
+    return Snapshot.from_dict(data)
+
+
+def local_snapshot() -> Snapshot:
+    return collect_local()
+
+
+def fingerprint(key) -> str:
+    """OpenSSH-style SHA256 fingerprint of a paramiko public key."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def ssh_snapshot(
+    address: str,
+    user: str,
+    key_file: Path | None,
+    known_hosts: Path,
+    port: int = 22,
+    accept_fingerprint: str | None = None,
+    timeout: float = 15.0,
+) -> Snapshot:
+    """Run the collector on a remote host in one SSH round trip. Unknown host keys are refused unless the
+    caller passes the exact fingerprint the user accepted; an accepted key is added to known_hosts."""
+    import paramiko
+
+    client = paramiko.SSHClient()
+    if known_hosts.exists():
+        client.load_host_keys(str(known_hosts))
+    client.set_missing_host_key_policy(_VerifyPolicy(accept_fingerprint))
+    try:
+        client.connect(
+            address, port=port, username=user, key_filename=str(key_file) if key_file else None,
+            timeout=timeout, banner_timeout=timeout, auth_timeout=timeout, allow_agent=key_file is None,
+            look_for_keys=key_file is None,
+        )
+    except _UnknownHostKey as exc:
+        raise FactsError(
+            f"host key of {address} is unknown: {exc.fingerprint} ({exc.key_type})",
+            f"check the fingerprint on the host (`ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub`), then run again "
+            f"with --accept-host-key {exc.fingerprint}",
+        ) from None
+    except paramiko.BadHostKeyException:
+        raise FactsError(
+            f"host key of {address} does not match the one in {known_hosts}",
+            "if the host was reinstalled, remove its line from that file; otherwise do not connect",
+        ) from None
+    except (OSError, paramiko.SSHException) as exc:
+        raise FactsError(
+            f"cannot reach {user}@{address}:{port} over SSH ({exc})",
+            "check the address, that sshd runs there, and that the key is in the user's authorized_keys",
+        ) from None
+    try:
+        known_hosts.parent.mkdir(parents=True, exist_ok=True)
+        client.save_host_keys(str(known_hosts))
+        stdin, stdout, _ = client.exec_command("sh -s", timeout=120)
+        stdin.write(collector_script())
+        stdin.channel.shutdown_write()
+        text = stdout.read().decode(errors="replace")
+    finally:
+        client.close()
+    return parse_records(text, source=f"ssh://{user}@{address}:{port}")
+
+
+class _UnknownHostKey(Exception):
+    def __init__(self, fp: str, key_type: str) -> None:
+        super().__init__(fp)
+        self.fingerprint = fp
+        self.key_type = key_type
+
+
+class _VerifyPolicy:
+    """Accept an unknown key only when it matches the fingerprint the user confirmed."""
+
+    def __init__(self, accepted: str | None) -> None:
+        self.accepted = accepted
+
+    def missing_host_key(self, client, hostname, key) -> None:
+        fp = fingerprint(key)
+        if self.accepted != fp:
+            raise _UnknownHostKey(fp, key.get_name())
+        client.get_host_keys().add(hostname, key.get_name(), key)

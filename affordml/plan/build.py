@@ -1,0 +1,128 @@
+"""facts + config + version lock -> Plan. Pure: no I/O, same input gives the same plan."""
+
+from __future__ import annotations
+
+from affordml.config.model import Config
+from affordml.errors import PlanError
+from affordml.facts.model import Gpu, HostFacts
+from affordml.plan import carve, sharing
+from affordml.plan.model import GIB, GpuAssignment, PassthroughFunction, Plan, PlanWarning, VmSpec
+from affordml.plan.network import plan_network
+
+
+def make_plan(facts: HostFacts, config: Config, versions: dict[str, str]) -> Plan:
+    gpus, warnings = passthrough_gpus(facts, config)
+    worker_count = config.vms.workers.count
+    if gpus and worker_count == 0:
+        raise PlanError("vms.workers.count: 0 leaves no VM for the GPU", "set vms.workers.count to 1 or more")
+    gpu_worker = {i: [g for j, g in enumerate(gpus) if j % max(worker_count, 1) == i] for i in range(worker_count)}
+    flags = [bool(gpu_worker[i]) for i in range(worker_count)]
+    reserved = carve.reservations(1 + worker_count)
+    host_disk = disk_free_gib(facts)
+    budget = carve.budget_after(facts.cpu.threads, facts.memory_bytes // GIB, host_disk, reserved)
+    cp_size, worker_sizes = carve.carve(budget, config.vms, flags)
+    aliases = nova_aliases(gpus)
+    vms = [_vm("cp-1", "control-plane", cp_size, [])]
+    vms += [_vm(f"worker-{i + 1}", "worker", size, gpu_worker[i]) for i, size in enumerate(worker_sizes)]
+    assignments = [_assign(g, vms, aliases, config) for g in gpus]
+    if not gpus:
+        warnings.append(PlanWarning("no-gpu", "no NVIDIA GPU can be passed through: the gpu phase will be skipped "
+                                    "and the platform runs CPU-only"))
+    warnings += [PlanWarning("mig-reboot", f"{a.name}: switching MIG mode inside the VM may need a VM reboot")
+                 for a in assignments if a.sharing.mode == "mig"]
+    return Plan(
+        host=facts.hostname,
+        host_vcpus=facts.cpu.threads,
+        host_ram_gib=facts.memory_bytes // GIB,
+        host_disk_free_gib=host_disk,
+        reservations=reserved,
+        vms=vms,
+        gpus=assignments,
+        vfio_ids=sorted({f.ids for g in gpus for f in g.functions}),
+        nova_aliases=[{"name": name, "vendor_id": ids[:4], "product_id": ids[5:], "device_type": "type-PCI"}
+                      for ids, name in sorted(aliases.items(), key=lambda item: item[1])],
+        versions=dict(sorted(versions.items())),
+        network=plan_network(facts, config.network),
+        ml=config.ml.model_dump(),
+        warnings=warnings,
+    )
+
+
+def disk_free_gib(facts: HostFacts) -> int:
+    free = facts.varlib_free_bytes if facts.varlib_free_bytes is not None else facts.root_free_bytes
+    if free is None:
+        raise PlanError("facts: free disk space is unknown (no `df` output)", "collect the facts again on the host")
+    return free // GIB
+
+
+def passthrough_gpus(facts: HostFacts, config: Config) -> tuple[list[Gpu], list[PlanWarning]]:
+    """NVIDIA GPUs that go to VMs; raises when there are GPUs but none can be isolated."""
+    candidates = [g for g in facts.nvidia_gpus if g.address not in config.gpu.exclude]
+    usable = [g for g in candidates if g.isolatable]
+    warnings = [PlanWarning("gpu-not-isolatable", f"{g.name} at {g.address} stays on the host: "
+                            f"{isolation_problem(g)}") for g in candidates if not g.isolatable]
+    if candidates and not usable:
+        first = candidates[0]
+        raise PlanError(f"no GPU can be passed through: {first.name} at {first.address}: {isolation_problem(first)}",
+                        isolation_fix(first, facts))
+    return sorted(usable, key=lambda g: g.address), warnings
+
+
+def isolation_problem(gpu: Gpu) -> str:
+    if gpu.iommu_group is None:
+        return "it has no IOMMU group (the IOMMU is off, or this host is itself a VM)"
+    return f"IOMMU group {gpu.iommu_group} also holds {', '.join(gpu.group_others)}"
+
+
+def isolation_fix(gpu: Gpu, facts: HostFacts) -> str:
+    if gpu.iommu_group is None and facts.is_vm:
+        return "run affordml on the bare-metal PC, not inside a VM"
+    if gpu.iommu_group is None:
+        return "turn on VT-d / AMD-Vi (IOMMU) in the firmware and run `affordml doctor` for the kernel arguments"
+    return ("move the GPU to a CPU-attached slot (usually the top x16 slot), or update the firmware; "
+            "see `affordml doctor` (check gpu-isolatable)")
+
+
+def nova_aliases(gpus: list[Gpu]) -> dict[str, str]:
+    """vendor:device -> nova PCI alias name. One GPU model: "gpu" and "gpu-audio"."""
+    gpu_ids = sorted({g.ids for g in gpus})
+    other_ids = sorted({f.ids for g in gpus for f in g.functions[1:]})
+    aliases = {ids: "gpu" if len(gpu_ids) == 1 else f"gpu-{ids[5:]}" for ids in gpu_ids}
+    for ids in other_ids:
+        aliases[ids] = "gpu-audio" if len(other_ids) == 1 else f"gpu-fn-{ids[5:]}"
+    return aliases
+
+
+def _vm(name: str, role: str, size: carve.Size, gpus: list[Gpu]) -> VmSpec:
+    flavor = f"affordml.{role}.{size.vcpus}c{size.ram_gib}g{size.disk_gib}d" + (f".gpu{len(gpus)}" if gpus else "")
+    return VmSpec(name, role, flavor, size.vcpus, size.ram_gib, size.disk_gib, tuple(g.address for g in gpus))
+
+
+def flavor_pci_spec(vm: VmSpec, plan: Plan) -> str | None:
+    """The flavor's `pci_passthrough:alias` extra spec, e.g. "gpu:1,gpu-audio:1"."""
+    counts: dict[str, int] = {}
+    for gpu in (g for g in plan.gpus if g.vm == vm.name):
+        for fn in gpu.functions:
+            alias = next(a["name"] for a in plan.nova_aliases if f"{a['vendor_id']}:{a['product_id']}" == fn.ids)
+            counts[alias] = counts.get(alias, 0) + 1
+    return ",".join(f"{a}:{n}" for a, n in sorted(counts.items())) or None
+
+
+def _assign(gpu: Gpu, vms: list[VmSpec], aliases: dict[str, str], config: Config) -> GpuAssignment:
+    vm = next(v for v in vms if gpu.address in v.gpus)
+    per_gpu = config.gpu.per_gpu.get(gpu.address)
+    policy, path = (per_gpu, f"gpu.per_gpu.{gpu.address}") if per_gpu else (config.gpu.sharing, "gpu.sharing")
+    return GpuAssignment(
+        address=gpu.address,
+        name=gpu.name,
+        ids=gpu.ids,
+        memory_mib=gpu.memory_mib,
+        vm=vm.name,
+        nova_alias=aliases[gpu.ids],
+        functions=tuple(PassthroughFunction(f.address, f.ids, _role(f.class_code)) for f in gpu.functions),
+        sharing=sharing.decide(gpu, policy, path),
+    )
+
+
+def _role(class_code: str) -> str:
+    return {"0300": "gpu", "0302": "gpu", "0403": "audio", "0c03": "usb"}.get(class_code[:4], "other")
