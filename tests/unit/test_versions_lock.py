@@ -42,9 +42,8 @@ def lock() -> dict:
 
 @pytest.fixture(scope="module")
 def components(lock: dict) -> dict:
-    comps = lock["components"]
-    assert isinstance(comps, dict)
-    return comps
+    """Components are the top-level mappings that carry a version (as affordml/versions.py reads them)."""
+    return {name: entry for name, entry in lock.items() if isinstance(entry, dict) and "version" in entry}
 
 
 def test_header(lock: dict) -> None:
@@ -58,6 +57,11 @@ def test_header(lock: dict) -> None:
 def test_all_components_present(components: dict) -> None:
     missing = REQUIRED_COMPONENTS - set(components)
     assert not missing, f"components missing from the lock: {sorted(missing)}"
+
+
+def test_upgrade_from_is_not_a_component(lock: dict, components: dict) -> None:
+    assert "upgrade_from" not in components
+    assert lock["upgrade_from"]["tested"] is False
 
 
 @pytest.mark.parametrize("name", sorted(REQUIRED_COMPONENTS))
