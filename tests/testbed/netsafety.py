@@ -84,7 +84,7 @@ def check_route(
 ) -> Route:
     """Raise UnsafeRoute unless address is in subnet and the kernel routes it straight out of bridge."""
     ip = _parse_address(address)
-    if ip not in subnet or subnet.subnet_of(TESTBED_RANGE) is False:
+    if ip not in subnet or not subnet.subnet_of(TESTBED_RANGE):
         raise UnsafeRoute(f"{address} is outside the test bed subnet {subnet}")
     route = parse_route_get(run(route_get_command(str(ip), netns)))
     problem = route_problem(route, str(ip), bridge)
