@@ -1,0 +1,250 @@
+"""The `affordml` command line. Commands parse options, call the core, and print through affordml.console.
+Heavy libraries are imported inside the commands that use them, so `affordml --help` starts fast."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from affordml import __version__
+
+app = typer.Typer(
+    name="affordml",
+    help="Turn one PC with an NVIDIA GPU into a shared ML platform: doctor, plan, then init.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Write or show affordml.yaml.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+ProjectDir = Annotated[Path | None, typer.Option("--project-dir", "-p", help="project folder [default: ~/.affordml]")]
+FactsFile = Annotated[Path | None, typer.Option("--facts", help="use facts saved by `affordml facts --save`")]
+Json = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
+
+
+class _State:
+    debug = False
+    project_dir: Path | None = None
+
+
+@app.callback()
+def main(
+    project_dir: ProjectDir = None,
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
+    version: Annotated[bool, typer.Option("--version", help="print the version")] = False,
+) -> None:
+    if version:
+        print(f"affordml {__version__}")
+        raise typer.Exit()
+    _State.debug = debug
+    _State.project_dir = project_dir
+
+
+def _project(project_dir: Path | None = None):
+    from affordml.project import Project, default_project_dir
+
+    return Project((project_dir or _State.project_dir or default_project_dir()).expanduser())
+
+
+def _config(project):
+    from affordml.config.load import load_config
+
+    return load_config(project.config_file)
+
+
+@app.command()
+def facts(
+    save: Annotated[Path | None, typer.Option("--save", help="save the raw facts to this file")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="a host name from affordml.yaml (default: the first)")] = None,
+    accept_host_key: Annotated[str | None, typer.Option(help="accept this SSH host key fingerprint (SHA256:...)")] = None,
+    facts_file: FactsFile = None,
+    json_out: Json = False,
+) -> None:
+    """Read a host's hardware facts (read-only)."""
+    from affordml import console
+    from affordml.facts.gather import gather_snapshot
+    from affordml.facts.parse import facts_from_snapshot
+    from affordml.facts.snapshot import save_snapshot
+
+    project = _project()
+    snapshot = gather_snapshot(project, _config(project), facts_file, host, accept_host_key)
+    parsed = facts_from_snapshot(snapshot)
+    if save:
+        _refuse_overwrite_of_other_file(save)
+        save_snapshot(snapshot, save)
+    if json_out:
+        console.print_json(parsed.to_dict())
+    else:
+        console.print_facts(parsed)
+        if save:
+            console.line(f"saved to {save}")
+
+
+def _refuse_overwrite_of_other_file(path: Path) -> None:
+    """--save may replace an earlier facts file, never some other file."""
+    import json
+
+    from affordml.errors import FactsError
+
+    if not path.exists():
+        return
+    try:
+        is_facts = json.loads(path.read_text()).get("format", "").startswith("affordml-host-snapshot")
+    except (OSError, ValueError, AttributeError):
+        is_facts = False
+    if not is_facts:
+        raise FactsError(f"--save: {path} exists and is not a facts file", "choose another file name")
+
+
+@app.command()
+def doctor(
+    facts_file: FactsFile = None,
+    ignore_check: Annotated[list[str] | None, typer.Option("--ignore-check", help="skip a check by name")] = None,
+    json_out: Json = False,
+) -> None:
+    """Check the host: virtualization, IOMMU, GPU isolation, vfio, RAM, disk, NICs; each problem with its fix."""
+    from affordml import console
+    from affordml.facts.gather import gather_facts
+    from affordml.plan.build import make_plan
+    from affordml.plan.checks import plan_feasibility, run_checks
+    from affordml.versions import load_lock, version_table
+
+    project = _project()
+    config = _config(project)
+    host_facts = gather_facts(project, config, facts_file)
+    feasibility = plan_feasibility(lambda: make_plan(host_facts, config, version_table(load_lock())))
+    results = run_checks(host_facts, config, set(ignore_check or ()), feasibility)
+    if json_out:
+        console.print_json({"host": host_facts.hostname, "checks": [r.to_dict() for r in results]})
+    else:
+        console.print_checks(results)
+    if any(r.status == "fail" for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def plan(facts_file: FactsFile = None, json_out: Json = False) -> None:
+    """Show how the PC will be carved (VMs, GPUs, sharing, versions) before anything is touched."""
+    from affordml import console
+    from affordml.facts.gather import gather_facts
+    from affordml.plan.build import make_plan
+    from affordml.versions import load_lock, version_table
+
+    project = _project()
+    config = _config(project)
+    the_plan = make_plan(gather_facts(project, config, facts_file), config, version_table(load_lock()))
+    if json_out:
+        console.print_json(the_plan.to_dict())
+    else:
+        console.print_plan(the_plan)
+
+
+@config_app.command("init")
+def config_init(
+    force: Annotated[bool, typer.Option("--force", help="replace an existing file (kept as .bak)")] = False,
+    print_only: Annotated[bool, typer.Option("--print", help="print the sample instead of writing it")] = False,
+) -> None:
+    """Write a commented affordml.yaml that shows every default."""
+    from affordml import console
+    from affordml.config.sample import write_sample, sample_text
+
+    if print_only:
+        sys.stdout.write(sample_text())
+        return
+    path = write_sample(_project().config_file, force=force)
+    console.line(f"wrote {path}")
+
+
+def _unavailable(what: str, issue: str) -> None:
+    from affordml.errors import PhaseUnavailable
+
+    raise PhaseUnavailable(f"{what} is not available in affordml {__version__} yet; nothing was changed",
+                           f"{issue}; meanwhile `affordml doctor` and `affordml plan` show what it would do")
+
+
+@app.command()
+def init(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="render and run Ansible in check mode")] = False,
+) -> None:
+    """Prepare the host, install OpenStack, carve the VMs, install Kubernetes, the GPU stack and ML tools."""
+    _unavailable("`affordml init`", "the phases arrive with the render/run engine")
+
+
+@app.command("add-node")
+def add_node(host: Annotated[str, typer.Argument(help="a host name from affordml.yaml")]) -> None:
+    """Bring another PC into the platform."""
+    _unavailable("`affordml add-node`", "it needs the openstack and kubernetes phases")
+
+
+@app.command()
+def upgrade() -> None:
+    """Move the whole stack to the next tested version set."""
+    _unavailable("`affordml upgrade`", "it needs every phase's upgrade action")
+
+
+@app.command()
+def status(json_out: Json = False) -> None:
+    """Show the project: config, saved facts, phases and servers."""
+    from affordml import console
+    from affordml.status import project_status
+
+    data = project_status(_project())
+    if json_out:
+        console.print_json(data)
+    else:
+        for key, value in data.items():
+            console.line(f"{key}: {value}")
+
+
+@app.command()
+def destroy(
+    yes: Annotated[bool, typer.Option("--yes-i-really-really-mean-it", help="confirm the deletion")] = False,
+) -> None:
+    """Remove what the platform created (VMs, networks, images), after confirmation."""
+    from affordml.errors import ConfirmationRequired
+
+    if not yes:
+        raise ConfirmationRequired("destroy deletes the platform's VMs and everything on them",
+                                   "run again with --yes-i-really-really-mean-it")
+    _unavailable("`affordml destroy`", "it needs the cloud phase")
+
+
+def run() -> None:
+    """Console entry point: one-line errors, exit codes, tracebacks only with --debug."""
+    debug = "--debug" in sys.argv or os.environ.get("AFFORDML_DEBUG") == "1"
+    try:
+        rc = app(standalone_mode=False)
+    except Exception as exc:  # noqa: BLE001 - the one place that turns every error into one line
+        sys.exit(_report(exc, debug))
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+def _report(exc: Exception, debug: bool) -> int:
+    import click
+
+    from affordml.errors import AffordmlError
+
+    if isinstance(exc, click.exceptions.Exit):
+        return exc.exit_code
+    if isinstance(exc, click.exceptions.Abort):
+        return 130
+    if isinstance(exc, click.ClickException):
+        exc.show()
+        return exc.exit_code
+    if debug:
+        import traceback
+
+        traceback.print_exception(exc)
+    from affordml import console
+
+    if isinstance(exc, AffordmlError):
+        console.error_line(exc.label, exc.one_line())
+        return exc.exit_code
+    console.error_line("internal", f"{type(exc).__name__}: {exc} (run with --debug for the traceback)")
+    return 70

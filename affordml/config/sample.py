@@ -1,0 +1,78 @@
+"""A commented affordml.yaml that shows every default, generated from the typed models themselves."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel
+
+from affordml.config.model import Config
+from affordml.errors import ConfigError
+
+HEADER = """\
+# affordml.yaml: what affordml builds on this PC.
+# Every line below is commented out and shows the default. Uncomment and change only what you need:
+# only the values you set are yours; the rest follow affordml's defaults, also after an upgrade.
+# Environment overrides: AFFORDML_<SECTION>__<KEY>=value, e.g. AFFORDML_GPU__SHARING__MODE=mps
+"""
+
+SHARING_HELP = """\
+#   sharing modes (gpu.sharing.mode, or per GPU in gpu.per_gpu):
+#     auto          MIG on MIG-capable cards (A30/A100/H100/H200), else MPS sized by GPU memory
+#     exclusive     one job holds the GPU (best when a job fills it)
+#     time-slicing  replicas: N   jobs take turns; no memory isolation
+#     mps           clients: N    jobs run together; memory split evenly and enforced
+#     mig           layout: NAME  hardware slices, e.g. all-balanced, all-1g.10gb
+#     hami          split: N, memory_percent: P, cores_percent: P   per-job limits by HAMi
+"""
+
+
+def sample_text() -> str:
+    lines = [HEADER]
+    defaults = Config().model_dump(mode="json")
+    for name, field in Config.model_fields.items():
+        lines.append(f"\n# {name}: {field.description or _doc(field.annotation)}")
+        if name == "gpu":
+            lines.append(SHARING_HELP.rstrip("\n"))
+        block = yaml.safe_dump({name: defaults[name]}, sort_keys=False, default_flow_style=False).rstrip("\n")
+        lines += [_with_comment("# " + text, name, text) for text in block.split("\n")]
+    return "\n".join(lines) + "\n"
+
+
+def _doc(annotation) -> str:
+    doc = annotation.__doc__ if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return (doc or "").strip().split("\n")[0]
+
+
+_FIELD_HELP: dict[str, str] = {}
+
+
+def _field_help() -> dict[str, str]:
+    if not _FIELD_HELP:
+        from affordml.config import model
+
+        for cls in (model.Host, model.Network, model.NodeGroup, model.Gpu, model.Ml):
+            for key, field in cls.model_fields.items():
+                if field.description:
+                    _FIELD_HELP.setdefault(key, field.description)
+    return _FIELD_HELP
+
+
+def _with_comment(text: str, section: str, raw: str) -> str:
+    key = raw.strip().lstrip("- ").split(":", 1)[0]
+    help_text = _field_help().get(key)
+    return f"{text:<44} # {help_text}" if help_text and ":" in raw else text
+
+
+def write_sample(path: Path, force: bool = False) -> Path:
+    """Write the sample; an existing file is kept unless --force, and then saved as .bak first."""
+    if path.exists():
+        if not force:
+            raise ConfigError(f"{path} exists already; it was left as it is",
+                              "edit it, or run `affordml config init --force` (the old file is kept as .bak)")
+        shutil.copy2(path, path.with_suffix(path.suffix + ".bak"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(sample_text())
+    return path

@@ -1,0 +1,108 @@
+"""The one place that talks to Rich: every table, line and progress view the CLI shows."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from rich.console import Console
+from rich.table import Table
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skipped": "dim"}
+
+
+def print_json(data) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def line(text: str, style: str | None = None) -> None:
+    out.print(text, style=style, markup=False)
+
+
+def error_line(label: str, text: str) -> None:
+    err.print(f"[bold red]error[/] ({label}): ", end="")
+    err.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def print_checks(results) -> None:
+    table = Table(title="affordml doctor", show_lines=False)
+    for col in ("check", "status", "finding", "fix"):
+        table.add_column(col, overflow="fold")
+    for r in results:
+        table.add_row(r.name, f"[{STATUS_STYLE[r.status]}]{r.status}[/]", r.message, r.fix)
+    out.print(table)
+    counts = {s: sum(1 for r in results if r.status == s) for s in STATUS_STYLE}
+    out.print(f"{counts['pass']} passed, {counts['warn']} warnings, {counts['fail']} failed, "
+              f"{counts['skipped']} skipped")
+
+
+def print_facts(facts) -> None:
+    table = Table(title=f"facts: {facts.hostname} ({facts.source})", show_header=False)
+    table.add_column("fact", style="bold")
+    table.add_column("value", overflow="fold")
+    rows = [
+        ("OS", f"{facts.os.pretty_name}, kernel {facts.kernel}, {facts.arch}"),
+        ("CPU", f"{facts.cpu.model}: {facts.cpu.threads} threads, virtualization {facts.cpu.virt_flag or 'none'}"),
+        ("RAM", f"{facts.memory_bytes / 1024**3:.1f} GiB"),
+        ("disk free", _gib(facts.varlib_free_bytes or facts.root_free_bytes) + " in /var/lib"),
+        ("virtualization", f"{facts.virtualization}; /dev/kvm {'present' if facts.kvm_device else 'missing'}"),
+        ("IOMMU", f"cmdline {'on' if facts.iommu.cmdline_enabled else 'off'}, "
+                  f"{facts.iommu.group_count} groups"),
+        ("vfio-pci", "loaded" if facts.vfio.loaded else "available" if facts.vfio.available else "missing"),
+        ("Secure Boot", {True: "on", False: "off", None: "unknown"}[facts.secure_boot]),
+    ]
+    for nic in facts.nics:
+        rows.append((f"NIC {nic.name}", f"{nic.operstate}{' default route' if nic.default_route else ''} "
+                     f"{' '.join(nic.addresses)}{' (bridge)' if nic.bridge else ''}"))
+    for gpu in facts.gpus:
+        rows.append((f"GPU {gpu.address}", f"{gpu.name} [{gpu.ids}] {gpu.memory_mib or '?'} MiB, driver "
+                     f"{gpu.driver or 'none'}, IOMMU group {gpu.iommu_group}, MIG "
+                     f"{'capable' if gpu.mig_capable else 'no'}"))
+    for key, value in rows:
+        table.add_row(key, value)
+    out.print(table)
+
+
+def _gib(value: int | None) -> str:
+    return "unknown" if value is None else f"{value / 1024**3:.0f} GiB"
+
+
+def print_plan(plan) -> None:
+    out.print(f"[bold]Plan for {plan.host}[/]: {plan.host_vcpus} threads, {plan.host_ram_gib} GiB RAM, "
+              f"{plan.host_disk_free_gib} GiB free disk")
+    table = Table(title="carve")
+    for col in ("what", "role", "vCPU", "RAM GiB", "disk GiB", "flavor / why"):
+        table.add_column(col, overflow="fold")
+    for r in plan.reservations:
+        table.add_row(r.name, "host", str(r.vcpus), str(r.ram_gib), str(r.disk_gib), r.why)
+    for vm in plan.vms:
+        gpu = f" + GPU {', '.join(vm.gpus)}" if vm.gpus else ""
+        table.add_row(f"VM {vm.name}", vm.role, str(vm.vcpus), str(vm.ram_gib), str(vm.disk_gib), vm.flavor + gpu)
+    out.print(table)
+    if plan.gpus:
+        gpus = Table(title="GPUs")
+        for col in ("GPU", "ids / functions", "VM", "nova alias", "sharing", "slots", "why"):
+            gpus.add_column(col, overflow="fold")
+        for g in plan.gpus:
+            fns = ", ".join(f"{f.address} {f.ids} ({f.role})" for f in g.functions)
+            mode = g.sharing.mode + (f" {g.sharing.mig_layout}" if g.sharing.mig_layout else "")
+            gpus.add_row(f"{g.name}\n{g.address}", fns, g.vm, g.nova_alias, mode, str(g.sharing.slots),
+                         g.sharing.reason)
+        out.print(gpus)
+        out.print(f"vfio-pci ids: {','.join(plan.vfio_ids)}")
+    net = Table(title="network", show_header=False)
+    for key, value in plan.network.items():
+        net.add_row(key, value)
+    out.print(net)
+    totals = plan.totals()
+    out.print(f"[bold]Platform overhead[/]: {totals['platform_vcpus']} vCPU, {totals['platform_ram_gib']} GiB RAM "
+              f"({totals['platform_ram_share']:.0%} of the host), {totals['platform_disk_gib']} GiB disk.  "
+              f"[bold]For ML work[/]: {totals['ml_vcpus']} vCPU, {totals['ml_ram_gib']} GiB RAM, "
+              f"{totals['ml_gpu_slots']} GPU slots")
+    versions = ", ".join(f"{k} {v}" for k, v in plan.versions.items())
+    out.print(f"[bold]Versions[/]: {versions}", soft_wrap=True)
+    for w in plan.warnings:
+        out.print(f"[yellow]warning[/] ({w.code}): {w.message}")

@@ -1,0 +1,46 @@
+"""The project folder: the user's config, saved facts, rendered env/, run state, logs and secrets."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+CONFIG_NAME = "affordml.yaml"
+
+
+def default_project_dir() -> Path:
+    return Path(os.environ.get("AFFORDML_HOME") or Path.home() / ".affordml")
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / CONFIG_NAME
+
+    @property
+    def facts_file(self) -> Path:
+        return self.root / "facts.json"
+
+    @property
+    def env_dir(self) -> Path:
+        return self.root / "env"
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "state.json"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.root / "secrets"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.root / "known_hosts"
