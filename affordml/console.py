@@ -28,15 +28,18 @@ def error_line(label: str, text: str) -> None:
 
 
 def print_checks(results) -> None:
-    table = Table(title="affordml doctor", show_lines=False)
-    for col in ("check", "status", "finding", "fix"):
-        table.add_column(col, overflow="fold")
+    """kubeadm-style preflight lines: [status] name: finding, then the fix indented below."""
+    width = max(len(r.name) for r in results) if results else 0
     for r in results:
-        table.add_row(r.name, f"[{STATUS_STYLE[r.status]}]{r.status}[/]", r.message, r.fix)
-    out.print(table)
+        out.print(f"[{STATUS_STYLE[r.status]}]{r.status:>7}[/] {r.name:<{width}}  ", end="")
+        out.print(r.message, markup=False)
+        if r.fix:
+            out.print(f"{'':>8} {'':<{width}}  fix: ", end="", style="bold")
+            out.print(r.fix, markup=False)
     counts = {s: sum(1 for r in results if r.status == s) for s in STATUS_STYLE}
-    out.print(f"{counts['pass']} passed, {counts['warn']} warnings, {counts['fail']} failed, "
-              f"{counts['skipped']} skipped")
+    out.print(
+        f"{counts['pass']} passed, {counts['warn']} warnings, {counts['fail']} failed, {counts['skipped']} skipped"
+    )
 
 
 def print_facts(facts) -> None:
@@ -49,18 +52,27 @@ def print_facts(facts) -> None:
         ("RAM", f"{facts.memory_bytes / 1024**3:.1f} GiB"),
         ("disk free", _gib(facts.varlib_free_bytes or facts.root_free_bytes) + " in /var/lib"),
         ("virtualization", f"{facts.virtualization}; /dev/kvm {'present' if facts.kvm_device else 'missing'}"),
-        ("IOMMU", f"cmdline {'on' if facts.iommu.cmdline_enabled else 'off'}, "
-                  f"{facts.iommu.group_count} groups"),
+        ("IOMMU", f"cmdline {'on' if facts.iommu.cmdline_enabled else 'off'}, {facts.iommu.group_count} groups"),
         ("vfio-pci", "loaded" if facts.vfio.loaded else "available" if facts.vfio.available else "missing"),
         ("Secure Boot", {True: "on", False: "off", None: "unknown"}[facts.secure_boot]),
     ]
     for nic in facts.nics:
-        rows.append((f"NIC {nic.name}", f"{nic.operstate}{' default route' if nic.default_route else ''} "
-                     f"{' '.join(nic.addresses)}{' (bridge)' if nic.bridge else ''}"))
+        rows.append(
+            (
+                f"NIC {nic.name}",
+                f"{nic.operstate}{' default route' if nic.default_route else ''} "
+                f"{' '.join(nic.addresses)}{' (bridge)' if nic.bridge else ''}",
+            )
+        )
     for gpu in facts.gpus:
-        rows.append((f"GPU {gpu.address}", f"{gpu.name} [{gpu.ids}] {gpu.memory_mib or '?'} MiB, driver "
-                     f"{gpu.driver or 'none'}, IOMMU group {gpu.iommu_group}, MIG "
-                     f"{'capable' if gpu.mig_capable else 'no'}"))
+        rows.append(
+            (
+                f"GPU {gpu.address}",
+                f"{gpu.name} [{gpu.ids}] {gpu.memory_mib or '?'} MiB, driver "
+                f"{gpu.driver or 'none'}, IOMMU group {gpu.iommu_group}, MIG "
+                f"{'capable' if gpu.mig_capable else 'no'}",
+            )
+        )
     for key, value in rows:
         table.add_row(key, value)
     out.print(table)
@@ -71,8 +83,10 @@ def _gib(value: int | None) -> str:
 
 
 def print_plan(plan) -> None:
-    out.print(f"[bold]Plan for {plan.host}[/]: {plan.host_vcpus} threads, {plan.host_ram_gib} GiB RAM, "
-              f"{plan.host_disk_free_gib} GiB free disk")
+    out.print(
+        f"[bold]Plan for {plan.host}[/]: {plan.host_vcpus} threads, {plan.host_ram_gib} GiB RAM, "
+        f"{plan.host_disk_free_gib} GiB free disk"
+    )
     table = Table(title="carve")
     for col in ("what", "role", "vCPU", "RAM GiB", "disk GiB", "flavor / why"):
         table.add_column(col, overflow="fold")
@@ -89,8 +103,9 @@ def print_plan(plan) -> None:
         for g in plan.gpus:
             fns = ", ".join(f"{f.address} {f.ids} ({f.role})" for f in g.functions)
             mode = g.sharing.mode + (f" {g.sharing.mig_layout}" if g.sharing.mig_layout else "")
-            gpus.add_row(f"{g.name}\n{g.address}", fns, g.vm, g.nova_alias, mode, str(g.sharing.slots),
-                         g.sharing.reason)
+            gpus.add_row(
+                f"{g.name}\n{g.address}", fns, g.vm, g.nova_alias, mode, str(g.sharing.slots), g.sharing.reason
+            )
         out.print(gpus)
         out.print(f"vfio-pci ids: {','.join(plan.vfio_ids)}")
     net = Table(title="network", show_header=False)
@@ -98,10 +113,12 @@ def print_plan(plan) -> None:
         net.add_row(key, value)
     out.print(net)
     totals = plan.totals()
-    out.print(f"[bold]Platform overhead[/]: {totals['platform_vcpus']} vCPU, {totals['platform_ram_gib']} GiB RAM "
-              f"({totals['platform_ram_share']:.0%} of the host), {totals['platform_disk_gib']} GiB disk.  "
-              f"[bold]For ML work[/]: {totals['ml_vcpus']} vCPU, {totals['ml_ram_gib']} GiB RAM, "
-              f"{totals['ml_gpu_slots']} GPU slots")
+    out.print(
+        f"[bold]Platform overhead[/]: {totals['platform_vcpus']} vCPU, {totals['platform_ram_gib']} GiB RAM "
+        f"({totals['platform_ram_share']:.0%} of the host), {totals['platform_disk_gib']} GiB disk.  "
+        f"[bold]For ML work[/]: {totals['ml_vcpus']} vCPU, {totals['ml_ram_gib']} GiB RAM, "
+        f"{totals['ml_gpu_slots']} GPU slots"
+    )
     versions = ", ".join(f"{k} {v}" for k, v in plan.versions.items())
     out.print(f"[bold]Versions[/]: {versions}", soft_wrap=True)
     for w in plan.warnings:

@@ -61,8 +61,12 @@ def _config(project):
 @app.command()
 def facts(
     save: Annotated[Path | None, typer.Option("--save", help="save the raw facts to this file")] = None,
-    host: Annotated[str | None, typer.Option("--host", help="a host name from affordml.yaml (default: the first)")] = None,
-    accept_host_key: Annotated[str | None, typer.Option(help="accept this SSH host key fingerprint (SHA256:...)")] = None,
+    host: Annotated[
+        str | None, typer.Option("--host", help="a host name from affordml.yaml (default: the first)")
+    ] = None,
+    accept_host_key: Annotated[
+        str | None, typer.Option(help="accept this SSH host key fingerprint (SHA256:...)")
+    ] = None,
     facts_file: FactsFile = None,
     json_out: Json = False,
 ) -> None:
@@ -152,7 +156,7 @@ def config_init(
 ) -> None:
     """Write a commented affordml.yaml that shows every default."""
     from affordml import console
-    from affordml.config.sample import write_sample, sample_text
+    from affordml.config.sample import sample_text, write_sample
 
     if print_only:
         sys.stdout.write(sample_text())
@@ -164,8 +168,10 @@ def config_init(
 def _unavailable(what: str, issue: str) -> None:
     from affordml.errors import PhaseUnavailable
 
-    raise PhaseUnavailable(f"{what} is not available in affordml {__version__} yet; nothing was changed",
-                           f"{issue}; meanwhile `affordml doctor` and `affordml plan` show what it would do")
+    raise PhaseUnavailable(
+        f"{what} is not available in affordml {__version__} yet; nothing was changed",
+        f"{issue}; meanwhile `affordml doctor` and `affordml plan` show what it would do",
+    )
 
 
 @app.command()
@@ -210,8 +216,9 @@ def destroy(
     from affordml.errors import ConfirmationRequired
 
     if not yes:
-        raise ConfirmationRequired("destroy deletes the platform's VMs and everything on them",
-                                   "run again with --yes-i-really-really-mean-it")
+        raise ConfirmationRequired(
+            "destroy deletes the platform's VMs and everything on them", "run again with --yes-i-really-really-mean-it"
+        )
     _unavailable("`affordml destroy`", "it needs the cloud phase")
 
 

@@ -32,8 +32,10 @@ def read_user_file(path: Path) -> dict:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping of sections (hosts, network, vms, gpu, ml)",
-                          "see `affordml config init` for the layout")
+        raise ConfigError(
+            f"{path} must hold a mapping of sections (hosts, network, vms, gpu, ml)",
+            "see `affordml config init` for the layout",
+        )
     return data
 
 

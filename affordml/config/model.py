@@ -176,11 +176,15 @@ class Ml(Strict):
 class Config(Strict):
     """The whole affordml.yaml."""
 
-    hosts: list[Host] = Field(default_factory=lambda: [Host(name="main")], min_length=1)
-    network: Network = Field(default_factory=Network)
-    vms: Vms = Field(default_factory=Vms)
-    gpu: Gpu = Field(default_factory=Gpu)
-    ml: Ml = Field(default_factory=Ml)
+    hosts: list[Host] = Field(
+        default_factory=lambda: [Host(name="main")],
+        min_length=1,
+        description="the PCs; the first runs OpenStack's control plane",
+    )
+    network: Network = Field(default_factory=Network, description="NICs and address ranges")
+    vms: Vms = Field(default_factory=Vms, description="the Kubernetes VMs carved from the PC")
+    gpu: Gpu = Field(default_factory=Gpu, description="how each GPU is shared between jobs")
+    ml: Ml = Field(default_factory=Ml, description="the ML environments to install")
 
     @model_validator(mode="after")
     def _unique_hosts(self) -> Config:

@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel
 
 from affordml.config.model import Config
 from affordml.errors import ConfigError
@@ -33,17 +32,12 @@ def sample_text() -> str:
     lines = [HEADER]
     defaults = Config().model_dump(mode="json")
     for name, field in Config.model_fields.items():
-        lines.append(f"\n# {name}: {field.description or _doc(field.annotation)}")
+        lines.append(f"\n# --- {name}: {field.description}")
         if name == "gpu":
             lines.append(SHARING_HELP.rstrip("\n"))
         block = yaml.safe_dump({name: defaults[name]}, sort_keys=False, default_flow_style=False).rstrip("\n")
         lines += [_with_comment("# " + text, name, text) for text in block.split("\n")]
     return "\n".join(lines) + "\n"
-
-
-def _doc(annotation) -> str:
-    doc = annotation.__doc__ if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
-    return (doc or "").strip().split("\n")[0]
 
 
 _FIELD_HELP: dict[str, str] = {}
@@ -70,8 +64,10 @@ def write_sample(path: Path, force: bool = False) -> Path:
     """Write the sample; an existing file is kept unless --force, and then saved as .bak first."""
     if path.exists():
         if not force:
-            raise ConfigError(f"{path} exists already; it was left as it is",
-                              "edit it, or run `affordml config init --force` (the old file is kept as .bak)")
+            raise ConfigError(
+                f"{path} exists already; it was left as it is",
+                "edit it, or run `affordml config init --force` (the old file is kept as .bak)",
+            )
         shutil.copy2(path, path.with_suffix(path.suffix + ".bak"))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(sample_text())

@@ -13,8 +13,13 @@ from affordml.facts.sources import load_snapshot_file, local_snapshot, ssh_snaps
 from affordml.project import Project
 
 
-def gather_snapshot(project: Project, config: Config, facts_file: Path | None = None,
-                    host_name: str | None = None, accept_host_key: str | None = None) -> Snapshot:
+def gather_snapshot(
+    project: Project,
+    config: Config,
+    facts_file: Path | None = None,
+    host_name: str | None = None,
+    accept_host_key: str | None = None,
+) -> Snapshot:
     if facts_file is not None:
         return load_snapshot_file(facts_file)
     host = config.hosts[0] if host_name is None else _host(config, host_name)
@@ -28,7 +33,9 @@ def _host(config: Config, name: str):
     for host in config.hosts:
         if host.name == name:
             return host
-    raise ConfigError(f"--host: no host named {name!r} in hosts", f"use one of: {', '.join(h.name for h in config.hosts)}")
+    raise ConfigError(
+        f"--host: no host named {name!r} in hosts", f"use one of: {', '.join(h.name for h in config.hosts)}"
+    )
 
 
 def gather_facts(*args, **kwargs) -> HostFacts:

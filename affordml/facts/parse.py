@@ -226,9 +226,7 @@ def build_gpus(devices: list[PciDevice], groups: dict[int, list[str]], smi: list
         functions = tuple(sorted((d for d in devices if d.slot == dev.slot), key=lambda d: d.address != dev.address))
         own = {f.address for f in functions}
         members = groups.get(dev.iommu_group, []) if dev.iommu_group is not None else []
-        others = tuple(
-            m for m in members if m not in own and not (m in by_address and by_address[m].is_bridge)
-        )
+        others = tuple(m for m in members if m not in own and not (m in by_address and by_address[m].is_bridge))
         gpus.append(_gpu(dev, functions, others, smi_by_bus.get(dev.address)))
     return gpus
 

@@ -65,8 +65,14 @@ def ssh_snapshot(
     client.set_missing_host_key_policy(_VerifyPolicy(accept_fingerprint))
     try:
         client.connect(
-            address, port=port, username=user, key_filename=str(key_file) if key_file else None,
-            timeout=timeout, banner_timeout=timeout, auth_timeout=timeout, allow_agent=key_file is None,
+            address,
+            port=port,
+            username=user,
+            key_filename=str(key_file) if key_file else None,
+            timeout=timeout,
+            banner_timeout=timeout,
+            auth_timeout=timeout,
+            allow_agent=key_file is None,
             look_for_keys=key_file is None,
         )
     except _UnknownHostKey as exc:

@@ -26,10 +26,17 @@ def make_plan(facts: HostFacts, config: Config, versions: dict[str, str]) -> Pla
     vms += [_vm(f"worker-{i + 1}", "worker", size, gpu_worker[i]) for i, size in enumerate(worker_sizes)]
     assignments = [_assign(g, vms, aliases, config) for g in gpus]
     if not gpus:
-        warnings.append(PlanWarning("no-gpu", "no NVIDIA GPU can be passed through: the gpu phase will be skipped "
-                                    "and the platform runs CPU-only"))
-    warnings += [PlanWarning("mig-reboot", f"{a.name}: switching MIG mode inside the VM may need a VM reboot")
-                 for a in assignments if a.sharing.mode == "mig"]
+        warnings.append(
+            PlanWarning(
+                "no-gpu",
+                "no NVIDIA GPU can be passed through: the gpu phase will be skipped and the platform runs CPU-only",
+            )
+        )
+    warnings += [
+        PlanWarning("mig-reboot", f"{a.name}: switching MIG mode inside the VM may need a VM reboot")
+        for a in assignments
+        if a.sharing.mode == "mig"
+    ]
     return Plan(
         host=facts.hostname,
         host_vcpus=facts.cpu.threads,
@@ -39,8 +46,10 @@ def make_plan(facts: HostFacts, config: Config, versions: dict[str, str]) -> Pla
         vms=vms,
         gpus=assignments,
         vfio_ids=sorted({f.ids for g in gpus for f in g.functions}),
-        nova_aliases=[{"name": name, "vendor_id": ids[:4], "product_id": ids[5:], "device_type": "type-PCI"}
-                      for ids, name in sorted(aliases.items(), key=lambda item: item[1])],
+        nova_aliases=[
+            {"name": name, "vendor_id": ids[:4], "product_id": ids[5:], "device_type": "type-PCI"}
+            for ids, name in sorted(aliases.items(), key=lambda item: item[1])
+        ],
         versions=dict(sorted(versions.items())),
         network=plan_network(facts, config.network),
         ml=config.ml.model_dump(),
@@ -59,12 +68,17 @@ def passthrough_gpus(facts: HostFacts, config: Config) -> tuple[list[Gpu], list[
     """NVIDIA GPUs that go to VMs; raises when there are GPUs but none can be isolated."""
     candidates = [g for g in facts.nvidia_gpus if g.address not in config.gpu.exclude]
     usable = [g for g in candidates if g.isolatable]
-    warnings = [PlanWarning("gpu-not-isolatable", f"{g.name} at {g.address} stays on the host: "
-                            f"{isolation_problem(g)}") for g in candidates if not g.isolatable]
+    warnings = [
+        PlanWarning("gpu-not-isolatable", f"{g.name} at {g.address} stays on the host: {isolation_problem(g)}")
+        for g in candidates
+        if not g.isolatable
+    ]
     if candidates and not usable:
         first = candidates[0]
-        raise PlanError(f"no GPU can be passed through: {first.name} at {first.address}: {isolation_problem(first)}",
-                        isolation_fix(first, facts))
+        raise PlanError(
+            f"no GPU can be passed through: {first.name} at {first.address}: {isolation_problem(first)}",
+            isolation_fix(first, facts),
+        )
     return sorted(usable, key=lambda g: g.address), warnings
 
 
@@ -79,8 +93,10 @@ def isolation_fix(gpu: Gpu, facts: HostFacts) -> str:
         return "run affordml on the bare-metal PC, not inside a VM"
     if gpu.iommu_group is None:
         return "turn on VT-d / AMD-Vi (IOMMU) in the firmware and run `affordml doctor` for the kernel arguments"
-    return ("move the GPU to a CPU-attached slot (usually the top x16 slot), or update the firmware; "
-            "see `affordml doctor` (check gpu-isolatable)")
+    return (
+        "move the GPU to a CPU-attached slot (usually the top x16 slot), or update the firmware; "
+        "see `affordml doctor` (check gpu-isolatable)"
+    )
 
 
 def nova_aliases(gpus: list[Gpu]) -> dict[str, str]:

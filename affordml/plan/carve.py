@@ -27,8 +27,13 @@ def reservations(vm_count: int) -> list[Reservation]:
     """What the host keeps before any Kubernetes VM is carved."""
     return [
         Reservation("host OS", 1, 2, 20, "the PC's own system, SSH and updates"),
-        Reservation("OpenStack (kolla-ansible all-in-one)", 2, 6, 60,
-                    "MariaDB, RabbitMQ, keystone, glance, placement, nova, neutron and their images"),
+        Reservation(
+            "OpenStack (kolla-ansible all-in-one)",
+            2,
+            6,
+            60,
+            "MariaDB, RabbitMQ, keystone, glance, placement, nova, neutron and their images",
+        ),
         Reservation("hypervisor overhead", 0, max(1, (vm_count + 1) // 2), 0, "QEMU's own memory per VM"),
     ]
 
@@ -66,7 +71,9 @@ def carve(budget: Budget, vms: Vms, gpu_worker_flags: list[bool]) -> tuple[Size,
         if left <= 0:
             raise PlanError(
                 f"{label}: nothing is left for VMs after the host OS and OpenStack reservations "
-                f"({-left} short before any VM)", fix)
+                f"({-left} short before any VM)",
+                fix,
+            )
     mins = [GPU_WORKER_MIN if g else WORKER_MIN for g in gpu_worker_flags]
     cp = _control_plane(budget, vms.control_plane, mins)
     rest = Budget(budget.vcpus - cp.vcpus, budget.ram_gib - cp.ram_gib, budget.disk_gib - cp.disk_gib)
@@ -79,11 +86,17 @@ def carve(budget: Budget, vms: Vms, gpu_worker_flags: list[bool]) -> tuple[Size,
 def _control_plane(budget: Budget, group: NodeGroup, worker_mins: list[Minimum]) -> Size:
     need = Minimum(*(sum(getattr(m, f) for m in worker_mins) for f in ("vcpus", "ram_gib", "disk_gib")))
     return Size(
-        _explicit_or(group.vcpus, _target(budget.vcpus, need.vcpus, CONTROL_PLANE_MIN.vcpus, CONTROL_PLANE_TARGET.vcpus)),
-        _explicit_or(group.ram_gib,
-                     _target(budget.ram_gib, need.ram_gib, CONTROL_PLANE_MIN.ram_gib, CONTROL_PLANE_TARGET.ram_gib)),
-        _explicit_or(group.disk_gib,
-                     _target(budget.disk_gib, need.disk_gib, CONTROL_PLANE_MIN.disk_gib, CONTROL_PLANE_TARGET.disk_gib)),
+        _explicit_or(
+            group.vcpus, _target(budget.vcpus, need.vcpus, CONTROL_PLANE_MIN.vcpus, CONTROL_PLANE_TARGET.vcpus)
+        ),
+        _explicit_or(
+            group.ram_gib,
+            _target(budget.ram_gib, need.ram_gib, CONTROL_PLANE_MIN.ram_gib, CONTROL_PLANE_TARGET.ram_gib),
+        ),
+        _explicit_or(
+            group.disk_gib,
+            _target(budget.disk_gib, need.disk_gib, CONTROL_PLANE_MIN.disk_gib, CONTROL_PLANE_TARGET.disk_gib),
+        ),
     )
 
 
@@ -114,8 +127,11 @@ def _share(total: int, weights: list[int], index: int, minimum: int) -> int:
 
 
 def _check_fits(budget: Budget, cp: Size, workers: list[Size]) -> None:
-    for resource, label, key in (("vcpus", "vCPUs", "vcpus"), ("ram_gib", "GiB RAM", "ram_gib"),
-                                 ("disk_gib", "GiB disk", "disk_gib")):
+    for resource, label, key in (
+        ("vcpus", "vCPUs", "vcpus"),
+        ("ram_gib", "GiB RAM", "ram_gib"),
+        ("disk_gib", "GiB disk", "disk_gib"),
+    ):
         used = getattr(cp, resource) + sum(getattr(w, resource) for w in workers)
         have = getattr(budget, resource)
         if used > have:
@@ -140,5 +156,6 @@ def _check_minimum(name: str, size: Size, minimum: Minimum, field: str) -> None:
 
 def check_worker_minimums(workers: list[Size], gpu_flags: list[bool]) -> None:
     for i, (size, gpu) in enumerate(zip(workers, gpu_flags, strict=True)):
-        _check_minimum(f"{'GPU ' if gpu else ''}worker-{i + 1}", size, GPU_WORKER_MIN if gpu else WORKER_MIN,
-                       "vms.workers")
+        _check_minimum(
+            f"{'GPU ' if gpu else ''}worker-{i + 1}", size, GPU_WORKER_MIN if gpu else WORKER_MIN, "vms.workers"
+        )

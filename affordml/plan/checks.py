@@ -56,8 +56,11 @@ def supported_os(facts: HostFacts, _: Config) -> list[CheckResult]:
     name = "supported-os"
     if (facts.os.id, facts.os.version_id) in SUPPORTED_OS:
         return ok(name, facts.os.pretty_name)
-    return warn(name, f"{facts.os.pretty_name} is not a tested OS",
-                "install Ubuntu 24.04 LTS or Debian 12/13; other systems may work but are not tested")
+    return warn(
+        name,
+        f"{facts.os.pretty_name} is not a tested OS",
+        "install Ubuntu 24.04 LTS or Debian 12/13; other systems may work but are not tested",
+    )
 
 
 @check("architecture", "an x86-64 PC")
@@ -71,9 +74,12 @@ def architecture(facts: HostFacts, _: Config) -> list[CheckResult]:
 def privileges(facts: HostFacts, _: Config) -> list[CheckResult]:
     if facts.is_root or facts.sudo_without_password:
         return ok("privileges", "root" if facts.is_root else "sudo without a password")
-    return fail("privileges", "affordml needs root to prepare the host",
-                "run as root, or allow your user sudo without a password: "
-                "`echo \"$USER ALL=(ALL) NOPASSWD:ALL\" | sudo tee /etc/sudoers.d/affordml`")
+    return fail(
+        "privileges",
+        "affordml needs root to prepare the host",
+        "run as root, or allow your user sudo without a password: "
+        '`echo "$USER ALL=(ALL) NOPASSWD:ALL" | sudo tee /etc/sudoers.d/affordml`',
+    )
 
 
 @check("cpu-virtualization", "VT-x / AMD-V exposed by the CPU")
@@ -82,8 +88,11 @@ def cpu_virtualization(facts: HostFacts, _: Config) -> list[CheckResult]:
     if facts.cpu.virt_flag:
         return ok(name, f"{facts.cpu.model}: {facts.cpu.virt_flag}")
     setting = "SVM Mode (AMD-V)" if facts.cpu.vendor == "amd" else "Intel Virtualization Technology (VT-x)"
-    return fail(name, f"{facts.cpu.model} does not expose hardware virtualization",
-                f"enable '{setting}' in the firmware (BIOS/UEFI) setup, then boot again")
+    return fail(
+        name,
+        f"{facts.cpu.model} does not expose hardware virtualization",
+        f"enable '{setting}' in the firmware (BIOS/UEFI) setup, then boot again",
+    )
 
 
 @check("kvm", "/dev/kvm present")
@@ -91,24 +100,32 @@ def kvm(facts: HostFacts, _: Config) -> list[CheckResult]:
     if facts.kvm_device:
         return ok("kvm", "/dev/kvm is present")
     module = "kvm_amd" if facts.cpu.vendor == "amd" else "kvm_intel"
-    return fail("kvm", "/dev/kvm is missing: VMs would run 50x slower under emulation",
-                f"enable CPU virtualization in the firmware, then `sudo modprobe {module}`")
+    return fail(
+        "kvm",
+        "/dev/kvm is missing: VMs would run 50x slower under emulation",
+        f"enable CPU virtualization in the firmware, then `sudo modprobe {module}`",
+    )
 
 
 @check("bare-metal", "affordml runs on the PC itself, not in a VM")
 def bare_metal(facts: HostFacts, _: Config) -> list[CheckResult]:
     if not facts.is_vm:
         return ok("bare-metal", "not a virtual machine")
-    return fail("bare-metal", f"this host is a virtual machine ({facts.virtualization}); GPU passthrough into "
-                "nested VMs does not work", "run affordml on the physical PC")
+    return fail(
+        "bare-metal",
+        f"this host is a virtual machine ({facts.virtualization}); GPU passthrough into nested VMs does not work",
+        "run affordml on the physical PC",
+    )
 
 
 @check("iommu-cmdline", "the IOMMU is on in the kernel command line")
 def iommu_cmdline(facts: HostFacts, _: Config) -> list[CheckResult]:
     name = "iommu-cmdline"
     arg = "amd_iommu=on iommu=pt" if facts.cpu.vendor == "amd" else "intel_iommu=on iommu=pt"
-    fix = (f"add `{arg}` to GRUB_CMDLINE_LINUX_DEFAULT in /etc/default/grub, run `sudo update-grub`, reboot "
-           "(`affordml init` does this for you in its host phase)")
+    fix = (
+        f"add `{arg}` to GRUB_CMDLINE_LINUX_DEFAULT in /etc/default/grub, run `sudo update-grub`, reboot "
+        "(`affordml init` does this for you in its host phase)"
+    )
     if not facts.iommu.cmdline_enabled:
         return fail(name, "the kernel command line does not turn the IOMMU on", fix)
     if not facts.iommu.passthrough_mode:
@@ -121,8 +138,11 @@ def iommu_active(facts: HostFacts, _: Config) -> list[CheckResult]:
     if facts.iommu.active:
         return ok("iommu-active", f"{facts.iommu.group_count} IOMMU groups")
     setting = "AMD-Vi / IOMMU" if facts.cpu.vendor == "amd" else "VT-d"
-    return fail("iommu-active", "no IOMMU groups: the IOMMU is off",
-                f"enable '{setting}' (and 'Above 4G decoding') in the firmware setup, and check iommu-cmdline")
+    return fail(
+        "iommu-active",
+        "no IOMMU groups: the IOMMU is off",
+        f"enable '{setting}' (and 'Above 4G decoding') in the firmware setup, and check iommu-cmdline",
+    )
 
 
 @check("gpu-present", "an NVIDIA GPU")
@@ -130,8 +150,11 @@ def gpu_present(facts: HostFacts, _: Config) -> list[CheckResult]:
     gpus = facts.nvidia_gpus
     if gpus:
         return ok("gpu-present", ", ".join(f"{g.name} at {g.address}" for g in gpus))
-    return warn("gpu-present", "no NVIDIA GPU found: the platform will run CPU-only and skip the GPU phases",
-                "fit an NVIDIA GPU in a CPU-attached x16 slot")
+    return warn(
+        "gpu-present",
+        "no NVIDIA GPU found: the platform will run CPU-only and skip the GPU phases",
+        "fit an NVIDIA GPU in a CPU-attached x16 slot",
+    )
 
 
 @check("gpu-isolatable", "each GPU is alone in its IOMMU group")
@@ -147,10 +170,12 @@ def gpu_isolatable(facts: HostFacts, config: Config) -> list[CheckResult]:
         elif gpu.iommu_group is None:
             results += fail(name, f"{gpu.name} has no IOMMU group", "turn the IOMMU on (see iommu-active)")
         else:
-            results += fail(name, f"{gpu.name}'s IOMMU group {gpu.iommu_group} also holds "
-                            f"{', '.join(gpu.group_others)}",
-                            "move the GPU to the CPU-attached x16 slot, update the firmware, or list it in "
-                            "gpu.exclude; ACS-override kernel patches are unsafe and not supported")
+            results += fail(
+                name,
+                f"{gpu.name}'s IOMMU group {gpu.iommu_group} also holds {', '.join(gpu.group_others)}",
+                "move the GPU to the CPU-attached x16 slot, update the firmware, or list it in "
+                "gpu.exclude; ACS-override kernel patches are unsafe and not supported",
+            )
     return results
 
 
@@ -158,9 +183,12 @@ def gpu_isolatable(facts: HostFacts, config: Config) -> list[CheckResult]:
 def vfio_pci(facts: HostFacts, _: Config) -> list[CheckResult]:
     if facts.vfio.available:
         return ok("vfio-pci", "loaded" if facts.vfio.loaded else "available")
-    return fail("vfio-pci", "the vfio-pci driver is not available in this kernel",
-                "install the distribution kernel: `sudo apt install linux-image-generic` (Ubuntu) or "
-                "`sudo apt install linux-image-amd64` (Debian), then reboot into it")
+    return fail(
+        "vfio-pci",
+        "the vfio-pci driver is not available in this kernel",
+        "install the distribution kernel: `sudo apt install linux-image-generic` (Ubuntu) or "
+        "`sudo apt install linux-image-amd64` (Debian), then reboot into it",
+    )
 
 
 @check("gpu-driver", "which driver holds each GPU now")
@@ -171,9 +199,12 @@ def gpu_driver(facts: HostFacts, _: Config) -> list[CheckResult]:
         if gpu.driver == "vfio-pci":
             results += ok(name, "vfio-pci holds it: ready for passthrough")
         elif gpu.driver in ("nvidia", "nouveau"):
-            results += warn(name, f"{gpu.driver} holds {gpu.name}; vfio-pci must take it at boot",
-                            "`affordml init` binds vfio-pci early and blacklists nouveau; then reboot. "
-                            "Don't use this GPU for the desktop display")
+            results += warn(
+                name,
+                f"{gpu.driver} holds {gpu.name}; vfio-pci must take it at boot",
+                "`affordml init` binds vfio-pci early and blacklists nouveau; then reboot. "
+                "Don't use this GPU for the desktop display",
+            )
         else:
             results += ok(name, f"no driver holds {gpu.name}")
     return results
@@ -187,9 +218,12 @@ def secure_boot(facts: HostFacts, _: Config) -> list[CheckResult]:
         return warn("secure-boot", "Secure Boot state unknown", "install mokutil: `sudo apt install mokutil`")
     dkms = [g for g in facts.nvidia_gpus if g.driver == "nvidia"]
     if dkms:
-        return warn("secure-boot", "Secure Boot is on and the host uses the (unsigned, DKMS) nvidia driver",
-                    "nothing to do for affordml (vfio-pci is signed); the host's nvidia module stops loading "
-                    "once vfio-pci takes the GPU")
+        return warn(
+            "secure-boot",
+            "Secure Boot is on and the host uses the (unsigned, DKMS) nvidia driver",
+            "nothing to do for affordml (vfio-pci is signed); the host's nvidia module stops loading "
+            "once vfio-pci takes the GPU",
+        )
     return ok("secure-boot", "on; vfio-pci and KVM are signed in-tree modules")
 
 
@@ -198,13 +232,17 @@ def nic_management(facts: HostFacts, config: Config) -> list[CheckResult]:
     wanted = config.network.management_interface
     nic = facts.default_nic if wanted == "auto" else next((n for n in facts.nics if n.name == wanted), None)
     if nic is None:
-        return fail("nic-management", "no NIC for management (none carries the default route)",
-                    "connect the PC to the network, or set network.management_interface")
+        return fail(
+            "nic-management",
+            "no NIC for management (none carries the default route)",
+            "connect the PC to the network, or set network.management_interface",
+        )
     if not any(":" not in a for a in nic.addresses):
         return fail("nic-management", f"{nic.name} has no IPv4 address", "configure DHCP or a static address")
     if nic.wireless:
-        return warn("nic-management", f"{nic.name} is wireless: neutron bridging over Wi-Fi does not work",
-                    "use a wired NIC")
+        return warn(
+            "nic-management", f"{nic.name} is wireless: neutron bridging over Wi-Fi does not work", "use a wired NIC"
+        )
     return ok("nic-management", f"{nic.name} {', '.join(nic.addresses)}")
 
 
@@ -224,23 +262,33 @@ def resources(facts: HostFacts, config: Config) -> list[CheckResult]:
     workers = config.vms.workers.count
     gpu = bool(facts.nvidia_gpus)
     need = _minimum_need(workers, gpu)
-    have = {"cpu": facts.cpu.threads, "ram": facts.memory_bytes // GIB,
-            "disk": (facts.varlib_free_bytes or facts.root_free_bytes or 0) // GIB}
+    have = {
+        "cpu": facts.cpu.threads,
+        "ram": facts.memory_bytes // GIB,
+        "disk": (facts.varlib_free_bytes or facts.root_free_bytes or 0) // GIB,
+    }
     units = {"cpu": "CPU threads", "ram": "GiB RAM", "disk": "GiB free disk in /var/lib"}
-    fixes = {"cpu": "use a PC with more cores, or fewer workers (vms.workers.count)",
-             "ram": "add RAM, or fewer workers (vms.workers.count)", "disk": "free disk space or add a disk"}
+    fixes = {
+        "cpu": "use a PC with more cores, or fewer workers (vms.workers.count)",
+        "ram": "add RAM, or fewer workers (vms.workers.count)",
+        "disk": "free disk space or add a disk",
+    }
     return [
-        CheckResult(f"{key}-enough", "pass" if have[key] >= need[key] else "fail",
-                    f"{have[key]} {units[key]} (the platform needs at least {need[key]})",
-                    "" if have[key] >= need[key] else fixes[key])
+        CheckResult(
+            f"{key}-enough",
+            "pass" if have[key] >= need[key] else "fail",
+            f"{have[key]} {units[key]} (the platform needs at least {need[key]})",
+            "" if have[key] >= need[key] else fixes[key],
+        )
         for key in ("cpu", "ram", "disk")
     ]
 
 
 def _minimum_need(workers: int, gpu: bool) -> dict[str, int]:
     reserved = carve.reservations(1 + workers)
-    mins = [carve.CONTROL_PLANE_MIN] + [carve.GPU_WORKER_MIN if gpu and i == 0 else carve.WORKER_MIN
-                                        for i in range(workers)]
+    mins = [carve.CONTROL_PLANE_MIN] + [
+        carve.GPU_WORKER_MIN if gpu and i == 0 else carve.WORKER_MIN for i in range(workers)
+    ]
     return {
         "cpu": sum(r.vcpus for r in reserved) + sum(m.vcpus for m in mins),
         "ram": sum(r.ram_gib for r in reserved) + sum(m.ram_gib for m in mins),
@@ -252,8 +300,7 @@ def run_checks(facts: HostFacts, config: Config, ignore: set[str] = frozenset(),
     """Every registered check, in order; ignored ones are reported as skipped."""
     unknown = {i for i in ignore if i not in CHECKS}
     if unknown:
-        raise PlanError(f"--ignore-check: unknown check {sorted(unknown)[0]!r}",
-                        f"use one of: {', '.join(CHECKS)}")
+        raise PlanError(f"--ignore-check: unknown check {sorted(unknown)[0]!r}", f"use one of: {', '.join(CHECKS)}")
     results = []
     for name, (_, fn) in CHECKS.items():
         if name in ignore:

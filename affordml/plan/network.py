@@ -16,8 +16,10 @@ def plan_network(facts: HostFacts, net: Network) -> dict[str, str]:
     external = _external(facts, net.external_interface, mgmt)
     address = next((a for a in mgmt.addresses if ":" not in a), None)
     if address is None:
-        raise PlanError(f"network.management_interface: {mgmt.name} has no IPv4 address",
-                        "give it an address (DHCP or static) or choose another NIC")
+        raise PlanError(
+            f"network.management_interface: {mgmt.name} has no IPv4 address",
+            "give it an address (DHCP or static) or choose another NIC",
+        )
     iface = ipaddress.ip_interface(address)
     ext_subnet = ipaddress.ip_network(net.external_subnet) if net.external_subnet else iface.network
     first, last = _floating_range(ext_subnet, net.floating_ip_count)
@@ -36,13 +38,17 @@ def _management(facts: HostFacts, wanted: str) -> Nic:
     if wanted == "auto":
         nic = facts.default_nic
         if nic is None:
-            raise PlanError("network.management_interface: no NIC carries the default route",
-                            "connect the PC to your network, or name the NIC in network.management_interface")
+            raise PlanError(
+                "network.management_interface: no NIC carries the default route",
+                "connect the PC to your network, or name the NIC in network.management_interface",
+            )
         return nic
     nic = next((n for n in facts.nics if n.name == wanted), None)
     if nic is None:
-        raise PlanError(f"network.management_interface: {wanted!r} is not a NIC of this host",
-                        f"use one of: {', '.join(n.name for n in facts.nics) or '(none found)'}")
+        raise PlanError(
+            f"network.management_interface: {wanted!r} is not a NIC of this host",
+            f"use one of: {', '.join(n.name for n in facts.nics) or '(none found)'}",
+        )
     return nic
 
 
@@ -53,15 +59,21 @@ def _external(facts: HostFacts, wanted: str, mgmt: Nic) -> str:
         spare = [n for n in facts.physical_nics if n.name != mgmt.name and not n.addresses and not n.bridge]
         return spare[0].name if spare else VETH_EXTERNAL
     if wanted == mgmt.name:
-        raise PlanError(f"network.external_interface: {wanted} is the management NIC; neutron would take its address",
-                        'choose a second NIC, or "create" for a one-NIC PC')
+        raise PlanError(
+            f"network.external_interface: {wanted} is the management NIC; neutron would take its address",
+            'choose a second NIC, or "create" for a one-NIC PC',
+        )
     nic = next((n for n in facts.nics if n.name == wanted), None)
     if nic is None:
-        raise PlanError(f"network.external_interface: {wanted!r} is not a NIC of this host",
-                        'name an existing NIC, or "create" for a one-NIC PC')
+        raise PlanError(
+            f"network.external_interface: {wanted!r} is not a NIC of this host",
+            'name an existing NIC, or "create" for a one-NIC PC',
+        )
     if nic.addresses:
-        raise PlanError(f"network.external_interface: {wanted} has an IP address; neutron needs it bare",
-                        'remove its address, or use "create"')
+        raise PlanError(
+            f"network.external_interface: {wanted} has an IP address; neutron needs it bare",
+            'remove its address, or use "create"',
+        )
     return nic.name
 
 
@@ -69,7 +81,9 @@ def _floating_range(subnet, count: int) -> tuple[str, str]:
     """The top `count` usable addresses of the subnet (keep them out of your router's DHCP pool)."""
     hosts = subnet.num_addresses - 2
     if count > hosts - 2:
-        raise PlanError(f"network.floating_ip_count: {count} does not fit in {subnet}",
-                        "lower it or use a larger network.external_subnet")
+        raise PlanError(
+            f"network.floating_ip_count: {count} does not fit in {subnet}",
+            "lower it or use a larger network.external_subnet",
+        )
     last = subnet.broadcast_address - 1
     return str(last - (count - 1)), str(last)

@@ -14,18 +14,65 @@ MPS_MAX_AUTO_CLIENTS = 8  # the largest N measured (9.0x at N=8)
 
 # mig-parted layouts per memory class: name -> MIG instances (NVIDIA's default mig-parted config).
 _MIG_CLASSES: list[tuple[int, dict[str, list[str]]]] = [
-    (30_000, {"all-1g.6gb": ["1g.6gb"] * 4, "all-2g.12gb": ["2g.12gb"] * 2, "all-4g.24gb": ["4g.24gb"],
-              "all-balanced": ["1g.6gb", "1g.6gb", "2g.12gb"]}),
-    (50_000, {"all-1g.5gb": ["1g.5gb"] * 7, "all-2g.10gb": ["2g.10gb"] * 3, "all-3g.20gb": ["3g.20gb"] * 2,
-              "all-7g.40gb": ["7g.40gb"], "all-balanced": ["1g.5gb", "1g.5gb", "2g.10gb", "3g.20gb"]}),
-    (90_000, {"all-1g.10gb": ["1g.10gb"] * 7, "all-2g.20gb": ["2g.20gb"] * 3, "all-3g.40gb": ["3g.40gb"] * 2,
-              "all-7g.80gb": ["7g.80gb"], "all-balanced": ["1g.10gb", "1g.10gb", "2g.20gb", "3g.40gb"]}),
-    (110_000, {"all-1g.12gb": ["1g.12gb"] * 7, "all-2g.24gb": ["2g.24gb"] * 3, "all-3g.47gb": ["3g.47gb"] * 2,
-               "all-7g.94gb": ["7g.94gb"], "all-balanced": ["1g.12gb", "1g.12gb", "2g.24gb", "3g.47gb"]}),
-    (160_000, {"all-1g.18gb": ["1g.18gb"] * 7, "all-2g.35gb": ["2g.35gb"] * 3, "all-3g.71gb": ["3g.71gb"] * 2,
-               "all-7g.141gb": ["7g.141gb"], "all-balanced": ["1g.18gb", "1g.18gb", "2g.35gb", "3g.71gb"]}),
-    (10**9, {"all-1g.23gb": ["1g.23gb"] * 7, "all-2g.45gb": ["2g.45gb"] * 3, "all-3g.90gb": ["3g.90gb"] * 2,
-             "all-7g.180gb": ["7g.180gb"], "all-balanced": ["1g.23gb", "1g.23gb", "2g.45gb", "3g.90gb"]}),
+    (
+        30_000,
+        {
+            "all-1g.6gb": ["1g.6gb"] * 4,
+            "all-2g.12gb": ["2g.12gb"] * 2,
+            "all-4g.24gb": ["4g.24gb"],
+            "all-balanced": ["1g.6gb", "1g.6gb", "2g.12gb"],
+        },
+    ),
+    (
+        50_000,
+        {
+            "all-1g.5gb": ["1g.5gb"] * 7,
+            "all-2g.10gb": ["2g.10gb"] * 3,
+            "all-3g.20gb": ["3g.20gb"] * 2,
+            "all-7g.40gb": ["7g.40gb"],
+            "all-balanced": ["1g.5gb", "1g.5gb", "2g.10gb", "3g.20gb"],
+        },
+    ),
+    (
+        90_000,
+        {
+            "all-1g.10gb": ["1g.10gb"] * 7,
+            "all-2g.20gb": ["2g.20gb"] * 3,
+            "all-3g.40gb": ["3g.40gb"] * 2,
+            "all-7g.80gb": ["7g.80gb"],
+            "all-balanced": ["1g.10gb", "1g.10gb", "2g.20gb", "3g.40gb"],
+        },
+    ),
+    (
+        110_000,
+        {
+            "all-1g.12gb": ["1g.12gb"] * 7,
+            "all-2g.24gb": ["2g.24gb"] * 3,
+            "all-3g.47gb": ["3g.47gb"] * 2,
+            "all-7g.94gb": ["7g.94gb"],
+            "all-balanced": ["1g.12gb", "1g.12gb", "2g.24gb", "3g.47gb"],
+        },
+    ),
+    (
+        160_000,
+        {
+            "all-1g.18gb": ["1g.18gb"] * 7,
+            "all-2g.35gb": ["2g.35gb"] * 3,
+            "all-3g.71gb": ["3g.71gb"] * 2,
+            "all-7g.141gb": ["7g.141gb"],
+            "all-balanced": ["1g.18gb", "1g.18gb", "2g.35gb", "3g.71gb"],
+        },
+    ),
+    (
+        10**9,
+        {
+            "all-1g.23gb": ["1g.23gb"] * 7,
+            "all-2g.45gb": ["2g.45gb"] * 3,
+            "all-3g.90gb": ["3g.90gb"] * 2,
+            "all-7g.180gb": ["7g.180gb"],
+            "all-balanced": ["1g.23gb", "1g.23gb", "2g.45gb", "3g.90gb"],
+        },
+    ),
 ]
 
 
@@ -42,26 +89,40 @@ def decide(gpu: Gpu, policy, field_path: str) -> SharingDecision:
         return SharingDecision("exclusive", 1, "configured: one job holds the whole GPU (best for jobs that fill it)")
     if isinstance(policy, cfg.TimeSlicing):
         return SharingDecision(
-            "time-slicing", policy.replicas, f"configured: {policy.replicas} jobs take turns; no memory isolation, "
-            "so their memory must fit together", replicas=policy.replicas)
+            "time-slicing",
+            policy.replicas,
+            f"configured: {policy.replicas} jobs take turns; no memory isolation, so their memory must fit together",
+            replicas=policy.replicas,
+        )
     if isinstance(policy, cfg.Mps):
         return _mps(gpu, policy.clients, f"configured: MPS with {policy.clients} clients")
     if isinstance(policy, cfg.Mig):
         return _mig(gpu, policy.layout, "configured", field_path)
     if isinstance(policy, cfg.Hami):
         return SharingDecision(
-            "hami", policy.split, f"configured: HAMi, up to {policy.split} jobs, each limited to "
+            "hami",
+            policy.split,
+            f"configured: HAMi, up to {policy.split} jobs, each limited to "
             f"{policy.memory_percent} % memory and {policy.cores_percent} % compute by default",
-            replicas=policy.split, hami_memory_percent=policy.memory_percent, hami_cores_percent=policy.cores_percent)
-    raise PlanError(f"{field_path}: unknown sharing policy {policy!r}", "use auto, exclusive, time-slicing, mps, mig or hami")
+            replicas=policy.split,
+            hami_memory_percent=policy.memory_percent,
+            hami_cores_percent=policy.cores_percent,
+        )
+    raise PlanError(
+        f"{field_path}: unknown sharing policy {policy!r}", "use auto, exclusive, time-slicing, mps, mig or hami"
+    )
 
 
 def _auto(gpu: Gpu) -> SharingDecision:
     if gpu.mig_capable:
         return _mig(gpu, "all-balanced", "auto: MIG-capable card, so hardware-isolated slices", "gpu.sharing")
     clients = auto_mps_clients(gpu.memory_mib)
-    return _mps(gpu, clients, f"auto: MPS measured 9.0x the throughput of one job at 8 small jobs (time-slicing "
-                f"5.8x) and enforces a memory limit per job; {clients} clients of ~4 GiB each fit this card")
+    return _mps(
+        gpu,
+        clients,
+        f"auto: MPS measured 9.0x the throughput of one job at 8 small jobs (time-slicing "
+        f"5.8x) and enforces a memory limit per job; {clients} clients of ~4 GiB each fit this card",
+    )
 
 
 def auto_mps_clients(memory_mib: int | None) -> int:
@@ -90,5 +151,9 @@ def _mig(gpu: Gpu, layout: str, why: str, field_path: str) -> SharingDecision:
         )
     instances = tuple(layouts[layout])
     return SharingDecision(
-        "mig", len(instances), f"{why}: MIG layout {layout} gives {len(instances)} isolated instances",
-        mig_layout=layout, mig_instances=instances)
+        "mig",
+        len(instances),
+        f"{why}: MIG layout {layout} gives {len(instances)} isolated instances",
+        mig_layout=layout,
+        mig_instances=instances,
+    )
