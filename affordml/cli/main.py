@@ -33,15 +33,20 @@ class _State:
     project_dir: Path | None = None
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"affordml {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
     project_dir: ProjectDir = None,
     debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
-    version: Annotated[bool, typer.Option("--version", help="print the version")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", help="print the version", is_eager=True, callback=_print_version)
+    ] = False,
 ) -> None:
-    if version:
-        print(f"affordml {__version__}")
-        raise typer.Exit()
     _State.debug = debug
     _State.project_dir = project_dir
 
@@ -232,16 +237,35 @@ def run() -> None:
     sys.exit(rc if isinstance(rc, int) else 0)
 
 
-def _report(exc: Exception, debug: bool) -> int:
-    import click
+def _click_exceptions() -> tuple[tuple, tuple, tuple]:
+    """(exit, abort, usage) exception classes: typer's own (newer typer vendors click) and click's."""
+    exits, aborts, usage = [typer.Exit], [typer.Abort], []
+    try:
+        from typer._click import exceptions as vendored
 
+        usage.append(vendored.ClickException)
+    except ImportError:
+        pass
+    try:
+        import click
+
+        exits.append(click.exceptions.Exit)
+        aborts.append(click.exceptions.Abort)
+        usage.append(click.ClickException)
+    except ImportError:
+        pass
+    return tuple(exits), tuple(aborts), tuple(usage)
+
+
+def _report(exc: Exception, debug: bool) -> int:
     from affordml.errors import AffordmlError
 
-    if isinstance(exc, click.exceptions.Exit):
+    exits, aborts, usage = _click_exceptions()
+    if isinstance(exc, exits):
         return exc.exit_code
-    if isinstance(exc, click.exceptions.Abort):
+    if isinstance(exc, aborts):
         return 130
-    if isinstance(exc, click.ClickException):
+    if isinstance(exc, usage):
         exc.show()
         return exc.exit_code
     if debug:
