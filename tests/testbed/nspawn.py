@@ -25,7 +25,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -44,6 +44,8 @@ SSH_OPTIONS_TIMEOUT_S = 10
 
 class TestbedError(RuntimeError):
     """The test bed could not be started or torn down cleanly."""
+
+    __test__ = False  # not a pytest test class
 
 
 @dataclass
@@ -162,6 +164,7 @@ class Testbed:
         self.bridge = ""
         self.workdir: Path | None = None
         self.state: TestbedState | None = None
+        self.inventory_path: Path | None = None
 
     def __enter__(self) -> Testbed:
         return self
@@ -240,6 +243,7 @@ class Testbed:
         self.check_routes()
         path = Path(path)
         path.write_text(yaml.safe_dump(self.inventory(groups), sort_keys=False))
+        self.inventory_path = path
         return path
 
     def _connection_vars(self) -> dict[str, str]:
@@ -421,11 +425,11 @@ def teardown(state: TestbedState, processes: Sequence[subprocess.Popen] = ()) ->
     stop_containers(state.bridge, state.pids, processes, errors)
     for mount in reversed(state.mounts):
         unmount(Path(mount), errors)
-    for netns in state.netns:
-        _try(["ip", "netns", "del", netns], errors, only_if=Path("/run/netns", netns).exists())
     for veth in state.veths:
-        _try(["ip", "link", "del", veth], errors, only_if=link_exists(veth))
-    _try(["ip", "link", "del", state.bridge], errors, only_if=link_exists(state.bridge))
+        _try(["ip", "link", "del", veth], errors, still_there=lambda name=veth: link_exists(name))
+    for netns in state.netns:
+        _try(["ip", "netns", "del", netns], errors, still_there=lambda name=netns: _netns_exists(name))
+    _try(["ip", "link", "del", state.bridge], errors, still_there=lambda: link_exists(state.bridge))
     if state.workdir and not any(_is_mounted(Path(mount)) for mount in state.mounts):
         shutil.rmtree(state.workdir, ignore_errors=True)
     if not errors:
@@ -433,13 +437,18 @@ def teardown(state: TestbedState, processes: Sequence[subprocess.Popen] = ()) ->
     return errors
 
 
-def _try(argv: list[str], errors: list[str], only_if: bool = True) -> None:
-    """Run a teardown command when only_if holds, recording its failure instead of raising."""
-    if not only_if:
+def _try(argv: list[str], errors: list[str], still_there: Callable[[], bool]) -> None:
+    """Delete something that is still there, recording a failure unless it vanished meanwhile."""
+    if not still_there():
         return
     result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    if result.returncode != 0:
+    if result.returncode != 0 and still_there():
         errors.append(f"{' '.join(argv)}: {result.stderr.strip()}")
+
+
+def _netns_exists(name: str) -> bool:
+    """Whether a named network namespace exists."""
+    return Path("/run/netns", name).exists()
 
 
 def stop_containers(
@@ -513,7 +522,7 @@ def unmount(path: Path, errors: list[str], attempts: int = 20) -> None:
             return
         subprocess.run(["umount", str(path)], capture_output=True, timeout=30)
         time.sleep(0.05)
-    _try(["umount", "-l", str(path)], errors, only_if=_is_mounted(path))
+    _try(["umount", "-l", str(path)], errors, still_there=lambda: _is_mounted(path))
 
 
 def reap_orphans() -> list[str]:
