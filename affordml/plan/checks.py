@@ -249,7 +249,7 @@ def nic_management(facts: HostFacts, config: Config) -> list[CheckResult]:
 @check("nic-external", "a NIC for neutron's external network")
 def nic_external(facts: HostFacts, config: Config) -> list[CheckResult]:
     mgmt = facts.default_nic
-    spare = [n for n in facts.physical_nics if n is not mgmt and not n.addresses and not n.bridge]
+    spare = [n for n in facts.physical_nics if n is not mgmt and n.has_link and not n.addresses and not n.bridge]
     if config.network.external_interface not in ("auto", "create"):
         return ok("nic-external", f"configured: {config.network.external_interface}")
     if spare and config.network.external_interface == "auto":

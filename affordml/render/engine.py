@@ -1,0 +1,119 @@
+"""Render the project's env/ folder from the plan: disposable, rewritten on each run, stamped."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from affordml.errors import ConfigError
+from affordml.resources import data_dir
+
+STAMP = ".affordml-env.yaml"
+
+
+@dataclass(frozen=True)
+class Output:
+    template: str
+    target: str  # relative to env/
+    when: str = "always"  # always | gpu | jupyterhub | training_queue | inference | monitoring | hami
+
+
+OUTPUTS: tuple[Output, ...] = (
+    Output("affordml/inventory.yml.j2", "inventory/hosts.yml"),
+    Output("affordml/plan-vars.yml.j2", "vars/plan.yml"),
+    Output("kolla/globals.yml.j2", "kolla/globals.yml"),
+    Output("kolla/nova-compute.conf.j2", "kolla/config/nova/nova-compute.conf", "gpu"),
+    Output("kolla/nova-api.conf.j2", "kolla/config/nova/nova-api.conf", "gpu"),
+    Output("kolla/nova-scheduler.conf.j2", "kolla/config/nova/nova-scheduler.conf", "gpu"),
+    Output("kubespray/inventory.yml.j2", "kubespray/inventory.yml"),
+    Output("kubespray/k8s-cluster.yml.j2", "kubespray/group_vars/k8s_cluster/k8s-cluster.yml"),
+    Output("kubespray/addons.yml.j2", "kubespray/group_vars/k8s_cluster/addons.yml"),
+    Output("kubespray/all.yml.j2", "kubespray/group_vars/all/all.yml"),
+    Output("gpu/gpu-operator-values.yaml.j2", "gpu/gpu-operator-values.yaml", "gpu"),
+    Output("gpu/device-plugin-config.yaml.j2", "gpu/device-plugin-config.yaml", "gpu"),
+    Output("gpu/node-labels.yaml.j2", "gpu/node-labels.yaml", "gpu"),
+    Output("gpu/hami-values.yaml.j2", "gpu/hami-values.yaml", "hami"),
+    Output("ml/jupyterhub-values.yaml.j2", "ml/jupyterhub-values.yaml", "jupyterhub"),
+    Output("ml/kueue-queues.yaml.j2", "ml/kueue-queues.yaml", "training_queue"),
+    Output("ml/kube-prometheus-stack-values.yaml.j2", "ml/kube-prometheus-stack-values.yaml", "monitoring"),
+    Output("ml/kserve-values.yaml.j2", "ml/kserve-values.yaml", "inference"),
+)
+
+
+def applies(output: Output, context: dict) -> bool:
+    plan = context["plan"]
+    if output.when == "always":
+        return True
+    if output.when == "gpu":
+        return bool(plan.gpus)
+    if output.when == "hami":
+        return any(g.sharing.mode == "hami" for g in plan.gpus)
+    return bool(context["ml"].get(output.when))
+
+
+def environment(template_dir: Path | None = None):
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir or data_dir("templates"))),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["to_yaml"] = lambda value: yaml.safe_dump(value, sort_keys=False, default_flow_style=True).strip()
+    env.filters["quote"] = lambda value: '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return env
+
+
+def render_files(context: dict, template_dir: Path | None = None) -> dict[str, str]:
+    """Every output's text, keyed by its path under env/ (pure apart from reading templates)."""
+    import jinja2
+
+    env = environment(template_dir)
+    files = {}
+    for output in OUTPUTS:
+        if not applies(output, context):
+            continue
+        try:
+            files[output.target] = env.get_template(output.template).render(**context)
+        except jinja2.UndefinedError as exc:
+            raise ConfigError(
+                f"Missing configuration value while rendering {output.template}: {exc.message}",
+                "this is a bug in affordml's templates or plan; report it with `affordml plan --json`",
+            ) from None
+    files[STAMP] = yaml.safe_dump(
+        {"affordml_version": context["affordml_version"], "plan_hash": context["plan_hash"],
+         "files": sorted(files)}, sort_keys=False)
+    return files
+
+
+def write_env(env_dir: Path, files: dict[str, str]) -> None:
+    """Replace env/ as a whole: write into a fresh folder beside it, then swap (a crash never leaves half)."""
+    env_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".env-", dir=env_dir.parent))
+    for rel, text in files.items():
+        path = staging / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    old = env_dir.with_name(env_dir.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if env_dir.exists():
+        os.replace(env_dir, old)
+    os.replace(staging, env_dir)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def read_stamp(env_dir: Path) -> dict | None:
+    try:
+        return yaml.safe_load((env_dir / STAMP).read_text())
+    except (OSError, yaml.YAMLError):
+        return None
