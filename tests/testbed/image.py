@@ -22,7 +22,7 @@ MIRROR = "http://deb.debian.org/debian"
 SECURITY_MIRROR = "http://deb.debian.org/debian-security"
 
 # Bump when the recipe below changes in a way that should rebuild cached images.
-RECIPE_VERSION = "3"
+RECIPE_VERSION = "4"
 
 # Every package our Ansible roles install on hosts. Extend it (append) before the first testbed starts.
 BASE_PACKAGES: list[str] = [
@@ -219,6 +219,8 @@ def _prepare_for_boot(root: Path) -> None:
     for key in (root / "etc/ssh").glob("ssh_host_*"):
         key.unlink()
     (root / "etc/machine-id").write_text("")
+    (root / "etc/resolv.conf").unlink(missing_ok=True)
+    (root / "etc/resolv.conf").write_text("# test host: no DNS\n")
     (root / "root/.ssh").mkdir(mode=0o700, exist_ok=True)
     for unit in MASKED_UNITS:
         _mask_unit(root, unit)

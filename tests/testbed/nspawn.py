@@ -178,6 +178,11 @@ class Testbed:
         return self._require_workdir() / "id_ed25519"
 
     @property
+    def ssh_guard(self) -> Path:
+        """An ssh wrapper that checks the route to its destination test host before every connection."""
+        return self._require_workdir() / "ssh-guarded"
+
+    @property
     def known_hosts(self) -> Path:
         """The known_hosts file holding every host's generated host key."""
         return self._require_workdir() / "known_hosts"
@@ -198,6 +203,7 @@ class Testbed:
             for host in self.hosts:
                 self._create_host(host, rootfs)
             self._write_known_hosts()
+            self._write_ssh_guard()
             for host in self.hosts:
                 self._wait_for_sshd(host)
         except BaseException:
@@ -246,8 +252,8 @@ class Testbed:
         self.inventory_path = path
         return path
 
-    def _connection_vars(self) -> dict[str, str]:
-        """Connection variables shared by every host in the inventory."""
+    def _connection_vars(self) -> dict[str, str | bool]:
+        """Connection variables shared by every host: our key, our known_hosts, ssh through the guard."""
         ssh_args = (
             f"-o StrictHostKeyChecking=yes -o UserKnownHostsFile={self.known_hosts} "
             f"-o IdentitiesOnly=yes -o ConnectTimeout={SSH_OPTIONS_TIMEOUT_S}"
@@ -256,6 +262,10 @@ class Testbed:
             "ansible_user": "root",
             "ansible_ssh_private_key_file": str(self.key_path),
             "ansible_ssh_common_args": ssh_args,
+            "ansible_ssh_executable": str(self.ssh_guard),
+            "ansible_sftp_extra_args": f"-S {self.ssh_guard}",
+            "ansible_scp_extra_args": f"-S {self.ssh_guard}",
+            "ansible_pipelining": True,
             "ansible_python_interpreter": "/usr/bin/python3",
         }
 
@@ -344,6 +354,11 @@ class Testbed:
             lines.append(f"{host.address} {key_type} {key}\n")
         self.known_hosts.write_text("".join(lines))
 
+    def _write_ssh_guard(self) -> None:
+        """Write the guarded ssh wrapper that Ansible uses for every connection."""
+        self.ssh_guard.write_text(ssh_guard_script(self.bridge, [host.address for host in self.hosts]))
+        self.ssh_guard.chmod(0o755)
+
     def _wait_for_sshd(self, host: TestHost) -> None:
         """Wait (bounded) until the host's sshd sends its banner, checking the route before every try."""
 
@@ -369,6 +384,39 @@ def nspawn_command(host: TestHost, extra_args: Sequence[str] = ()) -> list[str]:
         "--private-network", f"--network-namespace-path=/run/netns/{host.netns}",
         "-M", host.name, "-D", str(host.root), *extra_args,
     ]
+
+
+SSH_GUARD_TEMPLATE = """\
+#!/bin/sh
+# Network-safety guard of the affordml test bed on bridge {bridge}: ssh (and sftp/scp via -S) only to the
+# test bed's hosts, and only when the kernel routes them straight out of the bridge. Otherwise exit 255.
+set -u
+bridge={bridge}
+targets=""
+for arg in "$@"; do
+  for address in {addresses}; do
+    case "$arg" in
+      "$address" | *@"$address" | "[$address]" | *@"[$address]") targets="$targets $address" ;;
+    esac
+  done
+done
+if [ -z "$targets" ]; then
+  echo "test bed ssh guard: no test bed host among the arguments: $*" >&2
+  exit 255
+fi
+for address in $targets; do
+  case "$(ip -o route get "$address" 2>&1)" in
+    "$address dev $bridge "*) ;;
+    *) echo "test bed ssh guard: route to $address does not go straight out of $bridge" >&2; exit 255 ;;
+  esac
+done
+exec ssh "$@"
+"""
+
+
+def ssh_guard_script(bridge: str, addresses: Sequence[str]) -> str:
+    """A /bin/sh ssh wrapper that refuses any destination but these addresses routed out of bridge."""
+    return SSH_GUARD_TEMPLATE.format(bridge=bridge, addresses=" ".join(addresses))
 
 
 def create_host_network(host: TestHost, bridge: str) -> None:

@@ -35,6 +35,10 @@ PLAYBOOK = """\
     - name: Nothing had to be installed
       ansible.builtin.assert:
         that: not packages.changed
+    - name: Files are transferred too (sftp through the guard)
+      ansible.builtin.copy:
+        content: "{{ inventory_hostname }}\n"
+        dest: /etc/affordml-testbed-probe
 """
 
 
@@ -66,7 +70,7 @@ def test_hosts_have_no_route_beyond_the_bridge(two_hosts: Testbed) -> None:
     assert len(routes) == 1 and routes[0].startswith(f"{two_hosts.subnet} dev eth0")
 
 
-def test_hosts_reach_each_other_by_name(two_hosts: Testbed) -> None:
+def test_hosts_know_each_other_by_name_and_have_python_modules(two_hosts: Testbed) -> None:
     first, second = two_hosts.hosts
     result = first.ssh(f"getent hosts {second.name} && python3 -c 'import apt, docker'")
     assert result.stdout.split()[0] == second.address
@@ -98,6 +102,31 @@ def test_ansible_playbook_reaches_every_host(two_hosts: Testbed, tmp_path: Path)
         assert f"{host.name}" in result.stdout and "unreachable=0    failed=0" in result.stdout
 
 
+def run_guard(guard: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run an ssh guard wrapper (it refuses before any connection when the destination is unsafe)."""
+    return subprocess.run([str(guard), "-o", "BatchMode=yes", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_ssh_guard_lets_ansible_style_calls_through(two_hosts: Testbed) -> None:
+    host = two_hosts.hosts[0]
+    result = run_guard(two_hosts.ssh_guard, *host.ssh_options(), f"root@{host.address}", "hostname")
+    assert result.returncode == 0 and result.stdout.strip() == host.name
+
+
+def test_ssh_guard_refuses_a_destination_that_is_not_a_test_host(two_hosts: Testbed) -> None:
+    result = run_guard(two_hosts.ssh_guard, f"root@{OUTSIDE_ADDRESS}", "true")
+    assert result.returncode == 255 and "no test bed host" in result.stderr
+
+
+def test_ssh_guard_refuses_a_test_host_routed_elsewhere(two_hosts: Testbed, tmp_path: Path) -> None:
+    host = two_hosts.hosts[0]
+    guard = tmp_path / "ssh-guarded"
+    guard.write_text(nspawn.ssh_guard_script("afftb-wrong", [host.address]))
+    guard.chmod(0o755)
+    result = run_guard(guard, f"root@{host.address}", "true")
+    assert result.returncode == 255 and "does not go straight out of afftb-wrong" in result.stderr
+
+
 def test_guard_refuses_an_address_that_leaves_the_bridge(two_hosts: Testbed) -> None:
     route = netsafety.parse_route_get(netsafety.run_ip(netsafety.route_get_command(OUTSIDE_ADDRESS)))
     assert netsafety.route_problem(route, OUTSIDE_ADDRESS, two_hosts.bridge) is not None
@@ -122,15 +151,21 @@ def test_running_test_bed_subnet_counts_as_taken(two_hosts: Testbed) -> None:
     assert netsafety.subnet_conflicts(two_hosts.subnet)
 
 
-def test_teardown_leaves_nothing_and_the_guard_then_refuses(testbed_rootfs: Path) -> None:
+def test_teardown_leaves_nothing_and_the_guards_then_refuse(testbed_rootfs: Path, tmp_path: Path) -> None:
     bed = Testbed()
     host = bed.start(1)[0]
     state = bed.state
     assert state is not None and leftovers(state)
+    guard_text = bed.ssh_guard.read_text()
     bed.stop()
     assert leftovers(state) == []
     with pytest.raises(UnsafeRoute):
         host.ssh("true")
+    stale_guard = tmp_path / "ssh-guarded"
+    stale_guard.write_text(guard_text)
+    stale_guard.chmod(0o755)
+    result = run_guard(stale_guard, f"root@{host.address}", "true")
+    assert result.returncode == 255 and "does not go straight out" in result.stderr
 
 
 def test_failed_start_is_torn_down(testbed_rootfs: Path) -> None:
