@@ -123,3 +123,43 @@ def print_plan(plan) -> None:
     out.print(f"[bold]Versions[/]: {versions}", soft_wrap=True)
     for w in plan.warnings:
         out.print(f"[yellow]warning[/] ({w.code}): {w.message}")
+
+
+class _RunView:
+    """Live progress while a playbook runs: a status line on a terminal, one line per task otherwise."""
+
+    def __init__(self, progress) -> None:
+        self.progress = progress
+        self.live = None
+        self.last_task = None
+
+    def __enter__(self):
+        if out.is_terminal:
+            from rich.live import Live
+
+            self.live = Live(self._render(), console=out, refresh_per_second=4, transient=True)
+            self.live.__enter__()
+        return self.on_event
+
+    def __exit__(self, *exc) -> None:
+        if self.live:
+            self.live.__exit__(*exc)
+
+    def _render(self) -> str:
+        p = self.progress
+        t = p.totals()
+        return (
+            f"[bold][{p.phase}][/] {p.task or 'starting'}  ok {t.ok} changed {t.changed} "
+            f"failed {t.failed} unreachable {t.unreachable}  {p.elapsed:.0f}s"
+        )
+
+    def on_event(self, progress, event: dict) -> None:
+        if self.live:
+            self.live.update(self._render())
+        elif progress.task != self.last_task:
+            self.last_task = progress.task
+            out.print(f"[{progress.phase}] {progress.task}", markup=False)
+
+
+def run_view(progress) -> _RunView:
+    return _RunView(progress)

@@ -114,7 +114,9 @@ def _refuse_overwrite_of_other_file(path: Path) -> None:
 @app.command()
 def doctor(
     facts_file: FactsFile = None,
-    ignore_check: Annotated[list[str] | None, typer.Option("--ignore-check", help="skip a check by name")] = None,
+    ignore_check: Annotated[
+        list[str] | None, typer.Option("--ignore-check", metavar="NAME", help="skip a check by name")
+    ] = None,
     json_out: Json = False,
 ) -> None:
     """Check the host: virtualization, IOMMU, GPU isolation, vfio, RAM, disk, NICs; each problem with its fix."""
@@ -179,12 +181,57 @@ def _unavailable(what: str, issue: str) -> None:
     )
 
 
-@app.command()
+init_app = typer.Typer(
+    help="Prepare the host, install OpenStack, carve the VMs, install Kubernetes, the GPU stack and ML tools.",
+    invoke_without_command=True,
+)
+app.add_typer(init_app, name="init")
+
+SkipPhase = Annotated[
+    list[str] | None, typer.Option("--skip-phase", metavar="NAME", help="leave this phase out (repeatable)")
+]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="render, then run Ansible in check mode; change nothing")]
+IgnoreCheck = Annotated[
+    list[str] | None, typer.Option("--ignore-check", metavar="NAME", help="skip a preflight check by name")
+]
+InitFacts = Annotated[
+    Path | None,
+    typer.Option("--facts", help="plan from saved facts instead of reading the first host (rehearsals on test hosts)"),
+]
+
+
+@init_app.callback()
 def init(
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="render and run Ansible in check mode")] = False,
+    ctx: typer.Context,
+    dry_run: DryRun = False,
+    skip_phase: SkipPhase = None,
+    ignore_check: IgnoreCheck = None,
+    facts_file: InitFacts = None,
 ) -> None:
-    """Prepare the host, install OpenStack, carve the VMs, install Kubernetes, the GPU stack and ML tools."""
-    _unavailable("`affordml init`", "the phases arrive with the render/run engine")
+    """Run every phase in order; a second run resumes where the last one stopped."""
+    ctx.obj = {"dry_run": dry_run, "ignore_check": ignore_check, "facts_file": facts_file}
+    if ctx.invoked_subcommand is None:
+        _run_init(None, skip_phase or [], dry_run, ignore_check or [], facts_file)
+
+
+@init_app.command("phase")
+def init_phase(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="preflight, host, openstack, cloud, kubernetes, gpu, ml or verify")],
+) -> None:
+    """Run one phase (again), whatever its state."""
+    opts = ctx.obj or {}
+    _run_init(name, [], opts.get("dry_run", False), opts.get("ignore_check") or [], opts.get("facts_file"))
+
+
+def _run_init(only, skip, dry_run, ignore, facts_file) -> None:
+    from affordml import console
+    from affordml.phases.init import InitOptions, run_init
+
+    options = InitOptions(facts_file, only, frozenset(skip), dry_run, frozenset(ignore))
+    ctx = run_init(_project(), options, console.line)
+    for note in ctx.notes:
+        console.line(f"[init] {note}", style="bold yellow")
 
 
 @app.command("add-node")

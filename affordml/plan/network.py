@@ -56,7 +56,9 @@ def _external(facts: HostFacts, wanted: str, mgmt: Nic) -> str:
     if wanted == "create":
         return VETH_EXTERNAL
     if wanted == "auto":
-        spare = [n for n in facts.physical_nics if n.name != mgmt.name and n.has_link and not n.addresses and not n.bridge]
+        spare = [
+            n for n in facts.physical_nics if n.name != mgmt.name and n.has_link and not n.addresses and not n.bridge
+        ]
         return spare[0].name if spare else VETH_EXTERNAL
     if wanted == mgmt.name:
         raise PlanError(

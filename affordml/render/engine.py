@@ -89,8 +89,9 @@ def render_files(context: dict, template_dir: Path | None = None) -> dict[str, s
                 "this is a bug in affordml's templates or plan; report it with `affordml plan --json`",
             ) from None
     files[STAMP] = yaml.safe_dump(
-        {"affordml_version": context["affordml_version"], "plan_hash": context["plan_hash"],
-         "files": sorted(files)}, sort_keys=False)
+        {"affordml_version": context["affordml_version"], "plan_hash": context["plan_hash"], "files": sorted(files)},
+        sort_keys=False,
+    )
     return files
 
 

@@ -1,0 +1,58 @@
+"""`affordml init`: facts -> plan -> render -> phases, resumable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from affordml.phases.lock import RunLock
+from affordml.phases.registry import get_phase
+from affordml.phases.state import save_state
+from affordml.phases.workflow import PhaseContext, load_project_state, run_phases, select
+from affordml.project import Project
+
+
+@dataclass(frozen=True)
+class InitOptions:
+    facts_file: Path | None = None
+    only: str | None = None
+    skip: frozenset[str] = frozenset()
+    dry_run: bool = False
+    ignore_checks: frozenset[str] = frozenset()
+
+
+def prepare(project: Project, facts_file: Path | None):
+    """Config, facts, plan, lock, and the rendered env/ (pure steps plus one write of env/)."""
+    from affordml.config.load import load_config
+    from affordml.facts.gather import gather_facts
+    from affordml.plan.build import make_plan
+    from affordml.render.project import render_project
+    from affordml.versions import load_lock, version_table
+
+    config = load_config(project.config_file)
+    lock = load_lock()
+    plan = make_plan(gather_facts(project, config, facts_file), config, version_table(lock))
+    render_project(project, plan, config, lock)
+    return config, plan, lock
+
+
+def run_init(project: Project, options: InitOptions, say) -> PhaseContext:
+    from affordml.phases.steps import execute
+    from affordml.render.context import plan_hash
+    from affordml.secrets import ensure_platform_secrets
+
+    for name in (options.only, *options.skip):
+        if name:
+            get_phase(name)
+    with RunLock(project.root / "run.lock") as lock:
+        if lock.recovered_stale:
+            say(f"[init] the previous run (pid {lock.previous_pid}) was interrupted; resuming")
+        config, plan, versions = prepare(project, options.facts_file)
+        ensure_platform_secrets(project)
+        state = load_project_state(project)
+        state.plan_hash = plan_hash(plan)
+        ctx = PhaseContext(project, config, plan, versions, state, say, options.dry_run, options.ignore_checks)
+        if not options.dry_run:
+            save_state(project.state_file, state)
+        run_phases(ctx, select(options.only, set(options.skip)), execute, force=bool(options.only))
+    return ctx

@@ -1,0 +1,120 @@
+"""What each phase runs: a playbook through ansible-runner, or a Python step."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from affordml.errors import PhaseUnavailable, RunError
+from affordml.phases.registry import Phase
+from affordml.phases.workflow import PhaseContext
+from affordml.resources import data_dir
+
+
+def execute(phase: Phase, ctx: PhaseContext) -> str | None:
+    if phase.kind == "playbook":
+        return run_playbook(phase, ctx)
+    step = PYTHON_STEPS.get(phase.target)
+    if step is None:
+        raise PhaseUnavailable(
+            f"phase {phase.name} is not available in this affordml version; the phases before it are done",
+            f"run `affordml init --skip-phase {phase.name}` to go on without it, or upgrade affordml",
+        )
+    return step(ctx)
+
+
+def new_ident(phase: str) -> str:
+    return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-{phase}"
+
+
+def run_playbook(phase: Phase, ctx: PhaseContext, action: str = "deploy") -> str:
+    from affordml import console
+    from affordml.run.args import build_run_args
+    from affordml.run.executor import check_result
+    from affordml.run.executor import execute as execute_run
+    from affordml.run.progress import Progress
+    from affordml.run.toolchains import own_bin
+
+    playbook = data_dir("playbooks") / phase.target
+    if not playbook.exists():
+        raise PhaseUnavailable(
+            f"phase {phase.name}: its playbook {phase.target} is not in this affordml version",
+            f"run `affordml init --skip-phase {phase.name}`, or upgrade affordml",
+        )
+    env = ctx.project.env_dir
+    secrets = sorted(ctx.project.secrets_dir.glob("*.yml")) if ctx.project.secrets_dir.exists() else []
+    ident = new_ident(phase.name)
+    args = build_run_args(
+        ident=ident,
+        runs_dir=ctx.project.runs_dir,
+        playbook=playbook,
+        inventories=[env / "inventory" / "hosts.yml"],
+        vars_files=[env / "vars" / "plan.yml", *secrets],
+        extravars={
+            "affordml_action": action,
+            "affordml_env_dir": str(env),
+            "affordml_secrets_dir": str(ctx.project.secrets_dir),
+        },
+        toolchain_bin=own_bin(),
+        check=ctx.dry_run,
+        config_file=data_dir("playbooks") / "ansible.cfg",
+    )
+    progress = Progress(phase.name)
+    with console.run_view(progress) as on_event:
+        result = execute_run(args, progress, on_event)
+    ctx.say(f"[{phase.name}] {progress.summary()}; logs in {result.artifacts}")
+    check_result(result, phase.name)
+    _note_reboot(ctx, result)
+    return ident
+
+
+def _note_reboot(ctx: PhaseContext, result) -> None:
+    """Roles set the fact affordml_reboot_required; init reports it and never reboots by itself."""
+    import json
+    from pathlib import Path
+
+    hosts = set()
+    for path in sorted(Path(result.artifacts, "job_events").glob("*.json")):
+        try:
+            event = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        facts = ((event.get("event_data") or {}).get("res") or {}).get("ansible_facts") or {}
+        if facts.get("affordml_reboot_required"):
+            hosts.add(event["event_data"].get("host", "?"))
+    if hosts:
+        ctx.state.data["reboot_required"] = sorted(hosts)
+        ctx.notes.append(f"reboot {', '.join(sorted(hosts))}, then run `affordml init` again: it resumes")
+
+
+def preflight(ctx: PhaseContext) -> None:
+    """Read each host over SSH (or locally) and run the doctor's checks on it."""
+    from affordml.facts.gather import gather_facts
+    from affordml.plan.checks import run_checks
+
+    failed = []
+    for host in ctx.config.hosts:
+        facts = gather_facts(ctx.project, ctx.config, None, host.name)
+        results = run_checks(facts, ctx.config, set(ctx.ignore_checks))
+        bad = [r for r in results if r.status == "fail"]
+        ctx.say(f"[preflight] {host.name}: {len(results) - len(bad)} checks passed, {len(bad)} failed")
+        failed += [(host.name, r) for r in bad]
+    if failed:
+        host, first = failed[0]
+        raise RunError(
+            f"[preflight] {host}: check {first.name} failed: {first.message}",
+            f"{first.fix} (or skip it with --ignore-check {first.name})",
+        )
+
+
+def cloud(ctx: PhaseContext) -> None:
+    try:
+        from affordml.cloud.phase import run_cloud_phase  # imports openstacksdk: only here
+    except ImportError:
+        raise PhaseUnavailable(
+            "phase cloud is not available in this affordml version",
+            "run `affordml init --skip-phase cloud`, or upgrade affordml",
+        ) from None
+    run_cloud_phase(ctx)
+
+
+PYTHON_STEPS = {"preflight": preflight, "cloud": cloud}

@@ -1,0 +1,108 @@
+"""Run phases in order with saved state: resume at the first phase not done, re-run a done phase only when its
+inputs changed, record every step atomically."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from affordml import __version__
+from affordml.config.model import Config
+from affordml.errors import AffordmlError
+from affordml.phases.registry import PHASES, Phase
+from affordml.phases.state import State, load_state, now, save_state
+from affordml.plan.model import Plan
+from affordml.project import Project
+
+
+@dataclass
+class PhaseContext:
+    project: Project
+    config: Config
+    plan: Plan
+    lock: dict
+    state: State
+    say: Callable[[str], None]
+    dry_run: bool = False
+    ignore_checks: frozenset[str] = frozenset()
+    notes: list[str] = field(default_factory=list)
+
+
+def inputs_hash(phase: Phase, env_dir: Path) -> str:
+    """Hash of the phase's rendered inputs and of the affordml version that runs it."""
+    digest = hashlib.sha256(f"{__version__}\n{phase.name}\n{phase.runs}\n".encode())
+    for pattern in phase.inputs:
+        base = env_dir / pattern
+        files = sorted(p for p in base.rglob("*") if p.is_file()) if pattern.endswith("/") else [base]
+        for path in files:
+            digest.update(str(path.relative_to(env_dir)).encode())
+            digest.update(path.read_bytes() if path.exists() else b"<absent>")
+    return digest.hexdigest()[:16]
+
+
+def select(only: str | None, skip: set[str]) -> list[Phase]:
+    if only:
+        return [p for p in PHASES if p.name == only]
+    return [p for p in PHASES if p.name not in skip]
+
+
+def run_phases(
+    ctx: PhaseContext, phases: list[Phase], execute: Callable[[Phase, PhaseContext], str | None], force: bool = False
+) -> list[tuple[str, str]]:
+    """Each phase: skipped (does not apply), kept (done, inputs unchanged), or run. Returns (phase, outcome)."""
+    outcomes = []
+    for phase in phases:
+        outcomes.append((phase.name, _one(ctx, phase, execute, force)))
+    return outcomes
+
+
+def _one(ctx: PhaseContext, phase: Phase, execute, force: bool) -> str:
+    state = ctx.state
+    record = state.phase(phase.name)
+    reason = phase.applies(ctx.plan)
+    if reason:
+        ctx.say(f"[{phase.name}] skipped: {reason}")
+        if not ctx.dry_run:
+            record.status, record.message = "skipped", reason
+            _save(ctx)
+        return "skipped"
+    digest = inputs_hash(phase, ctx.project.env_dir)
+    if record.status == "done" and record.inputs_hash == digest and not force:
+        ctx.say(f"[{phase.name}] done earlier, inputs unchanged: nothing to do")
+        return "kept"
+    if record.status == "running":
+        ctx.say(f"[{phase.name}] the previous run stopped inside this phase: running it again (phases are idempotent)")
+    elif record.status == "done":
+        ctx.say(f"[{phase.name}] inputs changed since it ran: running it again")
+    if ctx.dry_run:
+        ctx.say(f"[{phase.name}] dry run (check mode): {phase.help}")
+        execute(phase, ctx)
+        return "checked"
+    ctx.say(f"[{phase.name}] {phase.help}")
+    record.status, record.started, record.ended, record.message = "running", now(), None, ""
+    record.inputs_hash = digest
+    _save(ctx)
+    try:
+        record.ident = execute(phase, ctx) or ""
+    except AffordmlError as exc:
+        record.status, record.ended, record.message = "failed", now(), exc.one_line()
+        _save(ctx)
+        raise
+    except BaseException as exc:
+        record.status, record.ended, record.message = "failed", now(), f"{type(exc).__name__}: {exc}"
+        _save(ctx)
+        raise
+    record.status, record.ended = "done", now()
+    _save(ctx)
+    ctx.say(f"[{phase.name}] done")
+    return "ran"
+
+
+def _save(ctx: PhaseContext) -> None:
+    save_state(ctx.project.state_file, ctx.state)
+
+
+def load_project_state(project: Project) -> State:
+    return load_state(project.state_file)

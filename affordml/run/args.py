@@ -1,0 +1,92 @@
+"""Build one ansible-runner run's arguments (pure). Secrets never appear here: only paths to 0600 files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SAFE_ENV_KEYS = ("HOME", "LANG", "LC_ALL", "TERM", "USER", "LOGNAME", "SSH_AUTH_SOCK", "TMPDIR")
+
+
+@dataclass(frozen=True)
+class RunArgs:
+    ident: str
+    private_data_dir: Path
+    playbook: Path
+    inventories: tuple[Path, ...]
+    vars_files: tuple[Path, ...] = ()
+    extravars: dict[str, str] = field(default_factory=dict)  # plain, non-secret values only
+    path_prepend: tuple[Path, ...] = ()
+    check: bool = False
+    limit: str | None = None
+    config_file: Path | None = None
+
+
+def build_run_args(
+    ident: str,
+    runs_dir: Path,
+    playbook: Path,
+    inventories: list[Path],
+    vars_files: list[Path] = (),
+    extravars: dict[str, str] | None = None,
+    toolchain_bin: Path | None = None,
+    check: bool = False,
+    limit: str | None = None,
+    config_file: Path | None = None,
+) -> RunArgs:
+    return RunArgs(
+        ident=ident,
+        private_data_dir=runs_dir / ident,
+        playbook=playbook,
+        inventories=tuple(inventories),
+        vars_files=tuple(vars_files),
+        extravars=dict(extravars or {}),
+        path_prepend=(toolchain_bin,) if toolchain_bin else (),
+        check=check,
+        limit=limit,
+        config_file=config_file,
+    )
+
+
+def cmdline(args: RunArgs) -> str:
+    words = []
+    for path in args.vars_files:
+        words += ["-e", f"@{path}"]
+    if args.check:
+        words += ["--check", "--diff"]
+    if args.limit:
+        words += ["--limit", args.limit]
+    return " ".join(_quote(w) for w in words)
+
+
+def _quote(word: str) -> str:
+    import shlex
+
+    return shlex.quote(word)
+
+
+def environment(args: RunArgs, base: dict[str, str]) -> dict[str, str]:
+    """The whole environment ansible-playbook gets: a few safe keys from ours, PATH with the toolchain first.
+    ansible-runner writes its environment into its artifacts, so nothing else goes in."""
+    env = {k: base[k] for k in SAFE_ENV_KEYS if k in base}
+    env["PATH"] = ":".join([str(p) for p in args.path_prepend] + [base.get("PATH", "/usr/bin:/bin")])
+    env["ANSIBLE_FORCE_COLOR"] = "0"
+    env["ANSIBLE_NOCOLOR"] = "1"
+    env["ANSIBLE_RETRY_FILES_ENABLED"] = "0"
+    env["ANSIBLE_HOST_KEY_CHECKING"] = "True"
+    if args.config_file:
+        env["ANSIBLE_CONFIG"] = str(args.config_file)
+    return env
+
+
+def runner_kwargs(args: RunArgs) -> dict:
+    """Keyword arguments for ansible_runner.run (without the environment and callbacks)."""
+    return {
+        "private_data_dir": str(args.private_data_dir),
+        "playbook": str(args.playbook),
+        "inventory": [str(p) for p in args.inventories],
+        "extravars": dict(args.extravars),
+        "cmdline": cmdline(args),
+        "ident": args.ident,
+        "quiet": True,
+    }
