@@ -74,6 +74,7 @@ def environment(args: RunArgs, base: dict[str, str]) -> dict[str, str]:
     env["ANSIBLE_NOCOLOR"] = "1"
     env["ANSIBLE_RETRY_FILES_ENABLED"] = "0"
     env["ANSIBLE_HOST_KEY_CHECKING"] = "True"
+    env["ANSIBLE_INVENTORY_UNPARSED_FAILED"] = "True"  # a broken inventory must stop the run, not warn
     if args.config_file:
         env["ANSIBLE_CONFIG"] = str(args.config_file)
     return env

@@ -55,6 +55,11 @@ def check_result(result: RunResult, phase: str) -> None:
     """Raise a one-line RunError for anything but success."""
     where = f"logs: {result.artifacts}"
     if result.rc == 0 and result.status == "successful":
+        if result.progress.no_hosts_matched or not result.progress.hosts:
+            raise RunError(
+                f"[{phase}] the playbook matched no host: nothing was done",
+                f"check the hosts in affordml.yaml and the rendered inventory ({where})",
+            )
         return
     p = result.progress
     unreachable = [f for f in p.failures if p.hosts.get(f[0]) and p.hosts[f[0]].unreachable]

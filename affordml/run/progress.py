@@ -23,6 +23,7 @@ class Progress:
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # host, task, message
     started: float = field(default_factory=time.monotonic)
     events: int = 0
+    no_hosts_matched: bool = False
 
     def host(self, name: str) -> HostCounts:
         return self.hosts.setdefault(name, HostCounts())
@@ -45,6 +46,8 @@ class Progress:
         elif kind == "runner_on_unreachable":
             self.host(host).unreachable += 1
             self.failures.append((host, data.get("task", self.task), _message(data.get("res") or {})))
+        elif kind == "playbook_on_no_hosts_matched":
+            self.no_hosts_matched = True
         elif kind == "runner_on_skipped":
             self.host(host).skipped += 1
         return True
