@@ -1,0 +1,81 @@
+"""Command line: bring the test control plane up, show its status, or take it down."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .control_plane import bring_up, describe, running_control_plane, stop_run
+from .install import PrerequisiteMissing
+from .processes import ServiceFailed
+from .settings import FakeGpu
+
+
+def parse_gpu(text: str) -> FakeGpu:
+    """VENDOR:PRODUCT[:COUNT[:MODEL]], e.g. 10de:2684:2:RTX-4090."""
+    parts = text.split(":")
+    if len(parts) < 2:
+        raise argparse.ArgumentTypeError(f"expected VENDOR:PRODUCT[:COUNT[:MODEL]], got {text!r}")
+    count = int(parts[2]) if len(parts) > 2 else 1
+    model = parts[3] if len(parts) > 3 else f"{parts[0]}:{parts[1]}"
+    try:
+        return FakeGpu(vendor_id=parts[0].lower(), product_id=parts[1].lower(), model=model, count=count)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The up/down/status command line."""
+    parser = argparse.ArgumentParser(prog="python3 -m tests.testbed.openstack", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="install what is missing and start every service")
+    up.add_argument("--run-dir", type=Path, help="folder for configs, logs and data (default: in the cache)")
+    up.add_argument("--gpu", type=parse_gpu, action="append", dest="gpus",
+                    help="a fake GPU model, VENDOR:PRODUCT[:COUNT[:MODEL]] (repeatable)")
+    up.add_argument("--no-public-network", action="store_true", help="skip the external 'public' network")
+    down = commands.add_parser("down", help="stop every process of the control plane")
+    down.add_argument("--run-dir", type=Path, help="the run folder (default: the one that is up)")
+    commands.add_parser("status", help="show which services run")
+    return parser
+
+
+def command_up(args: argparse.Namespace) -> int:
+    """Bring the control plane up and leave it running."""
+    options = {"gpus": tuple(args.gpus)} if args.gpus else {}
+    plane = bring_up(args.run_dir, with_public_network=not args.no_public_network, **options)
+    print("\n".join(describe(plane)))
+    print(f"use it with: OS_CLIENT_CONFIG_FILE={plane.clouds_yaml} OS_CLOUD={plane.cloud_name}")
+    return 0
+
+
+def command_down(args: argparse.Namespace) -> int:
+    """Stop the control plane."""
+    if not stop_run(args.run_dir):
+        print("no control plane recorded; nothing to stop")
+    return 0
+
+
+def command_status(_: argparse.Namespace) -> int:
+    """Print the state of the running control plane; exit 1 when none runs fully."""
+    plane = running_control_plane()
+    if plane is None:
+        print("no control plane is running")
+        return 1
+    print("\n".join(describe(plane)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command and turn known failures into a message and exit status 2."""
+    args = build_parser().parse_args(argv)
+    handlers = {"up": command_up, "down": command_down, "status": command_status}
+    try:
+        return handlers[args.command](args)
+    except (PrerequisiteMissing, ServiceFailed) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

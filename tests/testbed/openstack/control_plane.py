@@ -1,0 +1,321 @@
+"""Bring-up, status and teardown of the whole control plane, with a state file that records every PID."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import catalog, configs, database, infra, install, services
+from .clouds import write_clouds_yaml
+from .processes import (
+    ServiceFailed,
+    Started,
+    group_members,
+    http_answers,
+    is_running,
+    port_open,
+    stop_processes,
+    wait_until,
+)
+from .settings import (
+    ADMIN_CLOUD_NAME,
+    COMPUTE_HOST,
+    DEFAULT_GPUS,
+    GPU_RESOURCE_CLASS,
+    PORTS,
+    ExternalNetwork,
+    FakeGpu,
+    Layout,
+    cache_root,
+    default_run_dir,
+)
+from .timing import Report, StepTimer, print_report
+
+INFRA_NAMES = ("epmd", "mariadb", "rabbitmq")
+COMPUTE_READY_TIMEOUT_S = 240
+OPENSTACK_STOP_GRACE_S = 15
+INFRA_STOP_GRACE_S = 60
+
+
+def current_run_pointer() -> Path:
+    """The file naming the run folder of the control plane that is up, if any."""
+    return cache_root() / "current-run"
+
+
+@dataclass
+class ControlPlane:
+    """One running control plane: its folders, venv, fake GPUs, processes and public network."""
+
+    layout: Layout
+    venv: Path
+    gpus: tuple[FakeGpu, ...] = DEFAULT_GPUS
+    processes: list[Started] = field(default_factory=list)
+    external_network: ExternalNetwork | None = None
+
+    @property
+    def clouds_yaml(self) -> Path:
+        """The clouds.yaml with the admin cloud."""
+        return self.layout.clouds_yaml
+
+    @property
+    def cloud_name(self) -> str:
+        """The admin cloud's name in clouds.yaml."""
+        return ADMIN_CLOUD_NAME
+
+    @property
+    def gpu_count(self) -> int:
+        """How many fake GPUs the compute node has in all."""
+        return sum(gpu.count for gpu in self.gpus)
+
+    def track(self, process: Started) -> Started:
+        """Remember a started process and save the state file at once (so that `down` can find it)."""
+        self.processes.append(process)
+        self.save()
+        return process
+
+    def process(self, name: str) -> Started:
+        """A tracked process by name."""
+        for process in self.processes:
+            if process.name == name:
+                return process
+        raise KeyError(name)
+
+    def save(self) -> None:
+        """Write the state file."""
+        record = {"run_dir": str(self.layout.root), "venv": str(self.venv),
+                  "gpus": [asdict(gpu) for gpu in self.gpus],
+                  "processes": [process.to_json() for process in self.processes],
+                  "external_network": asdict(self.external_network) if self.external_network else None}
+        self.layout.root.mkdir(parents=True, exist_ok=True)
+        self.layout.state_file.write_text(json.dumps(record, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, run_dir: Path) -> ControlPlane | None:
+        """Read a run's state file, or None when there is none."""
+        layout = Layout(run_dir)
+        if not layout.state_file.exists():
+            return None
+        record = json.loads(layout.state_file.read_text())
+        network = record.get("external_network")
+        return cls(layout=layout, venv=Path(record["venv"]),
+                   gpus=tuple(FakeGpu(**gpu) for gpu in record["gpus"]),
+                   processes=[Started.from_json(process) for process in record["processes"]],
+                   external_network=ExternalNetwork(**network) if network else None)
+
+    def alive(self) -> dict[str, bool]:
+        """Each tracked process and whether it still runs."""
+        return {process.name: is_running(process) for process in self.processes}
+
+    def memory_mib(self) -> float:
+        """Resident memory of every process of the control plane, in MiB."""
+        total_kib = 0
+        for process in self.processes:
+            for pid in group_members(process.pid):
+                total_kib += _rss_kib(pid)
+        return total_kib / 1024
+
+
+def _rss_kib(pid: int) -> int:
+    """Resident set size of one process in KiB (0 if it has gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def running_control_plane() -> ControlPlane | None:
+    """The control plane named by the current-run pointer, if every one of its processes runs."""
+    pointer = current_run_pointer()
+    if not pointer.exists():
+        return None
+    plane = ControlPlane.load(Path(pointer.read_text().strip()))
+    if plane is None or not plane.processes or not all(plane.alive().values()):
+        return None
+    return plane
+
+
+def _ports_in_use() -> list[str]:
+    """Our ports on 127.0.0.1 that something already listens on."""
+    return [f"{name} {port}" for name, port in asdict(PORTS).items()
+            if name != "rabbitmq_dist" and port_open(port)]
+
+
+def _check_machine() -> None:
+    """Refuse to start where the control plane cannot run, or where its ports are taken."""
+    if os.geteuid() != 0:
+        raise install.PrerequisiteMissing("the OpenStack test control plane needs root")
+    busy = _ports_in_use()
+    if busy:
+        hint = ""
+        if current_run_pointer().exists():
+            hint = (f" (a control plane from {current_run_pointer().read_text().strip()} may still run:"
+                    " python3 -m tests.testbed.openstack down)")
+        raise ServiceFailed(f"ports already in use on 127.0.0.1: {', '.join(busy)}{hint}")
+
+
+def _fresh_layout(run_dir: Path) -> Layout:
+    """An empty run folder (logs of an older run in it are dropped)."""
+    layout = Layout(run_dir)
+    for folder in (layout.etc, layout.state, layout.logs, layout.mysql, layout.rabbitmq):
+        shutil.rmtree(folder, ignore_errors=True)
+    layout.state_file.unlink(missing_ok=True)
+    layout.root.mkdir(parents=True, exist_ok=True)
+    return layout
+
+
+def _start_infra(plane: ControlPlane) -> None:
+    """Start epmd, MariaDB and RabbitMQ and wait for all three."""
+    layout = plane.layout
+    epmd = plane.track(infra.start_epmd(layout))
+    infra.wait_for_epmd(epmd)
+    mariadb = plane.track(infra.start_mariadb(layout))
+    rabbitmq = plane.track(infra.start_rabbitmq(layout))
+    infra.wait_for_mariadb(mariadb, layout)
+    infra.wait_for_rabbitmq(rabbitmq)
+
+
+def _start_openstack(plane: ControlPlane, timer: StepTimer) -> None:
+    """Start the APIs and nova's daemons together, then nova-compute once placement answers."""
+    layout, venv = plane.layout, plane.venv
+    with timer.step("start keystone, placement, glance, neutron, nova-api, conductor, scheduler"):
+        apis = [(api, plane.track(services.start_api(api, layout, venv)))
+                for api in (services.KEYSTONE, *services.APIS_AFTER_KEYSTONE)]
+        for name in services.NOVA_DAEMONS:
+            plane.track(services.start_nova_daemon(name, layout, venv))
+        for api, process in apis[:2]:
+            services.wait_for_api(api, process)
+        compute = plane.track(services.start_nova_compute(layout, venv, plane.gpus))
+        for api, process in apis[2:]:
+            services.wait_for_api(api, process)
+    with timer.step("nova-compute registered with its fake GPUs"):
+        _wait_for_compute(plane, compute)
+
+
+def _gpu_inventory_total(layout: Layout) -> int:
+    """How many GPUs placement holds in inventory (0 while nova-compute has not reported them)."""
+    answer = infra.mariadb_query(
+        layout, "SELECT COALESCE(SUM(i.total), 0) FROM placement.inventories i JOIN placement.resource_classes c"
+                f" ON i.resource_class_id = c.id WHERE c.name = '{GPU_RESOURCE_CLASS}'")
+    return int(answer.strip() or 0)
+
+
+def _host_mapped(layout: Layout) -> bool:
+    """Whether the scheduler has mapped the compute host into cell1 (else nothing can be scheduled)."""
+    answer = infra.mariadb_query(layout, "SELECT host FROM nova_api.host_mappings")
+    return COMPUTE_HOST in answer.split()
+
+
+def _wait_for_compute(plane: ControlPlane, compute: Started) -> None:
+    """Wait until the compute host is mapped and every fake GPU is in placement's inventory."""
+    wanted = plane.gpu_count
+    wait_until("nova-compute's host mapping", lambda: _host_mapped(plane.layout), COMPUTE_READY_TIMEOUT_S,
+               watched=compute, interval_s=0.5)
+    wait_until(f"{wanted} {GPU_RESOURCE_CLASS} in placement", lambda: _gpu_inventory_total(plane.layout) == wanted,
+               COMPUTE_READY_TIMEOUT_S, watched=compute, interval_s=0.5)
+
+
+def bring_up(run_dir: Path | None = None, gpus: Sequence[FakeGpu] = DEFAULT_GPUS, report: Report = print_report,
+             with_public_network: bool = True) -> ControlPlane:
+    """Install what is missing, start every service on 127.0.0.1 and return the running control plane."""
+    timer = StepTimer(report)
+    _check_machine()
+    layout = _fresh_layout(run_dir or default_run_dir())
+    install_log = cache_root() / "install.log"
+    with timer.step("Debian packages mariadb-server, rabbitmq-server"):
+        install.ensure_debian_packages(install_log)
+    with timer.step(f"services venv {install.venv_dir()}"):
+        venv = install.ensure_venv(install_log)
+    with timer.step("fake GPU driver and ML2 binding driver"):
+        install.install_plugins(venv)
+    snapshot = database.ensure_snapshot(venv, timer)
+    plane = ControlPlane(layout=layout, venv=venv, gpus=tuple(gpus))
+    current_run_pointer().write_text(str(layout.root) + "\n")
+    try:
+        with timer.step("configs and database copy"):
+            configs.write_all(layout, venv, plane.gpus)
+            database.restore_snapshot(snapshot, layout)
+        with timer.step("epmd, mariadb, rabbitmq"):
+            _start_infra(plane)
+        _start_openstack(plane, timer)
+        if with_public_network:
+            with timer.step("public provider network"):
+                plane.external_network = catalog.create_public_network()
+        write_clouds_yaml(layout.clouds_yaml)
+        plane.save()
+    except BaseException:
+        report("[openstack testbed] bring-up failed: stopping what was started")
+        stop(plane, report)
+        raise
+    report(timer.summary(f"control plane up ({plane.memory_mib():.0f} MiB resident, run folder {layout.root})"))
+    return plane
+
+
+def stop(plane: ControlPlane, report: Report = print_report) -> list[str]:
+    """Stop every process of the control plane by PID; return the names that needed SIGKILL."""
+    timer = StepTimer(report)
+    openstack = [p for p in plane.processes if p.name not in INFRA_NAMES]
+    brokers = [p for p in plane.processes if p.name in ("mariadb", "rabbitmq")]
+    mappers = [p for p in plane.processes if p.name == "epmd"]
+    killed: list[str] = []
+    with timer.step("stop OpenStack services"):
+        killed += stop_processes(reversed(openstack), OPENSTACK_STOP_GRACE_S)
+    with timer.step("stop mariadb and rabbitmq"):
+        killed += stop_processes(brokers, INFRA_STOP_GRACE_S)
+        killed += stop_processes(mappers, 10)
+    if killed:
+        report(f"[openstack testbed] needed SIGKILL: {', '.join(killed)}")
+    _forget(plane)
+    report(timer.summary("control plane stopped"))
+    return killed
+
+
+def _forget(plane: ControlPlane) -> None:
+    """Drop the run's bulky data and the pointers to it; keep configs and logs for reading."""
+    shutil.rmtree(plane.layout.mysql, ignore_errors=True)
+    shutil.rmtree(plane.layout.rabbitmq / "mnesia", ignore_errors=True)
+    plane.layout.state_file.unlink(missing_ok=True)
+    pointer = current_run_pointer()
+    if pointer.exists() and pointer.read_text().strip() == str(plane.layout.root):
+        pointer.unlink()
+
+
+def stop_run(run_dir: Path | None = None, report: Report = print_report) -> bool:
+    """Stop the control plane of a run folder (default: the current one); False when none was recorded."""
+    if run_dir is None:
+        pointer = current_run_pointer()
+        run_dir = Path(pointer.read_text().strip()) if pointer.exists() else default_run_dir()
+    plane = ControlPlane.load(run_dir)
+    if plane is None:
+        current_run_pointer().unlink(missing_ok=True)
+        return False
+    stop(plane, report)
+    return True
+
+
+def describe(plane: ControlPlane) -> list[str]:
+    """Lines telling which processes run and which APIs answer."""
+    urls = {api.name: api.url for api in (services.KEYSTONE, *services.APIS_AFTER_KEYSTONE)}
+    lines = [f"run folder {plane.layout.root}", f"clouds.yaml {plane.clouds_yaml} (cloud '{plane.cloud_name}')"]
+    for process in plane.processes:
+        state = "running" if is_running(process) else "NOT RUNNING"
+        answer = ""
+        if process.name in urls:
+            answer = ", answers" if http_answers(urls[process.name]) else ", does not answer"
+        lines.append(f"  {process.name:15} pid {process.pid:<8} {state}{answer}  log {process.log}")
+    lines.append(f"resident memory {plane.memory_mib():.0f} MiB; fake GPUs: "
+                 + ", ".join(f"{g.count}x {g.vendor_id}:{g.product_id} ({g.model})" for g in plane.gpus))
+    return lines
+
+
+def require_running(plane: ControlPlane | None) -> ControlPlane:
+    """The plane itself, or an error saying that none runs."""
+    if plane is None:
+        raise ServiceFailed("no control plane is running")
+    return plane
