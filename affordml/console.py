@@ -87,40 +87,46 @@ def print_plan(plan) -> None:
         f"[bold]Plan for {plan.host}[/]: {plan.host_vcpus} threads, {plan.host_ram_gib} GiB RAM, "
         f"{plan.host_disk_free_gib} GiB free disk"
     )
-    table = Table(title="carve")
-    for col in ("what", "role", "vCPU", "RAM GiB", "disk GiB", "flavor / why"):
-        table.add_column(col, overflow="fold")
+    table = Table(title="how the PC is carved")
+    for col, justify in (
+        ("what", "left"),
+        ("vCPU", "right"),
+        ("RAM GiB", "right"),
+        ("disk GiB", "right"),
+        ("notes", "left"),
+    ):
+        table.add_column(col, justify=justify, overflow="fold")
     for r in plan.reservations:
-        table.add_row(r.name, "host", str(r.vcpus), str(r.ram_gib), str(r.disk_gib), r.why)
+        table.add_row(r.name, str(r.vcpus), str(r.ram_gib), str(r.disk_gib), r.why)
     for vm in plan.vms:
-        gpu = f" + GPU {', '.join(vm.gpus)}" if vm.gpus else ""
-        table.add_row(f"VM {vm.name}", vm.role, str(vm.vcpus), str(vm.ram_gib), str(vm.disk_gib), vm.flavor + gpu)
+        gpu = f"; GPU {', '.join(vm.gpus)}" if vm.gpus else ""
+        table.add_row(
+            f"VM {vm.name} ({vm.role})", str(vm.vcpus), str(vm.ram_gib), str(vm.disk_gib), f"flavor {vm.flavor}{gpu}"
+        )
     out.print(table)
-    if plan.gpus:
-        gpus = Table(title="GPUs")
-        for col in ("GPU", "ids / functions", "VM", "nova alias", "sharing", "slots", "why"):
-            gpus.add_column(col, overflow="fold")
-        for g in plan.gpus:
-            fns = ", ".join(f"{f.address} {f.ids} ({f.role})" for f in g.functions)
-            mode = g.sharing.mode + (f" {g.sharing.mig_layout}" if g.sharing.mig_layout else "")
-            gpus.add_row(
-                f"{g.name}\n{g.address}", fns, g.vm, g.nova_alias, mode, str(g.sharing.slots), g.sharing.reason
-            )
-        out.print(gpus)
-        out.print(f"vfio-pci ids: {','.join(plan.vfio_ids)}")
-    net = Table(title="network", show_header=False)
-    for key, value in plan.network.items():
-        net.add_row(key, value)
-    out.print(net)
+    for g in plan.gpus:
+        memory = f", {g.memory_mib} MiB" if g.memory_mib else ""
+        out.print(
+            f"[bold]GPU {g.address}[/] {g.name} [{g.ids}{memory}] -> VM {g.vm}, nova alias {g.nova_alias}",
+            markup=True,
+            highlight=False,
+        )
+        out.print("  functions: " + ", ".join(f"{f.address} {f.ids} ({f.role})" for f in g.functions), markup=False)
+        mode = g.sharing.mode + (
+            f" {g.sharing.mig_layout} {list(g.sharing.mig_instances)}" if g.sharing.mig_layout else ""
+        )
+        out.print(f"  sharing: {mode}, {g.sharing.slots} job slot(s): {g.sharing.reason}", markup=False)
+    if plan.vfio_ids:
+        out.print(f"vfio-pci ids: {','.join(plan.vfio_ids)}", markup=False)
+    out.print("network: " + ", ".join(f"{k} {v}" for k, v in plan.network.items()), markup=False)
     totals = plan.totals()
     out.print(
         f"[bold]Platform overhead[/]: {totals['platform_vcpus']} vCPU, {totals['platform_ram_gib']} GiB RAM "
         f"({totals['platform_ram_share']:.0%} of the host), {totals['platform_disk_gib']} GiB disk.  "
         f"[bold]For ML work[/]: {totals['ml_vcpus']} vCPU, {totals['ml_ram_gib']} GiB RAM, "
-        f"{totals['ml_gpu_slots']} GPU slots"
+        f"{totals['ml_gpu_slots']} GPU job slot(s)"
     )
-    versions = ", ".join(f"{k} {v}" for k, v in plan.versions.items())
-    out.print(f"[bold]Versions[/]: {versions}", soft_wrap=True)
+    out.print("versions: " + ", ".join(f"{k} {v}" for k, v in plan.versions.items()), markup=False)
     for w in plan.warnings:
         out.print(f"[yellow]warning[/] ({w.code}): {w.message}")
 

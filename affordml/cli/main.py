@@ -26,6 +26,27 @@ app.add_typer(config_app, name="config")
 ProjectDir = Annotated[Path | None, typer.Option("--project-dir", "-p", help="project folder [default: ~/.affordml]")]
 FactsFile = Annotated[Path | None, typer.Option("--facts", help="use facts saved by `affordml facts --save`")]
 Json = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
+Example = Annotated[
+    str | None,
+    typer.Option(
+        "--example",
+        help="use the facts of a sample PC shipped with affordml: desktop-rtx4090, one-nic-pc, server-a100-mig",
+    ),
+]
+
+
+def _facts_source(facts_file: Path | None, example: str | None) -> Path | None:
+    if example is None:
+        return facts_file
+    from affordml.errors import FactsError
+    from affordml.resources import data_dir
+
+    examples = data_dir("inventories") / "examples"
+    path = examples / f"{example}.json"
+    if not path.exists():
+        names = ", ".join(sorted(p.stem for p in examples.glob("*.json")))
+        raise FactsError(f"--example: no sample PC named {example!r}", f"use one of: {names}")
+    return path
 
 
 class _State:
@@ -117,6 +138,7 @@ def doctor(
     ignore_check: Annotated[
         list[str] | None, typer.Option("--ignore-check", metavar="NAME", help="skip a check by name")
     ] = None,
+    example: Example = None,
     json_out: Json = False,
 ) -> None:
     """Check the host: virtualization, IOMMU, GPU isolation, vfio, RAM, disk, NICs; each problem with its fix."""
@@ -128,7 +150,7 @@ def doctor(
 
     project = _project()
     config = _config(project)
-    host_facts = gather_facts(project, config, facts_file)
+    host_facts = gather_facts(project, config, _facts_source(facts_file, example))
     feasibility = plan_feasibility(lambda: make_plan(host_facts, config, version_table(load_lock())))
     results = run_checks(host_facts, config, set(ignore_check or ()), feasibility)
     if json_out:
@@ -140,7 +162,7 @@ def doctor(
 
 
 @app.command()
-def plan(facts_file: FactsFile = None, json_out: Json = False) -> None:
+def plan(facts_file: FactsFile = None, example: Example = None, json_out: Json = False) -> None:
     """Show how the PC will be carved (VMs, GPUs, sharing, versions) before anything is touched."""
     from affordml import console
     from affordml.facts.gather import gather_facts
@@ -149,7 +171,8 @@ def plan(facts_file: FactsFile = None, json_out: Json = False) -> None:
 
     project = _project()
     config = _config(project)
-    the_plan = make_plan(gather_facts(project, config, facts_file), config, version_table(load_lock()))
+    host_facts = gather_facts(project, config, _facts_source(facts_file, example))
+    the_plan = make_plan(host_facts, config, version_table(load_lock()))
     if json_out:
         console.print_json(the_plan.to_dict())
     else:
