@@ -111,19 +111,19 @@ class ControlPlane:
         return {process.name: is_running(process) for process in self.processes}
 
     def memory_mib(self) -> float:
-        """Resident memory of every process of the control plane, in MiB."""
+        """Memory of every process of the control plane in MiB (proportional set size: shared pages split)."""
         total_kib = 0
         for process in self.processes:
             for pid in group_members(process.pid):
-                total_kib += _rss_kib(pid)
+                total_kib += _pss_kib(pid)
         return total_kib / 1024
 
 
-def _rss_kib(pid: int) -> int:
-    """Resident set size of one process in KiB (0 if it has gone)."""
+def _pss_kib(pid: int) -> int:
+    """Proportional set size of one process in KiB (0 if it has gone)."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
                 return int(line.split()[1])
     except OSError:
         pass
@@ -253,7 +253,7 @@ def bring_up(run_dir: Path | None = None, gpus: Sequence[FakeGpu] = DEFAULT_GPUS
         report("[openstack testbed] bring-up failed: stopping what was started")
         stop(plane, report)
         raise
-    report(timer.summary(f"control plane up ({plane.memory_mib():.0f} MiB resident, run folder {layout.root})"))
+    report(timer.summary(f"control plane up ({plane.memory_mib():.0f} MiB PSS, run folder {layout.root})"))
     return plane
 
 
@@ -309,7 +309,7 @@ def describe(plane: ControlPlane) -> list[str]:
         if process.name in urls:
             answer = ", answers" if http_answers(urls[process.name]) else ", does not answer"
         lines.append(f"  {process.name:15} pid {process.pid:<8} {state}{answer}  log {process.log}")
-    lines.append(f"resident memory {plane.memory_mib():.0f} MiB; fake GPUs: "
+    lines.append(f"memory (PSS) {plane.memory_mib():.0f} MiB; fake GPUs: "
                  + ", ".join(f"{g.count}x {g.vendor_id}:{g.product_id} ({g.model})" for g in plane.gpus))
     return lines
 

@@ -1,0 +1,61 @@
+"""The openstack_cloud fixture: a real minimal OpenStack on 127.0.0.1 for the whole test session."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from tests.testbed.openstack import (  # noqa: E402
+    PrerequisiteMissing,
+    bring_up,
+    running_control_plane,
+    stop,
+)
+from tests.testbed.openstack.cloud import OpenStackCloud  # noqa: E402
+
+STRICT_VARIABLE = "AFFORDML_REQUIRE_OPENSTACK"
+
+
+def _reporter(config: pytest.Config) -> Callable[[str], None]:
+    """Write bring-up and teardown timings to the terminal, past output capture."""
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    if terminal is None:
+        return lambda line: print(line, flush=True)
+    return lambda line: terminal.write_line(line)
+
+
+def _unavailable(reason: str) -> None:
+    """Skip, or fail where the environment says the control plane is required (CI)."""
+    message = f"OpenStack test control plane unavailable: {reason}"
+    if os.environ.get(STRICT_VARIABLE) == "1":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def openstack_cloud(request: pytest.FixtureRequest,
+                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenStackCloud]:
+    """Bring the control plane up once (or reuse one started with `up`), and always take ours down."""
+    report = _reporter(request.config)
+    already_up = running_control_plane()
+    if already_up is not None:
+        report(f"[openstack testbed] reusing the control plane running from {already_up.layout.root}")
+        yield OpenStackCloud.from_plane(already_up)
+        return
+    try:
+        plane = bring_up(tmp_path_factory.mktemp("openstack"), report=report)
+    except PrerequisiteMissing as missing:
+        _unavailable(str(missing))
+        return
+    try:
+        yield OpenStackCloud.from_plane(plane)
+    finally:
+        stop(plane, report)
