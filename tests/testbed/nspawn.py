@@ -39,6 +39,7 @@ NAME_PREFIX = "afftb"
 FIRST_HOST_OCTET = 11
 BOOT_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 15.0
+CGROUP_GROUP = "affordml-testbed"
 SSH_OPTIONS_TIMEOUT_S = 10
 
 
@@ -113,6 +114,7 @@ class TestbedState:
     veths: list[str] = field(default_factory=list)
     mounts: list[str] = field(default_factory=list)
     pids: list[int] = field(default_factory=list)
+    cgroups: list[str] = field(default_factory=list)
 
     @property
     def path(self) -> Path:
@@ -154,11 +156,13 @@ class Testbed:
         workdir_parent: Path | None = None,
         boot_timeout_s: float = BOOT_TIMEOUT_S,
         nspawn_args: Sequence[str] = (),
+        wait_until_running: bool = True,
     ) -> None:
         self.packages = list(image.BASE_PACKAGES if packages is None else packages)
         self.workdir_parent = workdir_parent
         self.boot_timeout_s = boot_timeout_s
         self.nspawn_args = list(nspawn_args)
+        self.wait_until_running = wait_until_running
         self.hosts: list[TestHost] = []
         self.subnet: ipaddress.IPv4Network | None = None
         self.bridge = ""
@@ -206,6 +210,9 @@ class Testbed:
             self._write_ssh_guard()
             for host in self.hosts:
                 self._wait_for_sshd(host)
+            if self.wait_until_running:
+                for host in self.hosts:
+                    self._wait_until_running(host)
         except BaseException:
             self.stop()
             raise
@@ -286,6 +293,7 @@ class Testbed:
         self.state.save()
         run_command(["ip", "link", "add", self.bridge, "type", "bridge"])
         run_command(["ip", "addr", "add", f"{self.subnet.network_address + 1}/24", "dev", self.bridge])
+        seal_bridge(self.bridge)
         run_command(["ip", "link", "set", self.bridge, "up"])
         self._verify_only_our_route()
 
@@ -335,13 +343,19 @@ class Testbed:
         self._boot(host)
 
     def _boot(self, host: TestHost) -> None:
-        """Start systemd-nspawn --boot for the host in the background, logging its console."""
+        """Start systemd-nspawn --boot for the host in its own cgroup, in the background, logging its console."""
         assert self.state is not None
+        cgroups = [str(base / CGROUP_GROUP / host.netns) for base in own_cgroup_dirs()]
+        self.state.cgroups += cgroups
+        self.state.save()
+        for cgroup in cgroups:
+            Path(cgroup).mkdir(parents=True, exist_ok=True)
         host.log_path = host.root.parent / "console.log"
         with open(host.log_path, "wb") as log:
             host.process = subprocess.Popen(
                 nspawn_command(host, self.nspawn_args),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=lambda: join_cgroups(cgroups),
             )
         self.state.pids.append(host.process.pid)
         self.state.save()
@@ -353,6 +367,13 @@ class Testbed:
             key_type, key = (host.root / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()[:2]
             lines.append(f"{host.address} {key_type} {key}\n")
         self.known_hosts.write_text("".join(lines))
+
+    def _wait_until_running(self, host: TestHost) -> None:
+        """Wait for the host's boot to finish; raise TestbedError unless systemd reports 'running'."""
+        command = "systemctl is-system-running --wait; systemctl --failed --no-legend --plain"
+        lines = host.ssh(command, timeout=self.boot_timeout_s, check=False).stdout.strip().splitlines()
+        if not lines or lines[0] != "running":
+            raise TestbedError(f"{host.name} did not boot cleanly: {lines}\n{host.log_tail()}")
 
     def _write_ssh_guard(self) -> None:
         """Write the guarded ssh wrapper that Ansible uses for every connection."""
@@ -419,6 +440,53 @@ def ssh_guard_script(bridge: str, addresses: Sequence[str]) -> str:
     return SSH_GUARD_TEMPLATE.format(bridge=bridge, addresses=" ".join(addresses))
 
 
+def own_cgroup_dirs() -> list[Path]:
+    """This process's cgroup directories in the hierarchies systemd uses (cgroup2 and name=systemd).
+
+    Without systemd on the machine, nspawn --keep-unit boots the container below the caller's cgroup; two
+    containers there would share one cgroup tree and remove each other's units' cgroups, so each host gets
+    its own child cgroup.
+    """
+    own = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        own[controllers or "cgroup2"] = path
+    dirs = []
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        _, mount_point, fstype, options = line.split()[:4]
+        key = "cgroup2" if fstype == "cgroup2" else "name=systemd" if "name=systemd" in options.split(",") else ""
+        if key in own and fstype in ("cgroup", "cgroup2"):
+            dirs.append(Path(mount_point) / own[key].lstrip("/"))
+    return dirs
+
+
+def join_cgroups(cgroups: Sequence[str]) -> None:
+    """Move the calling process into each cgroup (runs in the child between fork and exec)."""
+    for cgroup in cgroups:
+        Path(cgroup, "cgroup.procs").write_text(str(os.getpid()))
+
+
+def remove_cgroup(cgroup: Path, errors: list[str]) -> None:
+    """Remove an emptied cgroup and the cgroups the container created below it, deepest first."""
+    if not cgroup.is_dir():
+        return
+    children = sorted((path for path in cgroup.rglob("*") if path.is_dir()), key=lambda path: -len(path.parts))
+    for directory in [*children, cgroup]:
+        try:
+            directory.rmdir()
+        except OSError as error:
+            errors.append(f"cgroup {directory}: {error}")
+            return
+    with contextlib.suppress(OSError):
+        cgroup.parent.rmdir()  # the shared parent goes once no other test bed uses it
+
+
+def seal_bridge(bridge: str) -> None:
+    """Never route what the hosts send beyond the bridge (even if a role adds a default route there)."""
+    Path(f"/proc/sys/net/ipv4/conf/{bridge}/forwarding").write_text("0\n")
+    Path(f"/proc/sys/net/ipv6/conf/{bridge}/disable_ipv6").write_text("1\n")
+
+
 def create_host_network(host: TestHost, bridge: str) -> None:
     """Network namespace with eth0 (the veth peer) at the host's address, the other end on the bridge."""
     run_command(["ip", "netns", "add", host.netns])
@@ -471,6 +539,8 @@ def teardown(state: TestbedState, processes: Sequence[subprocess.Popen] = ()) ->
     """Undo everything recorded in state; return the problems met (every step is tried regardless)."""
     errors: list[str] = []
     stop_containers(state.bridge, state.pids, processes, errors)
+    for cgroup in state.cgroups:
+        remove_cgroup(Path(cgroup), errors)
     for mount in reversed(state.mounts):
         unmount(Path(mount), errors)
     for veth in state.veths:
@@ -482,6 +552,8 @@ def teardown(state: TestbedState, processes: Sequence[subprocess.Popen] = ()) ->
         shutil.rmtree(state.workdir, ignore_errors=True)
     if not errors:
         state.path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            STATE_DIR.rmdir()  # only once no other test bed is recorded there
     return errors
 
 

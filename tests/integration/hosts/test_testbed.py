@@ -21,6 +21,7 @@ OUTSIDE_ADDRESS = "192.0.2.10"
 PLAYBOOK = """\
 - hosts: all
   gather_facts: true
+  gather_subset: [min]
   tasks:
     - name: Ping
       ansible.builtin.ping:
@@ -55,6 +56,7 @@ def leftovers(state: nspawn.TestbedState) -> list[str]:
     mounts = Path("/proc/self/mounts").read_text()
     found += [f"mount {path}" for path in state.mounts if f" {path} " in mounts]
     found += [f"pid {pid}" for pid in state.pids if Path(f"/proc/{pid}").exists()]
+    found += [f"cgroup {path}" for path in state.cgroups if Path(path).exists()]
     found += [f"dir {state.workdir}"] if state.workdir and Path(state.workdir).exists() else []
     return found + ([f"state {state.path}"] if state.path.exists() else [])
 
@@ -68,6 +70,12 @@ def test_hosts_answer_ssh_with_their_names_and_boot_fully(two_hosts: Testbed) ->
 def test_hosts_have_no_route_beyond_the_bridge(two_hosts: Testbed) -> None:
     routes = two_hosts.hosts[0].ssh("ip -4 route show").stdout.strip().splitlines()
     assert len(routes) == 1 and routes[0].startswith(f"{two_hosts.subnet} dev eth0")
+
+
+def test_this_machine_does_not_route_for_the_hosts(two_hosts: Testbed) -> None:
+    sysctl = Path("/proc/sys/net")
+    assert (sysctl / "ipv4/conf" / two_hosts.bridge / "forwarding").read_text().strip() == "0"
+    assert (sysctl / "ipv6/conf" / two_hosts.bridge / "disable_ipv6").read_text().strip() == "1"
 
 
 def test_hosts_know_each_other_by_name_and_have_python_modules(two_hosts: Testbed) -> None:
