@@ -73,7 +73,15 @@ HostKey /etc/ssh/ssh_host_ed25519_key
 
 POLICY_RC_D = "#!/bin/sh\nexit 101\n"
 
-HOST_TOOLS = {"debootstrap": "debootstrap", "systemd-nspawn": "systemd-container"}
+# Commands the test bed runs on this machine, and the Debian packages that provide them.
+HOST_TOOLS = {
+    "debootstrap": "debootstrap",
+    "systemd-nspawn": "systemd-container",
+    "zstd": "zstd",
+    "ip": "iproute2",
+    "ssh": "openssh-client",
+    "ssh-keygen": "openssh-client",
+}
 
 
 class ImageError(RuntimeError):
@@ -81,7 +89,7 @@ class ImageError(RuntimeError):
 
 
 class HostToolsUnavailable(ImageError):
-    """debootstrap or systemd-nspawn is missing and could not be installed."""
+    """A command the test bed needs (debootstrap, systemd-nspawn, ...) is missing and cannot be installed."""
 
 
 def cache_dir() -> Path:
@@ -97,12 +105,12 @@ def image_key(packages: Iterable[str]) -> str:
 
 
 def missing_host_tools() -> list[str]:
-    """Debian packages to install so that debootstrap and systemd-nspawn are available."""
-    return [package for tool, package in HOST_TOOLS.items() if shutil.which(tool) is None]
+    """Debian packages to install so that every command in HOST_TOOLS is available."""
+    return sorted({package for tool, package in HOST_TOOLS.items() if shutil.which(tool) is None})
 
 
 def ensure_host_tools() -> None:
-    """Install debootstrap and systemd-container with apt-get when they are missing."""
+    """Install the packages of missing HOST_TOOLS (debootstrap, systemd-container, ...) with apt-get."""
     missing = missing_host_tools()
     if not missing:
         return

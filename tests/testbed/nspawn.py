@@ -192,7 +192,7 @@ class Testbed:
         return self._require_workdir() / "known_hosts"
 
     def start(self, n_hosts: int, names: Sequence[str] | None = None) -> list[TestHost]:
-        """Create the bridge and n_hosts booted hosts, and wait until each one's sshd answers."""
+        """Create the bridge and n_hosts hosts; wait until each one's sshd answers and (by default) boot ends."""
         if self.state is not None:
             raise TestbedError("this test bed is already started")
         names = list(names) if names else [f"node{index}" for index in range(1, n_hosts + 1)]
@@ -213,10 +213,17 @@ class Testbed:
             if self.wait_until_running:
                 for host in self.hosts:
                     self._wait_until_running(host)
-        except BaseException:
-            self.stop()
+        except BaseException as error:
+            self._stop_after_failed_start(error)
             raise
         return self.hosts
+
+    def _stop_after_failed_start(self, error: BaseException) -> None:
+        """Tear down after a failed start, noting teardown problems on the original error."""
+        try:
+            self.stop()
+        except TestbedError as teardown_error:
+            error.add_note(f"and the teardown after it failed too: {teardown_error}")
 
     def stop(self) -> None:
         """Tear everything down: containers by PID, overlays, namespaces, veths, bridge, work dir."""
