@@ -7,12 +7,13 @@ import json
 from affordml.project import Project
 
 
-def project_status(project: Project) -> dict:
+def project_status(project: Project, query_cloud: bool = True) -> dict:
     data = {
         "project": str(project.root),
         "config": str(project.config_file) if project.config_file.exists() else "none (defaults)",
         "facts": str(project.facts_file) if project.facts_file.exists() else "not saved",
     }
+    state: dict = {}
     if project.state_file.exists():
         try:
             state = json.loads(project.state_file.read_text())
@@ -21,4 +22,30 @@ def project_status(project: Project) -> dict:
         data["phases"] = state.get("phases", {})
     else:
         data["phases"] = "nothing has run yet"
+    data["cloud"] = cloud_section(project, (state.get("data") or {}).get("cloud"), query_cloud)
     return data
+
+
+def cloud_section(project: Project, record: dict | None, query_cloud: bool = True) -> dict:
+    """The servers: from the OpenStack API when it answers (openstacksdk is imported only then), else the state."""
+    if not record:
+        return {"source": "state", "servers": [], "note": "no VMs carved yet (the cloud phase has not run)"}
+    if not query_cloud:
+        from affordml.cloud.inventory import rows_from_state
+
+        return {"source": "state", "servers": rows_from_state(record)}
+    from affordml.cloud.inventory import cloud_status
+
+    return cloud_status(project, record)
+
+
+def server_lines(cloud: dict) -> list[str]:
+    """One line per server for the text output."""
+    lines = []
+    for row in cloud.get("servers", []):
+        gpus = f"{row.get('gpus') or 0} GPU" + (f" ({row['pci_alias']})" if row.get("pci_alias") else "")
+        lines.append(
+            f"  {row.get('name')}  {row.get('status')}  {row.get('flavor')}  {gpus}  "
+            f"{', '.join(row.get('addresses') or []) or '-'}"
+        )
+    return lines

@@ -270,31 +270,47 @@ def upgrade() -> None:
 
 
 @app.command()
-def status(json_out: Json = False) -> None:
-    """Show the project: config, saved facts, phases and servers."""
+def status(
+    json_out: Json = False,
+    offline: Annotated[bool, typer.Option("--offline", help="do not ask OpenStack; show the saved state")] = False,
+) -> None:
+    """Show the project: config, saved facts, phases and servers (from OpenStack when it answers)."""
     from affordml import console
-    from affordml.status import project_status
+    from affordml.status import project_status, server_lines
 
-    data = project_status(_project())
+    data = project_status(_project(), query_cloud=not offline)
     if json_out:
         console.print_json(data)
-    else:
-        for key, value in data.items():
-            console.line(f"{key}: {value}")
+        return
+    cloud = data.pop("cloud")
+    for key, value in data.items():
+        console.line(f"{key}: {value}")
+    where = "from OpenStack" if cloud.get("source") == "api" else "as recorded by the last cloud phase"
+    console.line(f"servers ({where}):" if cloud.get("servers") else f"servers: {cloud.get('note', 'none')}")
+    for line in server_lines(cloud):
+        console.line(line)
+    if cloud.get("api_error"):
+        console.line(f"  (OpenStack did not answer: {cloud['api_error']})")
 
 
 @app.command()
 def destroy(
     yes: Annotated[bool, typer.Option("--yes-i-really-really-mean-it", help="confirm the deletion")] = False,
 ) -> None:
-    """Remove what the platform created (VMs, networks, images), after confirmation."""
+    """Remove what the platform created in OpenStack (VMs, networks, image, flavors), after confirmation."""
     from affordml.errors import ConfirmationRequired
 
     if not yes:
         raise ConfirmationRequired(
-            "destroy deletes the platform's VMs and everything on them", "run again with --yes-i-really-really-mean-it"
+            "destroy deletes the platform's VMs and everything on them, their network, image, flavors, "
+            "keypair, project and user (only what affordml created)",
+            "run again with --yes-i-really-really-mean-it",
         )
-    _unavailable("`affordml destroy`", "it needs the cloud phase")
+    from affordml import console
+    from affordml.cloud.inventory import run_destroy
+
+    removed = run_destroy(_project(), console.line)
+    console.line(f"destroy: removed {len(removed)} resource(s); run `affordml init` to carve the VMs again")
 
 
 def run() -> None:

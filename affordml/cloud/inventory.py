@@ -1,0 +1,243 @@
+"""What the platform created, read back from the cloud (status), and its removal (destroy).
+
+Only what carries the platform's marks is touched: names with the affordml- prefix in the affordml project,
+servers with metadata affordml=1, images with property affordml=1, flavors named affordml.* with the platform's
+description, and the external network affordml-public tagged affordml.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from affordml.cloud import names
+from affordml.cloud.diagnose import pci_count
+from affordml.project import Project
+
+DELETE_TIMEOUT_S = 300
+
+
+def server_rows(conn, project_id: str | None = None) -> list[dict]:
+    """The platform's servers with flavor, GPUs (from the flavor's PCI alias) and addresses."""
+    query = {"all_projects": True, "project_id": project_id} if project_id else {}
+    rows = []
+    for server in conn.compute.servers(details=True, **query):
+        meta = server.metadata or {}
+        if not server.name.startswith(names.PREFIX) or meta.get(names.MARK_KEY) != names.MARK_VALUE:
+            continue
+        flavor = server.flavor
+        specs = dict(getattr(flavor, "extra_specs", None) or {})
+        alias = specs.get("pci_passthrough:alias")
+        addresses = [a["addr"] for net in (server.addresses or {}).values() for a in net if a.get("addr")]
+        rows.append(
+            {
+                "name": server.name,
+                "vm": meta.get(names.VM_KEY) or names.vm_of_server(server.name),
+                "id": server.id,
+                "status": server.status,
+                "flavor": getattr(flavor, "original_name", None) or getattr(flavor, "name", None),
+                "vcpus": getattr(flavor, "vcpus", None),
+                "ram_mib": getattr(flavor, "ram", None),
+                "disk_gib": getattr(flavor, "disk", None),
+                "gpus": pci_count(alias),
+                "pci_alias": alias,
+                "addresses": addresses,
+            }
+        )
+    return sorted(rows, key=lambda r: r["name"])
+
+
+def rows_from_state(record: dict) -> list[dict]:
+    rows = []
+    for vm, server in sorted((record.get("servers") or {}).items()):
+        rows.append(
+            {
+                "name": server.get("name"),
+                "vm": vm,
+                "id": server.get("id"),
+                "status": f"{server.get('status', '?')} (recorded)",
+                "flavor": server.get("flavor"),
+                "gpus": len(server.get("gpus") or []),
+                "pci_alias": server.get("pci_alias"),
+                "addresses": [server.get("address")] if server.get("address") else [],
+            }
+        )
+    return rows
+
+
+def destroy(admin, say: Callable[[str], None], project: Project | None = None) -> list[str]:
+    """Delete everything the platform created in this cloud; returns what was removed, in order."""
+    removed: list[str] = []
+
+    def gone(what: str) -> None:
+        removed.append(what)
+        say(f"[destroy] removed {what}")
+
+    identity, compute, network, image = admin.identity, admin.compute, admin.network, admin.image
+    proj = identity.find_project(names.PROJECT, domain_id="default")
+    pid = proj.id if proj is not None else None
+    if pid:
+        servers = [s for s in compute.servers(all_projects=True, project_id=pid) if _our_server(s)]
+        for server in servers:
+            compute.delete_server(server, ignore_missing=True)
+        for server in servers:
+            compute.wait_for_delete(server, wait=DELETE_TIMEOUT_S)
+            gone(f"server {server.name}")
+        _delete_network_side(network, pid, gone)
+        user = identity.find_user(names.USER, domain_id="default")
+        if user is not None and compute.find_keypair(names.KEYPAIR, user_id=user.id) is not None:
+            compute.delete_keypair(names.KEYPAIR, user_id=user.id, ignore_missing=True)
+            gone(f"keypair {names.KEYPAIR}")
+        for img in image.images(owner=pid):
+            if img.name == names.IMAGE and (img.properties or {}).get(names.MARK_KEY) == names.MARK_VALUE:
+                image.delete_image(img, ignore_missing=True)
+                gone(f"image {img.name} ({img.id})")
+    for flavor in compute.flavors(details=True):
+        if flavor.name.startswith(names.FLAVOR_PREFIX) and flavor.description == names.DESCRIPTION:
+            compute.delete_flavor(flavor, ignore_missing=True)
+            gone(f"flavor {flavor.name}")
+    ext = network.find_network(names.EXTERNAL_NETWORK)
+    if ext is not None and names.TAG in (ext.tags or []):
+        if not [p for p in network.ports(network_id=ext.id) if p.device_owner != "network:dhcp"]:
+            network.delete_network(ext, ignore_missing=True)
+            gone(f"external network {names.EXTERNAL_NETWORK}")
+        else:
+            say(f"[destroy] kept external network {names.EXTERNAL_NETWORK}: something else still uses it")
+    if pid:
+        left = _not_ours(admin, pid)
+        if left:
+            say(f"[destroy] kept project {names.PROJECT} and user {names.USER}: it still holds {', '.join(left)}")
+        else:
+            for group in network.security_groups(project_id=pid):
+                network.delete_security_group(group, ignore_missing=True)
+            user = identity.find_user(names.USER, domain_id="default")
+            if user is not None and user.description == names.DESCRIPTION:
+                identity.delete_user(user, ignore_missing=True)
+                gone(f"user {names.USER}")
+            identity.delete_project(proj, ignore_missing=True)
+            gone(f"project {names.PROJECT}")
+    if project is not None:
+        _forget_user_cloud(project)
+    return removed
+
+
+def _our_server(server) -> bool:
+    return server.name.startswith(names.PREFIX) and (server.metadata or {}).get(names.MARK_KEY) == names.MARK_VALUE
+
+
+def _delete_network_side(network, pid: str, gone: Callable[[str], None]) -> None:
+    ours = names.PREFIX
+    for port in network.ports(project_id=pid):
+        if port.name and port.name.startswith(ours) and not port.device_owner:
+            network.delete_port(port, ignore_missing=True)
+            gone(f"port {port.name}")
+    for router in network.routers(project_id=pid):
+        if router.name != names.ROUTER:
+            continue
+        for port in network.ports(device_id=router.id):
+            if port.device_owner == "network:router_interface":
+                for ip in port.fixed_ips or []:
+                    network.remove_interface_from_router(router, subnet_id=ip["subnet_id"])
+        if router.external_gateway_info:
+            network.update_router(router, external_gateway_info={})
+        network.delete_router(router, ignore_missing=True)
+        gone(f"router {router.name}")
+    for net in network.networks(project_id=pid):
+        if net.name == names.NETWORK:
+            _wait_ports_gone(network, net.id)
+            network.delete_network(net, ignore_missing=True)
+            gone(f"network {net.name} and its subnet")
+    for group in network.security_groups(project_id=pid):
+        if group.name == names.SECURITY_GROUP:
+            network.delete_security_group(group, ignore_missing=True)
+            gone(f"security group {group.name}")
+
+
+def _wait_ports_gone(network, network_id: str) -> None:
+    """Nova releases a server's ports a moment after the server is gone."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        busy = [p for p in network.ports(network_id=network_id) if p.device_owner not in ("network:dhcp", "")]
+        if not busy:
+            return
+        time.sleep(1)
+
+
+def _not_ours(admin, pid: str) -> list[str]:
+    left = [f"server {s.name}" for s in admin.compute.servers(all_projects=True, project_id=pid)]
+    left += [f"network {n.name}" for n in admin.network.networks(project_id=pid)]
+    left += [f"router {r.name}" for r in admin.network.routers(project_id=pid)]
+    left += [f"image {i.name}" for i in admin.image.images(owner=pid)]
+    return left
+
+
+def _forget_user_cloud(project: Project) -> None:
+    import yaml
+
+    from affordml.cloud.connect import clouds_yaml
+    from affordml.secrets import write_private
+
+    path: Path = clouds_yaml(project)
+    if not path.exists():
+        return
+    data = yaml.safe_load(path.read_text()) or {}
+    if names.USER_CLOUD in (data.get("clouds") or {}):
+        del data["clouds"][names.USER_CLOUD]
+        write_private(path, "# affordml clouds: private, mode 0600\n" + yaml.safe_dump(data, sort_keys=True))
+
+
+def cloud_status(project: Project, record: dict, api_timeout: float = 10) -> dict:
+    """The platform's servers from the API when it answers, else as the last cloud phase recorded them."""
+    from affordml.cloud.connect import admin_source, clouds_yaml, connect_cloud, user_cloud_exists
+
+    try:
+        if user_cloud_exists(project):
+            rows = server_rows(connect_cloud(clouds_yaml(project), names.USER_CLOUD, api_timeout))
+        else:
+            source = admin_source(project)
+            admin = connect_cloud(source.path, source.cloud, api_timeout)
+            proj = admin.identity.find_project(names.PROJECT, domain_id="default")
+            rows = server_rows(admin, proj.id) if proj is not None else []
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the cloud falls back to the saved state
+        reason = exc.one_line() if hasattr(exc, "one_line") else f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        return {"source": "state", "api_error": reason[:300], "servers": rows_from_state(record)}
+    recorded = record.get("servers") or {}
+    for row in rows:
+        row["planned_gpus"] = list((recorded.get(row["vm"]) or {}).get("gpus") or [])
+    return {"source": "api", "servers": rows}
+
+
+def run_destroy(project: Project, say: Callable[[str], None]) -> list[str]:
+    """`affordml destroy`: under the run lock; afterwards the cloud phase and the ones after it are pending."""
+    from keystoneauth1 import exceptions as ksa
+    from openstack import exceptions
+
+    from affordml.cloud.connect import admin_source, connect_cloud
+    from affordml.cloud.faults import CloudUnreachable, api_error
+    from affordml.phases.lock import RunLock
+    from affordml.phases.registry import phase_names
+    from affordml.phases.state import load_state, save_state
+
+    with RunLock(project.root / "run.lock"):
+        source = admin_source(project)
+        admin = connect_cloud(source.path, source.cloud)
+        try:
+            removed = destroy(admin, say, project)
+        except exceptions.HttpException as exc:
+            raise api_error(exc, "destroy") from None
+        except ksa.ClientException as exc:
+            raise CloudUnreachable(
+                f"destroy: OpenStack did not answer ({type(exc).__name__})",
+                "check that the OpenStack services run, then run destroy again (it resumes)",
+            ) from None
+        if project.state_file.exists():
+            state = load_state(project.state_file)
+            state.data.pop("cloud", None)
+            after = phase_names()[phase_names().index("cloud") :]
+            for name in after:
+                if name in state.phases:
+                    state.phases[name].status = "pending"
+                    state.phases[name].message = "the platform's VMs were destroyed"
+            save_state(project.state_file, state)
+    return removed

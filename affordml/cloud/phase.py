@@ -1,0 +1,126 @@
+"""The `cloud` phase: from the plan to ACTIVE Kubernetes VMs, recorded in the run state for later phases."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from affordml.cloud import names
+from affordml.cloud.carve import Carver, CloudOptions
+from affordml.cloud.faults import CloudUnreachable, message_of
+from affordml.cloud.spec import cloud_spec, user_data
+
+CONFIRM_VALUE = "yes-i-really-really-mean-it"
+
+
+def options_from_env(ctx) -> CloudOptions:
+    """Options for `affordml init`: AFFORDML_GUEST_IMAGE (file or URL), AFFORDML_EXTERNAL_NETWORK (an existing
+    external network to use), AFFORDML_CONFIRM=yes-i-really-really-mean-it (replace or delete VMs)."""
+    env = os.environ
+    return CloudOptions(
+        image=env.get("AFFORDML_GUEST_IMAGE") or None,
+        external_network=env.get("AFFORDML_EXTERNAL_NETWORK") or None,
+        confirm=env.get("AFFORDML_CONFIRM") == CONFIRM_VALUE or bool(getattr(ctx, "confirm", False)),
+    )
+
+
+def run_cloud_phase(ctx, options: CloudOptions | None = None) -> dict:
+    options = options or options_from_env(ctx)
+    spec = cloud_spec(ctx.plan)
+    if ctx.dry_run:
+        for server in spec.servers:
+            ctx.say(f"[cloud] would ensure server {server.name} ({server.flavor}, {server.address})")
+        return {}
+    started = time.monotonic()
+    from affordml.cloud.connect import (
+        admin_source,
+        clouds_yaml,
+        connect_cloud,
+        platform_password,
+        user_entry,
+        write_user_cloud,
+    )
+
+    source = admin_source(ctx.project, options.admin_clouds_yaml, options.admin_cloud)
+    admin = connect_cloud(source.path, source.cloud)
+    authorize(admin, f"the admin cloud {source.cloud} in {source.path}")
+    carver = Carver(admin, spec, options, ctx.say)
+    project = carver.ensure_project()
+    password = platform_password(ctx.project)
+    user = carver.ensure_user(project, password)
+    carver.ensure_quotas(project)
+    path, written = write_user_cloud(ctx.project, user_entry(admin, names.PROJECT, names.USER, password))
+    if written:
+        ctx.say(f"[cloud] wrote the {names.USER_CLOUD} cloud to {path} (mode 0600)")
+    carver.user = connect_cloud(clouds_yaml(ctx.project), names.USER_CLOUD)
+    if not authorize(carver.user, f"the platform user {names.USER}", quiet=True):
+        carver.reset_password(user, password)
+        carver.user = connect_cloud(clouds_yaml(ctx.project), names.USER_CLOUD)
+        authorize(carver.user, f"the platform user {names.USER}")
+    carver.ensure_flavors()
+    external = carver.ensure_external_network()
+    carver.ensure_network(external)
+    carver.ensure_security_group()
+    from affordml.cloud.keys import ensure_ssh_key
+
+    private_key, public_key, _ = ensure_ssh_key(ctx.project)
+    carver.ensure_keypair(public_key)
+    image = carver.ensure_image(lambda: _image_file(ctx, options))
+    carver.ensure_servers(image, user_data)
+    out = carver.out
+    record = {
+        "project": names.PROJECT,
+        "project_id": out.project_id,
+        "user": names.USER,
+        "clouds_yaml": str(clouds_yaml(ctx.project)),
+        "cloud": names.USER_CLOUD,
+        "ssh_key": str(private_key),
+        "image_id": out.image_id,
+        "network_id": out.network_id,
+        "subnet_id": out.subnet_id,
+        "router_id": out.router_id,
+        "external_network_id": out.external_network_id,
+        "security_group_id": out.security_group_id,
+        "flavors": out.flavors,
+        "servers": out.servers,
+        "changes": len(out.changes),
+    }
+    ctx.state.data["cloud"] = record
+    took = time.monotonic() - started
+    summary = f"{len(out.changes)} change(s)" if out.changes else "nothing changed"
+    ctx.say(f"[cloud] {len(out.servers)} server(s) ACTIVE, {summary} ({took:.1f}s)")
+    return {"changes": out.changes, "record": record}
+
+
+def authorize(conn, what: str, quiet: bool = False) -> bool:
+    """Get a token; False (quiet) or a one-line error when the credentials or the endpoint fail."""
+    from openstack import exceptions
+
+    try:
+        conn.authorize()
+    except exceptions.HttpException as exc:
+        if quiet and getattr(exc, "status_code", None) == 401:
+            return False
+        raise CloudUnreachable(
+            f"OpenStack refused {what}: {message_of(exc)}", "check the credentials and that keystone runs"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - keystoneauth connection errors have no common base here
+        if quiet and "401" in str(exc):
+            return False
+        raise CloudUnreachable(
+            f"cannot reach OpenStack with {what}: {type(exc).__name__}: {message_of(exc)}",
+            "check that the openstack phase finished and that keystone answers (`affordml status`)",
+        ) from None
+    return True
+
+
+def _image_file(ctx, options: CloudOptions) -> Path:
+    from affordml.cloud.image import resolve_source
+
+    lock_image = ctx.lock.get("guest_image", {})
+    source = options.image or lock_image.get("url")
+    if not source:
+        raise CloudUnreachable("the version lock names no guest image", "set AFFORDML_GUEST_IMAGE to an image file")
+    ctx.say(f"[cloud] guest image from {source}")
+    return resolve_source(ctx.project, source, lock_image)
