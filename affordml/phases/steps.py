@@ -9,9 +9,14 @@ from affordml.phases.registry import Phase
 from affordml.phases.workflow import PhaseContext
 from affordml.resources import data_dir
 
+EXTRA_VARS_FILE = "extra-vars.yml"  # optional, in the project folder: Ansible extra variables for every phase
+
 
 def execute(phase: Phase, ctx: PhaseContext) -> str | None:
     if phase.kind == "playbook":
+        before = PLAYBOOK_PRE_STEPS.get(phase.name)
+        if before:
+            before(ctx)
         return run_playbook(phase, ctx)
     step = PYTHON_STEPS.get(phase.target)
     if step is None:
@@ -42,13 +47,14 @@ def run_playbook(phase: Phase, ctx: PhaseContext, action: str = "deploy") -> str
         )
     env = ctx.project.env_dir
     secrets = sorted(ctx.project.secrets_dir.glob("*.yml")) if ctx.project.secrets_dir.exists() else []
+    extra = ctx.project.root / EXTRA_VARS_FILE
     ident = new_ident(phase.name)
     args = build_run_args(
         ident=ident,
         runs_dir=ctx.project.runs_dir,
         playbook=playbook,
         inventories=[env / "inventory" / "hosts.yml"],
-        vars_files=[env / "vars" / "plan.yml", *secrets],
+        vars_files=[env / "vars" / "plan.yml", *secrets, *([extra] if extra.is_file() else [])],
         extravars={
             "affordml_action": action,
             "affordml_env_dir": str(env),
@@ -117,4 +123,20 @@ def cloud(ctx: PhaseContext) -> None:
     run_cloud_phase(ctx)
 
 
+def prepare_kolla(ctx: PhaseContext) -> None:
+    """Before the openstack playbook: kolla-ansible's toolchain here, kolla's passwords filled by its own
+    kolla-genpwd into secrets/kolla-passwords.yml, and kolla's inventory rendered into env/kolla/."""
+    from affordml.render.kolla_inventory import write_kolla_inventory
+    from affordml.run.toolchains import ensure, kolla_toolchain
+    from affordml.secrets import ensure_kolla_passwords, kolla_share
+
+    toolchain_bin = ensure(kolla_toolchain(ctx.lock), lambda line: ctx.say(f"[openstack] {line}"))
+    passwords = ensure_kolla_passwords(ctx.project, toolchain_bin)
+    inventory = write_kolla_inventory(
+        ctx.project.env_dir, kolla_share(toolchain_bin) / "ansible" / "inventory" / "all-in-one", ctx.config.hosts
+    )
+    ctx.say(f"[openstack] kolla passwords in {passwords}, kolla inventory in {inventory}")
+
+
 PYTHON_STEPS = {"preflight": preflight, "cloud": cloud}
+PLAYBOOK_PRE_STEPS = {"openstack": prepare_kolla}

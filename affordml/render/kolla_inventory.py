@@ -1,0 +1,51 @@
+"""kolla-ansible's inventory for the platform, made from the all-in-one inventory that the installed
+kolla-ansible ships (so every group its playbooks name exists): its base groups point at our hosts.
+
+kolla-ansible runs on the first host (the controller), so that host is `ansible_connection=local`;
+the other PCs are compute hosts it reaches over SSH."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from affordml.config.model import Host
+
+CONTROLLER_GROUPS = ("control", "network", "storage", "monitoring", "deployment")
+COMPUTE_GROUP = "compute"
+TARGET = Path("kolla") / "inventory.ini"
+
+
+def host_line(host: Host, controller: bool) -> str:
+    if controller:
+        return f"{host.name} ansible_connection=local ansible_python_interpreter=/usr/bin/python3"
+    words = [host.name, f"ansible_host={host.address}", f"ansible_user={host.user}", f"ansible_port={host.port}"]
+    if host.user != "root":
+        words.append("ansible_become=true")
+    return " ".join(words)
+
+
+def kolla_inventory(all_in_one: str, hosts: list[Host]) -> str:
+    """all_in_one's text with the host lines of its base groups replaced; every other line kept."""
+    controller, computes = hosts[0], hosts[1:]
+    members = {group: [host_line(controller, True)] for group in CONTROLLER_GROUPS}
+    members[COMPUTE_GROUP] = [host_line(controller, True)] + [host_line(h, False) for h in computes]
+    out = [f"# Made by affordml from kolla-ansible's all-in-one inventory: {controller.name} runs kolla-ansible."]
+    section = None
+    for line in all_in_one.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            section = stripped[1:-1]
+            out.append(line)
+            out += members.get(section, [])
+            continue
+        if section in members and stripped and not stripped.startswith("#"):
+            continue  # a host line of a base group: replaced above
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def write_kolla_inventory(env_dir: Path, all_in_one: Path, hosts: list[Host]) -> Path:
+    target = env_dir / TARGET
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(kolla_inventory(all_in_one.read_text(), hosts))
+    return target
