@@ -1,0 +1,132 @@
+"""The cloud phase's pure parts: what the plan asks the cloud for, and the refusal of destructive changes."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from affordml.cloud import names
+from affordml.cloud.carve import Carver, CloudOptions
+from affordml.cloud.faults import ChangeRefused
+from affordml.cloud.spec import PCI_ALIAS_SPEC, cloud_spec, subnet_spec, user_data
+from affordml.config.model import Config
+from affordml.facts.parse import facts_from_snapshot
+from affordml.facts.sources import load_snapshot_file
+from affordml.plan.build import make_plan
+from affordml.versions import load_lock, version_table
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hardware"
+
+
+def plan_of(fixture: str):
+    facts = facts_from_snapshot(load_snapshot_file(FIXTURES / f"{fixture}.json"))
+    return make_plan(facts, Config(), version_table(load_lock()))
+
+
+def test_desktop_spec():
+    spec = cloud_spec(plan_of("desktop-rtx4090"))
+    assert [s.name for s in spec.servers] == ["affordml-cp-1", "affordml-worker-1", "affordml-worker-2"]
+    assert [s.address for s in spec.servers] == ["10.42.0.10", "10.42.0.11", "10.42.0.12"]
+    gpu = spec.flavor("affordml.worker.16c29g400d.gpu1")
+    assert gpu.extra_specs == {PCI_ALIAS_SPEC: "gpu:1,gpu-audio:1"}
+    assert gpu.ram_mib == 29 * 1024 and gpu.vcpus == 16 and gpu.disk_gib == 400
+    assert spec.flavor("affordml.control-plane.4c8g60d").extra_specs == {}
+    assert spec.gpu_image
+    assert spec.quota_needs() == {"instances": 3, "cores": 28, "ram": (8 + 29 + 14) * 1024}
+    assert spec.external.pool == ("192.168.1.247", "192.168.1.254")
+
+
+def test_a100_spec_has_one_gpu_alias():
+    spec = cloud_spec(plan_of("server-a100-mig"))
+    assert [s.pci_spec for s in spec.servers] == [None, "gpu:1", None]
+
+
+def test_subnet_keeps_fixed_addresses_out_of_dhcp():
+    subnet = subnet_spec("10.42.0.0/24", 3)
+    assert subnet.gateway_ip == "10.42.0.1"
+    assert subnet.allocation_pools == (("10.42.0.2", "10.42.0.9"), ("10.42.0.26", "10.42.0.254"))
+    small = subnet_spec("10.42.0.0/28", 3)
+    assert small.allocation_pools == (("10.42.0.2", "10.42.0.9"),)
+
+
+def test_security_rules_cover_ssh_api_nodeports_and_the_group():
+    described = {r.describe() for r in cloud_spec(plan_of("desktop-rtx4090")).rules}
+    assert described == {
+        "tcp 22 from 0.0.0.0/0",
+        "tcp 6443 from 0.0.0.0/0",
+        "tcp 30000-32767 from 0.0.0.0/0",
+        "icmp from 0.0.0.0/0",
+        "all traffic from the group",
+    }
+
+
+def test_user_data_is_cloud_config():
+    server = cloud_spec(plan_of("desktop-rtx4090")).servers[1]
+    text = user_data(server)
+    assert text.startswith("#cloud-config\n") and "hostname: worker-1" in text and "gpus=0000:01:00.0" in text
+
+
+def test_package_and_phase_import_no_openstacksdk():
+    code = (
+        "import sys, affordml.cloud, affordml.cloud.phase, affordml.cloud.inventory, affordml.status; "
+        "assert 'openstack' not in sys.modules, 'openstacksdk imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _server(name, flavor, status="ACTIVE"):
+    return SimpleNamespace(name=name, status=status, flavor=SimpleNamespace(original_name=flavor), metadata={})
+
+
+def _port(vm, address):
+    return SimpleNamespace(name=names.port_name(vm), fixed_ips=[{"ip_address": address}])
+
+
+def test_changed_flavor_and_dropped_vm_are_refused_without_confirmation():
+    plan = plan_of("desktop-rtx4090")
+    spec = cloud_spec(plan)
+    existing = {
+        "affordml-cp-1": _server("affordml-cp-1", "affordml.control-plane.4c8g60d"),
+        "affordml-worker-1": _server("affordml-worker-1", "affordml.worker.8c16g200d.gpu1"),
+        "affordml-worker-2": _server("affordml-worker-2", "affordml.worker.8c14g400d"),
+        "affordml-worker-3": _server("affordml-worker-3", "affordml.worker.8c14g400d"),
+    }
+    ports = {names.port_name(s.vm): _port(s.vm, s.address) for s in spec.servers}
+    carver = Carver(None, spec, CloudOptions(), lambda _: None)
+    with pytest.raises(ChangeRefused) as refused:
+        carver.check_destructive(existing, ports)
+    line = refused.value.one_line()
+    assert "the plan would destroy 2 VM(s) and everything on them" in line
+    assert "affordml-worker-1: its flavor changes from affordml.worker.8c16g200d.gpu1" in line
+    assert "affordml-worker-3: it is no longer in the plan" in line
+    assert "--yes-i-really-really-mean-it" in line
+    confirmed = Carver(None, spec, CloudOptions(confirm=True), lambda _: None)
+    assert [n for n, _ in confirmed.check_destructive(existing, ports)] == ["affordml-worker-1", "affordml-worker-3"]
+
+
+def test_unchanged_servers_are_kept():
+    spec = cloud_spec(plan_of("server-a100-mig"))
+    existing = {s.name: _server(s.name, s.flavor) for s in spec.servers}
+    ports = {names.port_name(s.vm): _port(s.vm, s.address) for s in spec.servers}
+    assert Carver(None, spec, CloudOptions(), print).check_destructive(existing, ports) == []
+
+
+def test_moved_address_is_refused():
+    spec = cloud_spec(plan_of("server-a100-mig"))
+    existing = {s.name: _server(s.name, s.flavor) for s in spec.servers}
+    ports = {names.port_name(s.vm): _port(s.vm, s.address) for s in spec.servers}
+    ports[names.port_name("cp-1")] = _port("cp-1", "10.42.0.99")
+    with pytest.raises(ChangeRefused, match="its address changes from 10.42.0.99 to 10.42.0.10"):
+        Carver(None, spec, CloudOptions(), print).check_destructive(existing, ports)
+
+
+def test_flavors_shared_by_equal_vms_are_created_once():
+    plan = plan_of("server-a100-mig")
+    twin = dataclasses.replace(plan.vms[2], name="worker-3")
+    spec = cloud_spec(dataclasses.replace(plan, vms=[*plan.vms, twin]))
+    assert len(spec.flavors) == 3 and len(spec.servers) == 4
