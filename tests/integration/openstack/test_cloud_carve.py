@@ -1,0 +1,357 @@
+"""The cloud phase against the real test OpenStack on 127.0.0.1: carve two hardware fixtures' plans, carve again
+(nothing changes: no API write call at all), the clear errors (more GPUs than the cloud has, a PCI alias nova does
+not define, a plan change that would destroy a VM), status from the API, and destroy (ours gone, others' kept).
+
+The fake compute node is small (MediumFakeDriver: 10 vCPUs, 8 GiB), so the fixtures' plans keep their VMs, roles,
+GPUs and addresses but get 1-vCPU, 1-GiB, 5-GiB flavors; and the cloud defines only the PCI alias `gpu` (any fake
+GPU), so a plan's other aliases (the RTX 4090's HDMI audio function) are left out except where a test wants them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from affordml.cloud import names
+from affordml.cloud.carve import CloudOptions
+from affordml.cloud.faults import ChangeRefused, NoValidHost, PciAliasMissing
+from affordml.cloud.inventory import run_destroy
+from affordml.cloud.phase import run_cloud_phase
+from affordml.config.model import Config
+from affordml.facts.parse import facts_from_snapshot
+from affordml.facts.sources import load_snapshot_file
+from affordml.phases.state import State
+from affordml.phases.workflow import PhaseContext
+from affordml.plan.build import make_plan
+from affordml.plan.model import GpuAssignment, Plan, VmSpec
+from affordml.project import Project
+from affordml.secrets import secure_dir, write_private
+from affordml.status import project_status
+from affordml.versions import load_lock, version_table
+
+pytestmark = [pytest.mark.openstack, pytest.mark.slow]
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "hardware"
+LOOPBACK = "127.0.0.1"
+SERVER_TIMEOUT_S = 120
+SMALL = (1, 1, 5)  # vCPUs, GiB RAM, GiB disk per VM on the fake compute node
+TIMES: dict[str, float] = {}
+
+
+# ------------------------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def cloud(request: pytest.FixtureRequest) -> Iterator[object]:
+    """The session's test OpenStack, with its bring-up time and this module's time printed."""
+    started = time.monotonic()
+    value = request.getfixturevalue("openstack_cloud")
+    TIMES["bring_up_s"] = time.monotonic() - started
+    assert urllib.parse.urlparse(value.auth_url).hostname == LOOPBACK
+    tests_started = time.monotonic()
+    yield value
+    took = time.monotonic() - tests_started
+    terminal = request.config.pluginmanager.get_plugin("terminalreporter")
+    line = (
+        f"[cloud tests] OpenStack ready after {TIMES['bring_up_s']:.1f}s (0 when an already running one was reused; "
+        f"the fixture's own lines give the bring-up steps); cloud tests took {took:.1f}s"
+    )
+    (terminal.write_line if terminal else print)(line)
+
+
+@pytest.fixture
+def admin(cloud):
+    return cloud.connect()
+
+
+class Requests:
+    """Every HTTP request openstacksdk makes (through keystoneauth), to count the writes; refuses non-loopback."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    @property
+    def writes(self) -> list[tuple[str, str]]:
+        return [
+            (m, u)
+            for m, u in self.seen
+            if m not in ("GET", "HEAD") and not urllib.parse.urlparse(u).path.endswith("/auth/tokens")
+        ]
+
+
+@pytest.fixture
+def requests_seen(monkeypatch) -> Requests:
+    from keystoneauth1 import session
+
+    record = Requests()
+    original = session.Session.request
+
+    def request(self, url, method, *args, **kwargs):
+        host = urllib.parse.urlparse(url).hostname
+        if url.startswith("http") and host != LOOPBACK:
+            raise AssertionError(f"the cloud phase tried to reach {host}: tests talk to {LOOPBACK} only")
+        record.seen.append((method.upper(), url))
+        return original(self, url, method, *args, **kwargs)
+
+    monkeypatch.setattr(session.Session, "request", request)
+    return record
+
+
+@pytest.fixture
+def project(cloud, tmp_path: Path, admin) -> Iterator[Project]:
+    """A project folder whose secrets/clouds.yaml holds the test cloud's admin entry; destroyed afterwards."""
+    proj = Project(tmp_path / "affordml")
+    entry = yaml.safe_load(Path(cloud.clouds_yaml).read_text())["clouds"][cloud.cloud_name]
+    secure_dir(proj.secrets_dir)
+    write_private(proj.secrets_dir / "clouds.yaml", yaml.safe_dump({"clouds": {names.ADMIN_CLOUD: entry}}))
+    yield proj
+    run_destroy(proj, lambda _: None)
+
+
+@pytest.fixture
+def options(cloud, tmp_path: Path) -> CloudOptions:
+    image = tmp_path / "tiny-guest.img"
+    image.write_bytes(b"\0" * 1024 * 1024)
+    external = cloud.external_network.name if cloud.external_network else None
+    return CloudOptions(
+        image=str(image), external_network=external, physical_network="public", server_timeout_s=SERVER_TIMEOUT_S
+    )
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def plan_of(fixture: str) -> Plan:
+    facts = facts_from_snapshot(load_snapshot_file(FIXTURES / f"{fixture}.json"))
+    return make_plan(facts, Config(), version_table(load_lock()))
+
+
+def _small(vm: VmSpec, gpus: int | None = None) -> VmSpec:
+    v, r, d = SMALL
+    count = len(vm.gpus) if gpus is None else gpus
+    flavor = f"affordml.{vm.role}.{v}c{r}g{d}d" + (f".gpu{count}" if count else "")
+    return dataclasses.replace(vm, vcpus=v, ram_gib=r, disk_gib=d, flavor=flavor)
+
+
+def fit(plan: Plan, cloud, keep_other_aliases: bool = False) -> Plan:
+    """The plan's VMs and GPUs on flavors the fake compute node holds, with the aliases the test cloud defines."""
+    gpus = plan.gpus
+    aliases = plan.nova_aliases
+    if not keep_other_aliases:
+        aliases = [a for a in aliases if a["name"] == cloud.gpu_alias]
+        gpus = [dataclasses.replace(g, functions=tuple(f for f in g.functions if f.role == "gpu")) for g in gpus]
+    assert all(g.nova_alias == cloud.gpu_alias for g in gpus), "the plan's GPU alias must be the cloud's"
+    return dataclasses.replace(plan, vms=[_small(v) for v in plan.vms], gpus=gpus, nova_aliases=aliases)
+
+
+def with_gpus(plan: Plan, vm_name: str, count: int) -> Plan:
+    """The plan with `count` GPUs like its first one, all in one VM."""
+    template = plan.gpus[0]
+    gpus: list[GpuAssignment] = [
+        dataclasses.replace(template, address=f"0000:{0x41 + i:02x}:00.0", vm=vm_name) for i in range(count)
+    ]
+    vms = [
+        _small(
+            dataclasses.replace(v, gpus=tuple(g.address for g in gpus))
+            if v.name == vm_name
+            else dataclasses.replace(v, gpus=()),
+            count if v.name == vm_name else 0,
+        )
+        for v in plan.vms
+    ]
+    return dataclasses.replace(plan, vms=vms, gpus=gpus)
+
+
+def context(project: Project, plan: Plan, lines: list[str] | None = None) -> PhaseContext:
+    say = lines.append if lines is not None else (lambda _: None)
+    return PhaseContext(project, Config(), plan, load_lock(), State(), say)
+
+
+def snapshot(admin, project_id: str) -> dict:
+    """Ids and update times of everything in the platform's project, and of its flavors."""
+    compute, network = admin.compute, admin.network
+    servers = {
+        s.name: (s.id, s.updated_at, s.status) for s in compute.servers(all_projects=True, project_id=project_id)
+    }
+    ports = {p.id: (p.name, p.updated_at, p.revision_number) for p in network.ports(project_id=project_id)}
+    nets = {n.id: (n.name, n.updated_at) for n in network.networks(project_id=project_id)}
+    subnets = {s.id: (s.name, s.updated_at) for s in network.subnets(project_id=project_id)}
+    routers = {r.id: (r.name, r.updated_at) for r in network.routers(project_id=project_id)}
+    rules = sorted(r.id for r in network.security_group_rules(project_id=project_id))
+    flavors = {f.name: f.id for f in compute.flavors() if f.name.startswith(names.FLAVOR_PREFIX)}
+    images = {i.id: i.updated_at for i in admin.image.images(owner=project_id)}
+    return {
+        "servers": servers,
+        "ports": ports,
+        "networks": nets,
+        "subnets": subnets,
+        "routers": routers,
+        "rules": rules,
+        "flavors": flavors,
+        "images": images,
+    }
+
+
+def gpu_holders(admin) -> dict[str, str]:
+    """Placement's GPU providers (children of the compute node) -> the consumer holding each."""
+    held = {}
+    for rp in admin.placement.resource_providers():
+        inventories = admin.placement.get(f"/resource_providers/{rp.id}/inventories").json()["inventories"]
+        if not any(rc.startswith("CUSTOM_") for rc in inventories):
+            continue
+        allocations = admin.placement.get(f"/resource_providers/{rp.id}/allocations").json()["allocations"]
+        for consumer in allocations:
+            held[rp.name] = consumer
+    return held
+
+
+def our_leftovers(admin) -> list[str]:
+    left = []
+    proj = admin.identity.find_project(names.PROJECT, domain_id="default")
+    if proj is not None:
+        left.append(f"project {proj.name}")
+        left += [f"server {s.name}" for s in admin.compute.servers(all_projects=True, project_id=proj.id)]
+        left += [f"network {n.name}" for n in admin.network.networks(project_id=proj.id)]
+        left += [f"port {p.id}" for p in admin.network.ports(project_id=proj.id)]
+        left += [f"image {i.name}" for i in admin.image.images(owner=proj.id)]
+    if admin.identity.find_user(names.USER, domain_id="default") is not None:
+        left.append(f"user {names.USER}")
+    left += [f"flavor {f.name}" for f in admin.compute.flavors() if f.name.startswith(names.FLAVOR_PREFIX)]
+    left += [f"network {n.name}" for n in admin.network.networks() if n.name.startswith(names.PREFIX)]
+    return left
+
+
+# ------------------------------------------------------------------------------------------------ tests
+
+
+@pytest.mark.parametrize("fixture", ["desktop-rtx4090", "server-a100-mig"])
+def test_carve_carve_again_status_destroy(fixture, cloud, admin, project, options, requests_seen):
+    plan = fit(plan_of(fixture), cloud)
+    foreign_net = admin.network.create_network(name=f"not-affordml-{fixture}")
+    foreign_flavor = admin.compute.create_flavor(name=f"someone.else.{fixture}", ram=64, vcpus=1, disk=1)
+    try:
+        lines: list[str] = []
+        ctx = context(project, plan, lines)
+        started = time.monotonic()
+        first = run_cloud_phase(ctx, options)
+        TIMES[f"carve {fixture}"] = time.monotonic() - started
+        record = ctx.state.data["cloud"]
+        assert set(record["servers"]) == {"cp-1", "worker-1", "worker-2"}
+        assert {vm: s["address"] for vm, s in record["servers"].items()} == {
+            "cp-1": "10.42.0.10",
+            "worker-1": "10.42.0.11",
+            "worker-2": "10.42.0.12",
+        }
+        servers = {s.name: s for s in admin.compute.servers(all_projects=True, project_id=record["project_id"])}
+        assert sorted(servers) == ["affordml-cp-1", "affordml-worker-1", "affordml-worker-2"]
+        assert all(s.status == "ACTIVE" for s in servers.values())
+        gpu_worker = servers["affordml-worker-1"]
+        assert gpu_worker.flavor.extra_specs == {"pci_passthrough:alias": f"{cloud.gpu_alias}:1"}
+        holders = gpu_holders(admin)
+        assert list(holders.values()).count(gpu_worker.id) == 1, f"the GPU worker holds no GPU: {holders}"
+        assert servers["affordml-cp-1"].id not in holders.values()
+        image = admin.image.get_image(record["image_id"])
+        assert (image.hw_machine_type, image.hw_firmware_type) == ("q35", "uefi")
+        assert (project.secrets_dir / "clouds.yaml").stat().st_mode & 0o777 == 0o600
+        assert (project.secrets_dir / "ssh" / "affordml_ed25519").stat().st_mode & 0o777 == 0o600
+        assert (project.secrets_dir / "openstack.yml").stat().st_mode & 0o777 == 0o600
+        assert first["changes"], lines
+
+        before = snapshot(admin, record["project_id"])
+        requests_seen.seen.clear()
+        started = time.monotonic()
+        again = run_cloud_phase(context(project, plan), options)
+        TIMES[f"carve again {fixture}"] = time.monotonic() - started
+        assert again["changes"] == []
+        assert requests_seen.writes == [], requests_seen.writes
+        assert requests_seen.seen, "the second run must have asked the API"
+        assert snapshot(admin, record["project_id"]) == before
+
+        project.state_file.parent.mkdir(parents=True, exist_ok=True)
+        from affordml.phases.state import save_state
+
+        state = State()
+        state.data["cloud"] = record
+        save_state(project.state_file, state)
+        status = project_status(project)["cloud"]
+        assert status["source"] == "api", status
+        rows = {r["name"]: r for r in status["servers"]}
+        assert sorted(rows) == ["affordml-cp-1", "affordml-worker-1", "affordml-worker-2"]
+        assert rows["affordml-worker-1"]["gpus"] == 1 and rows["affordml-cp-1"]["gpus"] == 0
+        assert rows["affordml-worker-1"]["addresses"] == ["10.42.0.11"]
+
+        removed = run_destroy(project, lambda _: None)
+        assert "project affordml" in removed and "server affordml-worker-1" in removed
+        assert our_leftovers(admin) == []
+        assert admin.network.get_network(foreign_net.id).name == f"not-affordml-{fixture}"
+        assert admin.compute.get_flavor(foreign_flavor.id).name == f"someone.else.{fixture}"
+        assert cloud.external_network is None or admin.network.get_network(cloud.external_network.network_id)
+        offline = project_status(project)["cloud"]
+        assert offline["servers"] == []
+    finally:
+        admin.network.delete_network(foreign_net, ignore_missing=True)
+        admin.compute.delete_flavor(foreign_flavor, ignore_missing=True)
+
+
+def test_more_gpus_than_the_cloud_has(cloud, admin, project, options):
+    wanted = cloud.gpu_count + 1
+    plan = with_gpus(fit(plan_of("server-a100-mig"), cloud), "worker-1", wanted)
+    with pytest.raises(NoValidHost) as error:
+        run_cloud_phase(context(project, plan), options)
+    line = error.value.one_line()
+    print(f"\n[cloud tests] more GPUs than the cloud has: {line}")
+    assert line.startswith("server affordml-worker-1: nova found no host for it (No valid host): ")
+    assert f"asks for {wanted} GPU(s), the cloud has {cloud.gpu_count} in all" in line
+    assert "free the GPU" in line
+
+
+def test_pci_alias_missing_in_nova(cloud, admin, project, options):
+    plan = fit(plan_of("desktop-rtx4090"), cloud, keep_other_aliases=True)  # gpu:1,gpu-audio:1
+    with pytest.raises(PciAliasMissing) as error:
+        run_cloud_phase(context(project, plan), options)
+    line = error.value.one_line()
+    print(f"\n[cloud tests] PCI alias missing: {line}")
+    assert "nova answered 'PCI alias gpu-audio is not defined'" in line
+    assert "[pci] alias" in line
+
+
+def test_plan_change_refused_then_confirmed_and_rules_repaired(cloud, admin, project, options):
+    plan = fit(plan_of("server-a100-mig"), cloud)
+    ctx = context(project, plan)
+    run_cloud_phase(ctx, options)
+    old = ctx.state.data["cloud"]["servers"]["worker-2"]["id"]
+    group = admin.network.get_security_group(ctx.state.data["cloud"]["security_group_id"])
+    ssh = next(r for r in admin.network.security_group_rules(security_group_id=group.id) if r.port_range_min == 22)
+    admin.network.delete_security_group_rule(ssh)
+
+    bigger = dataclasses.replace(
+        plan,
+        vms=[
+            dataclasses.replace(v, ram_gib=2, flavor=v.flavor.replace("1g5d", "2g5d")) if v.name == "worker-2" else v
+            for v in plan.vms
+        ],
+    )
+    with pytest.raises(ChangeRefused) as error:
+        run_cloud_phase(context(project, bigger), options)
+    line = error.value.one_line()
+    print(f"\n[cloud tests] destructive change: {line}")
+    assert (
+        "the plan would destroy 1 VM(s) and everything on them — affordml-worker-2: its flavor changes from "
+        "affordml.worker.1c1g5d to affordml.worker.1c2g5d" in line
+    )
+    assert admin.compute.get_server(old).status == "ACTIVE"
+
+    lines: list[str] = []
+    confirmed = dataclasses.replace(options, confirm=True)
+    ctx = context(project, bigger, lines)
+    result = run_cloud_phase(ctx, confirmed)
+    new = ctx.state.data["cloud"]["servers"]["worker-2"]
+    assert new["id"] != old and new["flavor"] == "affordml.worker.1c2g5d" and new["address"] == "10.42.0.12"
+    assert any("deleted server affordml-worker-2" in c for c in result["changes"])
+    assert any("allowed tcp 22 from 0.0.0.0/0" in c for c in result["changes"])
