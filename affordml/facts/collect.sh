@@ -14,6 +14,7 @@ file /proc/cmdline
 file /etc/os-release
 file /etc/hostname
 file /proc/sys/kernel/osrelease
+file /proc/net/route
 dir /sys/firmware/efi
 dir /sys/firmware/efi/efivars
 file /sys/module/vfio_pci/initstate

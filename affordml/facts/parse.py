@@ -118,6 +118,16 @@ def parse_default_route_devices(text: str | None) -> set[str]:
     return {route["dev"] for route in _json(text, "ip -j route show default") or [] if "dev" in route}
 
 
+def parse_proc_net_route(text: str | None) -> set[str]:
+    """Interfaces with a default route, from /proc/net/route (where `ip` is not installed)."""
+    devices = set()
+    for line in (text or "").splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 2 and fields[1] == "00000000":
+            devices.add(fields[0])
+    return devices
+
+
 def _json(text: str | None, what: str):
     if text is None or not text.strip():
         return None
@@ -253,7 +263,9 @@ def _gpu(dev: PciDevice, functions: tuple, others: tuple, smi: SmiGpu | None) ->
 
 def parse_nics(snap: Snapshot) -> list[Nic]:
     addresses = parse_ip_addresses(snap.command("ip -j addr"))
-    defaults = parse_default_route_devices(snap.command("ip -j route show default"))
+    routes = snap.command("ip -j route show default")
+    defaults = (parse_default_route_devices(routes) if routes is not None
+                else parse_proc_net_route(snap.file("/proc/net/route")))
     nics = []
     for name in snap.listdir(NET_ROOT):
         if name == "lo":

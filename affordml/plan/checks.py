@@ -111,9 +111,10 @@ def kvm(facts: HostFacts, _: Config) -> list[CheckResult]:
 def bare_metal(facts: HostFacts, _: Config) -> list[CheckResult]:
     if not facts.is_vm:
         return ok("bare-metal", "not a virtual machine")
+    kind = facts.virtualization if facts.virtualization not in ("none", "unknown") else "the CPU reports a hypervisor"
     return fail(
         "bare-metal",
-        f"this host is a virtual machine ({facts.virtualization}); GPU passthrough into nested VMs does not work",
+        f"this host is a virtual machine ({kind}); GPU passthrough into nested VMs does not work",
         "run affordml on the physical PC",
     )
 

@@ -138,11 +138,12 @@ def test_nvidia_smi_xml_parses_and_matches_the_pci_devices(fixture):
 
 def test_command_outputs_parse(fixture):
     data, snap = fixture
-    links = json.loads(snap.command("ip -j addr"))
-    names = {link["ifname"] for link in links}
-    assert set(snap.listdir("/sys/class/net")) == names
-    routes = json.loads(snap.command("ip -j route show default"))
-    assert all(r["dev"] in names for r in routes)
+    if snap.command("ip -j addr") is not None:  # absent where the host has no `ip` (the lent H200 machine)
+        links = json.loads(snap.command("ip -j addr"))
+        names = {link["ifname"] for link in links}
+        assert set(snap.listdir("/sys/class/net")) == names
+        routes = json.loads(snap.command("ip -j route show default"))
+        assert all(r["dev"] in names for r in routes)
     assert json.loads(snap.command("lsblk -J -b"))["blockdevices"]
     for where in ("/", "/var/lib"):
         lines = snap.command(f"df -B1 -P {where}").splitlines()
