@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -25,11 +26,19 @@ STRICT_VARIABLE = "AFFORDML_REQUIRE_OPENSTACK"
 
 
 def _reporter(config: pytest.Config) -> Callable[[str], None]:
-    """Write bring-up and teardown timings to the terminal, past output capture."""
+    """Write bring-up and teardown timings to the terminal, past pytest's output capture."""
     terminal = config.pluginmanager.get_plugin("terminalreporter")
-    if terminal is None:
-        return lambda line: print(line, flush=True)
-    return lambda line: terminal.write_line(line)
+    capture = config.pluginmanager.get_plugin("capturemanager")
+
+    def report(line: str) -> None:
+        uncaptured = capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()
+        with uncaptured:
+            if terminal is None:
+                print(line, flush=True)
+            else:
+                terminal.write_line(line)
+
+    return report
 
 
 def _unavailable(reason: str) -> None:

@@ -116,7 +116,7 @@ def nova_conf(layout: Layout, gpus: Sequence[FakeGpu]) -> IniSections:
         "DEFAULT": {"debug": False, "transport_url": transport_url(),
                     "compute_driver": f"{FAKE_GPU_DRIVER_MODULE}.FakeGpuDriver", "host": COMPUTE_HOST,
                     "my_ip": HOST, "state_path": str(state), "instances_path": str(state / "instances"),
-                    "update_resources_interval": 10},
+                    "update_resources_interval": 10, "graceful_shutdown_timeout": 2},
         "api": {"auth_strategy": "keystone"},
         "wsgi": {"api_paste_config": str(layout.etc / "nova" / "api-paste.ini")},
         "api_database": {"connection": database_url("nova_api")},

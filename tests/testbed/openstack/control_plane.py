@@ -18,6 +18,7 @@ from .processes import (
     http_answers,
     is_running,
     port_open,
+    run_checked,
     stop_processes,
     wait_until,
 )
@@ -37,7 +38,8 @@ from .timing import Report, StepTimer, print_report
 
 INFRA_NAMES = ("epmd", "mariadb", "rabbitmq")
 COMPUTE_READY_TIMEOUT_S = 240
-OPENSTACK_STOP_GRACE_S = 15
+SERVICE_REGISTER_TIMEOUT_S = 180
+OPENSTACK_STOP_GRACE_S = 8
 INFRA_STOP_GRACE_S = 60
 
 
@@ -170,32 +172,46 @@ def _fresh_layout(run_dir: Path) -> Layout:
     return layout
 
 
-def _start_infra(plane: ControlPlane) -> None:
-    """Start epmd, MariaDB and RabbitMQ and wait for all three."""
+def _start_infra(plane: ControlPlane) -> Started:
+    """Start epmd, MariaDB and RabbitMQ; wait for MariaDB only and return RabbitMQ (it boots slower)."""
     layout = plane.layout
     epmd = plane.track(infra.start_epmd(layout))
     infra.wait_for_epmd(epmd)
     mariadb = plane.track(infra.start_mariadb(layout))
     rabbitmq = plane.track(infra.start_rabbitmq(layout))
     infra.wait_for_mariadb(mariadb, layout)
-    infra.wait_for_rabbitmq(rabbitmq)
+    return rabbitmq
 
 
-def _start_openstack(plane: ControlPlane, timer: StepTimer) -> None:
-    """Start the APIs and nova's daemons together, then nova-compute once placement answers."""
+def _start_openstack(plane: ControlPlane, rabbitmq: Started, timer: StepTimer) -> None:
+    """Start the APIs and nova's daemons together, then nova-compute once its peers are there."""
     layout, venv = plane.layout, plane.venv
     with timer.step("start keystone, placement, glance, neutron, nova-api, conductor, scheduler"):
         apis = [(api, plane.track(services.start_api(api, layout, venv)))
                 for api in (services.KEYSTONE, *services.APIS_AFTER_KEYSTONE)]
-        for name in services.NOVA_DAEMONS:
-            plane.track(services.start_nova_daemon(name, layout, venv))
+        daemons = [plane.track(services.start_nova_daemon(name, layout, venv)) for name in services.NOVA_DAEMONS]
+        infra.wait_for_rabbitmq(rabbitmq)
         for api, process in apis[:2]:
             services.wait_for_api(api, process)
+        wait_until("nova-conductor to register", lambda: _nova_service_registered(layout, "nova-conductor"),
+                   SERVICE_REGISTER_TIMEOUT_S, watched=daemons[0])
         compute = plane.track(services.start_nova_compute(layout, venv, plane.gpus))
         for api, process in apis[2:]:
             services.wait_for_api(api, process)
     with timer.step("nova-compute registered with its fake GPUs"):
         _wait_for_compute(plane, compute)
+
+
+def _nova_service_registered(layout: Layout, binary: str) -> bool:
+    """Whether a nova service has written its row in cell1's services table."""
+    answer = infra.mariadb_query(layout, f"SELECT COUNT(*) FROM nova.services WHERE `binary` = '{binary}'")
+    return answer.strip() not in ("", "0")
+
+
+def _compute_node_recorded(layout: Layout) -> bool:
+    """Whether nova-compute has created its compute node record."""
+    answer = infra.mariadb_query(layout, f"SELECT COUNT(*) FROM nova.compute_nodes WHERE host = '{COMPUTE_HOST}'")
+    return answer.strip() not in ("", "0")
 
 
 def _gpu_inventory_total(layout: Layout) -> int:
@@ -207,17 +223,29 @@ def _gpu_inventory_total(layout: Layout) -> int:
 
 
 def _host_mapped(layout: Layout) -> bool:
-    """Whether the scheduler has mapped the compute host into cell1 (else nothing can be scheduled)."""
+    """Whether the compute host is mapped into cell1 (else nothing can be scheduled to it)."""
     answer = infra.mariadb_query(layout, "SELECT host FROM nova_api.host_mappings")
     return COMPUTE_HOST in answer.split()
 
 
+def _map_compute_host(plane: ControlPlane) -> None:
+    """Map the new compute host into cell1 now, instead of waiting for the scheduler's periodic discovery."""
+    command = [str(plane.venv / "bin" / "nova-manage"), *services.nova_config_args(plane.layout),
+               "cell_v2", "discover_hosts"]
+    run_checked("nova-manage cell_v2 discover_hosts", command, plane.layout.logs / "nova-manage.log",
+                env=services.service_environment(), timeout_s=120)
+
+
 def _wait_for_compute(plane: ControlPlane, compute: Started) -> None:
-    """Wait until the compute host is mapped and every fake GPU is in placement's inventory."""
-    wanted = plane.gpu_count
-    wait_until("nova-compute's host mapping", lambda: _host_mapped(plane.layout), COMPUTE_READY_TIMEOUT_S,
+    """Wait for the compute node record, map its host, and wait until placement has every fake GPU."""
+    layout, wanted = plane.layout, plane.gpu_count
+    wait_until("nova-compute's compute node record", lambda: _compute_node_recorded(layout),
+               COMPUTE_READY_TIMEOUT_S, watched=compute, interval_s=0.5)
+    if not _host_mapped(layout):
+        _map_compute_host(plane)
+    wait_until("nova-compute's host mapping", lambda: _host_mapped(layout), COMPUTE_READY_TIMEOUT_S,
                watched=compute, interval_s=0.5)
-    wait_until(f"{wanted} {GPU_RESOURCE_CLASS} in placement", lambda: _gpu_inventory_total(plane.layout) == wanted,
+    wait_until(f"{wanted} {GPU_RESOURCE_CLASS} in placement", lambda: _gpu_inventory_total(layout) == wanted,
                COMPUTE_READY_TIMEOUT_S, watched=compute, interval_s=0.5)
 
 
@@ -241,9 +269,9 @@ def bring_up(run_dir: Path | None = None, gpus: Sequence[FakeGpu] = DEFAULT_GPUS
         with timer.step("configs and database copy"):
             configs.write_all(layout, venv, plane.gpus)
             database.restore_snapshot(snapshot, layout)
-        with timer.step("epmd, mariadb, rabbitmq"):
-            _start_infra(plane)
-        _start_openstack(plane, timer)
+        with timer.step("epmd, mariadb (rabbitmq boots on)"):
+            rabbitmq = _start_infra(plane)
+        _start_openstack(plane, rabbitmq, timer)
         if with_public_network:
             with timer.step("public provider network"):
                 plane.external_network = catalog.create_public_network()
