@@ -1,0 +1,86 @@
+"""`affordml init phase host` end to end: the real CLI, the real runner, real systemd test hosts.
+
+The plan comes from the desktop-rtx4090 facts fixture (the test hosts are containers without GPUs); the
+project's extra-vars.yml routes ssh through the test bed's guard and keeps kernel state untouched."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.hosts.affordml_project import (
+    DESKTOP_FACTS,
+    DESKTOP_VFIO_IDS,
+    changed_count,
+    run_affordml,
+    write_project,
+)
+from tests.testbed.nspawn import Testbed
+
+pytestmark = [pytest.mark.testbed, pytest.mark.slow]
+
+
+def init_host(project: Path, bed: Testbed) -> tuple[str, float]:
+    started = time.monotonic()
+    result = run_affordml(project, bed, "init", "--facts", str(DESKTOP_FACTS), "phase", "host")
+    elapsed = time.monotonic() - started
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    return output, elapsed
+
+
+def job_event_changes(project: Path) -> dict[str, int]:
+    """Changed results per host in the newest host run, from ansible-runner's job events."""
+    artifacts = sorted(project.glob("runs/*-host/artifacts/*"))[-1]
+    changed: dict[str, int] = {}
+    for path in (artifacts / "job_events").glob("*.json"):
+        event = json.loads(path.read_text())
+        data = event.get("event_data") or {}
+        if event.get("event") == "runner_on_ok" and (data.get("res") or {}).get("changed"):
+            changed[data["host"]] = changed.get(data["host"], 0) + 1
+    return changed
+
+
+def check_host_files(bed: Testbed) -> None:
+    ids = ",".join(sorted(DESKTOP_VFIO_IDS))
+    for host in bed.hosts:
+        grub = host.ssh("cat /etc/default/grub.d/60-affordml.cfg").stdout
+        assert "iommu=pt" in grub and f"vfio-pci.ids={ids}" in grub
+        assert "intel_iommu=on" in grub or "amd_iommu=on" in grub
+        modprobe = host.ssh("cat /etc/modprobe.d/affordml-vfio.conf").stdout
+        assert f"options vfio-pci ids={ids}" in modprobe
+        assert "softdep snd_hda_intel pre: vfio-pci" in modprobe
+        assert "blacklist nouveau" in host.ssh("cat /etc/modprobe.d/affordml-blacklist-nouveau.conf").stdout
+        daemon = json.loads(host.ssh("cat /etc/docker/daemon.json").stdout)
+        assert daemon["iptables"] is False and daemon["bridge"] == "none" and daemon["log-opts"]["max-file"] == "5"
+        link = json.loads(host.ssh("ip -j addr show dev affordml-ext0").stdout)[0]
+        assert link["operstate"] == "UP" and link["addr_info"] == []
+        assert host.ssh("sysctl -n net.ipv4.ip_forward").stdout.strip() == "1"
+        assert host.ssh("systemctl is-active docker affordml-external-veth").stdout.split() == ["active", "active"]
+        assert host.ssh("test -f /var/lib/affordml/reboot-required", check=False).returncode == 0
+
+
+@pytest.mark.parametrize("n_hosts", [1, 2])
+def test_init_phase_host_converges_and_is_idempotent(testbed_factory, tmp_path: Path, n_hosts: int) -> None:
+    bed = testbed_factory(n_hosts)
+    project = write_project(tmp_path / "project", bed)
+
+    first, first_s = init_host(project, bed)
+    assert "[host] done" in first
+    assert changed_count(first) > 0
+    names = ", ".join(h.name for h in bed.hosts)
+    assert f"reboot {names}, then run `affordml init` again: it resumes" in first
+    check_host_files(bed)
+
+    second, second_s = init_host(project, bed)
+    changed = changed_count(second)
+    print(
+        f"init phase host on {n_hosts} host(s): first run {first_s:.1f} s, second run {second_s:.1f} s, "
+        f"changed on the second run: {changed}"
+    )
+    assert changed == 0, second[-4000:]
+    assert job_event_changes(project) == {}
+    assert "reboot" in second  # still pending: the hosts have not rebooted
