@@ -261,12 +261,13 @@ def nic_external(facts: HostFacts, config: Config) -> list[CheckResult]:
 @check("resources", "CPU, RAM and disk enough for the platform")
 def resources(facts: HostFacts, config: Config) -> list[CheckResult]:
     workers = config.vms.workers.count
-    gpu = bool(facts.nvidia_gpus)
+    gpu = any(g.address not in config.gpu.exclude for g in facts.nvidia_gpus)  # excluded GPUs get no worker
     need = _minimum_need(workers, gpu)
+    free = facts.varlib_free_bytes if facts.varlib_free_bytes is not None else facts.root_free_bytes
     have = {
         "cpu": facts.cpu.threads,
         "ram": facts.memory_bytes // GIB,
-        "disk": (facts.varlib_free_bytes or facts.root_free_bytes or 0) // GIB,
+        "disk": (free or 0) // GIB,  # /var/lib when known, as the planner counts it (0 free is full, not unknown)
     }
     units = {"cpu": "CPU threads", "ram": "GiB RAM", "disk": "GiB free disk in /var/lib"}
     fixes = {
