@@ -17,12 +17,15 @@ if str(REPO_ROOT) not in sys.path:
 from tests.testbed.openstack import (  # noqa: E402
     PrerequisiteMissing,
     bring_up,
+    exclusive_use,
     running_control_plane,
     stop,
+    stop_abandoned_test_plane,
 )
 from tests.testbed.openstack.cloud import OpenStackCloud  # noqa: E402
 
 STRICT_VARIABLE = "AFFORDML_REQUIRE_OPENSTACK"
+LOCK_WAIT_S = 1800
 
 
 def _reporter(config: pytest.Config) -> Callable[[str], None]:
@@ -54,17 +57,21 @@ def openstack_cloud(request: pytest.FixtureRequest,
                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenStackCloud]:
     """Bring the control plane up once (or reuse one started with `up`), and always take ours down."""
     report = _reporter(request.config)
-    already_up = running_control_plane()
-    if already_up is not None:
-        report(f"[openstack testbed] reusing the control plane running from {already_up.layout.root}")
-        yield OpenStackCloud.from_plane(already_up)
+    started_by_hand = running_control_plane(owner="cli")
+    if started_by_hand is not None:
+        report(f"[openstack testbed] reusing the control plane started by hand in {started_by_hand.layout.root}")
+        yield OpenStackCloud.from_plane(started_by_hand)
         return
-    try:
-        plane = bring_up(tmp_path_factory.mktemp("openstack"), report=report)
-    except PrerequisiteMissing as missing:
-        _unavailable(str(missing))
-        return
-    try:
-        yield OpenStackCloud.from_plane(plane)
-    finally:
-        stop(plane, report)
+    if os.geteuid() != 0:
+        _unavailable("needs root (it installs Debian packages and runs MariaDB and RabbitMQ)")
+    with exclusive_use(LOCK_WAIT_S, report):
+        stop_abandoned_test_plane(report)
+        try:
+            plane = bring_up(tmp_path_factory.mktemp("openstack"), report=report, owner="pytest")
+        except PrerequisiteMissing as missing:
+            _unavailable(str(missing))
+            return
+        try:
+            yield OpenStackCloud.from_plane(plane)
+        finally:
+            stop(plane, report)

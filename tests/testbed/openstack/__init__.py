@@ -6,8 +6,17 @@ Debian's MariaDB and RabbitMQ. The services live in their own venv under ~/.cach
 Command line: ``python3 -m tests.testbed.openstack up|down|status``.
 """
 
+from .cloud import OpenStackCloud
 from .clouds import ADMIN, CloudCredentials, connect, connect_from_clouds_yaml, write_clouds_yaml
-from .control_plane import ControlPlane, bring_up, running_control_plane, stop, stop_run
+from .control_plane import (
+    ControlPlane,
+    bring_up,
+    exclusive_use,
+    running_control_plane,
+    stop,
+    stop_abandoned_test_plane,
+    stop_run,
+)
 from .install import PrerequisiteMissing
 from .processes import ServiceFailed
 from .settings import DEFAULT_GPUS, GPU_ALIAS, GPU_RESOURCE_CLASS, ExternalNetwork, FakeGpu
@@ -21,13 +30,16 @@ __all__ = [
     "ControlPlane",
     "ExternalNetwork",
     "FakeGpu",
+    "OpenStackCloud",
     "PrerequisiteMissing",
     "ServiceFailed",
     "bring_up",
     "connect",
     "connect_from_clouds_yaml",
+    "exclusive_use",
     "running_control_plane",
     "stop",
+    "stop_abandoned_test_plane",
     "stop_run",
     "write_clouds_yaml",
 ]

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .control_plane import bring_up, describe, running_control_plane, stop_run
+from .control_plane import bring_up, describe, exclusive_use, running_control_plane, stop_run
 from .install import PrerequisiteMissing
 from .processes import ServiceFailed
 from .settings import FakeGpu
@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
 def command_up(args: argparse.Namespace) -> int:
     """Bring the control plane up and leave it running."""
     options = {"gpus": tuple(args.gpus)} if args.gpus else {}
-    plane = bring_up(args.run_dir, with_public_network=not args.no_public_network, **options)
+    with exclusive_use(wait_s=0):
+        plane = bring_up(args.run_dir, with_public_network=not args.no_public_network, **options)
     print("\n".join(describe(plane)))
     print(f"use it with: OS_CLIENT_CONFIG_FILE={plane.clouds_yaml} OS_CLOUD={plane.cloud_name}")
     return 0

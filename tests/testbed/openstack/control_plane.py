@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -57,6 +60,7 @@ class ControlPlane:
     gpus: tuple[FakeGpu, ...] = DEFAULT_GPUS
     processes: list[Started] = field(default_factory=list)
     external_network: ExternalNetwork | None = None
+    owner: str = "cli"
 
     @property
     def clouds_yaml(self) -> Path:
@@ -88,7 +92,7 @@ class ControlPlane:
 
     def save(self) -> None:
         """Write the state file."""
-        record = {"run_dir": str(self.layout.root), "venv": str(self.venv),
+        record = {"run_dir": str(self.layout.root), "venv": str(self.venv), "owner": self.owner,
                   "gpus": [asdict(gpu) for gpu in self.gpus],
                   "processes": [process.to_json() for process in self.processes],
                   "external_network": asdict(self.external_network) if self.external_network else None}
@@ -106,7 +110,8 @@ class ControlPlane:
         return cls(layout=layout, venv=Path(record["venv"]),
                    gpus=tuple(FakeGpu(**gpu) for gpu in record["gpus"]),
                    processes=[Started.from_json(process) for process in record["processes"]],
-                   external_network=ExternalNetwork(**network) if network else None)
+                   external_network=ExternalNetwork(**network) if network else None,
+                   owner=str(record.get("owner", "cli")))
 
     def alive(self) -> dict[str, bool]:
         """Each tracked process and whether it still runs."""
@@ -132,15 +137,42 @@ def _pss_kib(pid: int) -> int:
     return 0
 
 
-def running_control_plane() -> ControlPlane | None:
-    """The control plane named by the current-run pointer, if every one of its processes runs."""
+def running_control_plane(owner: str | None = None) -> ControlPlane | None:
+    """The control plane named by the current-run pointer if every one of its processes runs (and owner fits)."""
     pointer = current_run_pointer()
     if not pointer.exists():
         return None
     plane = ControlPlane.load(Path(pointer.read_text().strip()))
     if plane is None or not plane.processes or not all(plane.alive().values()):
         return None
+    if owner is not None and plane.owner != owner:
+        return None
     return plane
+
+
+@contextmanager
+def exclusive_use(wait_s: float, report: Report = print_report) -> Iterator[None]:
+    """Hold the machine-wide control plane lock (its ports are fixed), waiting up to wait_s for it."""
+    path = cache_root() / "control-plane.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        deadline = time.monotonic() + wait_s
+        told = False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise ServiceFailed(f"another test session holds {path} (its control plane is in use)") from None
+                if not told:
+                    report(f"[openstack testbed] waiting up to {wait_s:.0f}s for another session's control plane")
+                    told = True
+                time.sleep(2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _ports_in_use() -> list[str]:
@@ -250,12 +282,12 @@ def _wait_for_compute(plane: ControlPlane, compute: Started) -> None:
 
 
 def bring_up(run_dir: Path | None = None, gpus: Sequence[FakeGpu] = DEFAULT_GPUS, report: Report = print_report,
-             with_public_network: bool = True) -> ControlPlane:
+             with_public_network: bool = True, owner: str = "cli") -> ControlPlane:
     """Install what is missing, start every service on 127.0.0.1 and return the running control plane."""
     timer = StepTimer(report)
     _check_machine()
     layout = _fresh_layout(run_dir or default_run_dir())
-    install_log = cache_root() / "install.log"
+    install_log = cache_root() / f"install-{install.venv_dir().name}.log"
     with timer.step("Debian packages mariadb-server, rabbitmq-server"):
         install.ensure_debian_packages(install_log)
     with timer.step(f"services venv {install.venv_dir()}"):
@@ -263,7 +295,7 @@ def bring_up(run_dir: Path | None = None, gpus: Sequence[FakeGpu] = DEFAULT_GPUS
     with timer.step("fake GPU driver and ML2 binding driver"):
         install.install_plugins(venv)
     snapshot = database.ensure_snapshot(venv, timer)
-    plane = ControlPlane(layout=layout, venv=venv, gpus=tuple(gpus))
+    plane = ControlPlane(layout=layout, venv=venv, gpus=tuple(gpus), owner=owner)
     current_run_pointer().write_text(str(layout.root) + "\n")
     try:
         with timer.step("configs and database copy"):
@@ -325,6 +357,15 @@ def stop_run(run_dir: Path | None = None, report: Report = print_report) -> bool
         return False
     stop(plane, report)
     return True
+
+
+def stop_abandoned_test_plane(report: Report = print_report) -> None:
+    """Stop a plane that a test session started and never stopped (call only while holding exclusive_use)."""
+    pointer = current_run_pointer()
+    plane = ControlPlane.load(Path(pointer.read_text().strip())) if pointer.exists() else None
+    if plane is not None and plane.owner == "pytest":
+        report(f"[openstack testbed] stopping a control plane a test session left behind in {plane.layout.root}")
+        stop(plane, report)
 
 
 def describe(plane: ControlPlane) -> list[str]:

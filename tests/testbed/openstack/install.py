@@ -126,6 +126,7 @@ def ensure_venv(log: Path) -> Path:
         if marker.exists():
             return venv
         shutil.rmtree(venv, ignore_errors=True)
+        log.unlink(missing_ok=True)
         run_checked("python -m venv", [sys.executable, "-m", "venv", str(venv)], log, timeout_s=300)
         pip = venv / "bin" / "pip"
         _check_package_index(pip, log)
