@@ -101,21 +101,36 @@ def parse_lsblk(text: str | None) -> list[Disk]:
             )
             walk(dev.get("children") or [])
 
-    walk((data or {}).get("blockdevices") or [])
+    try:
+        walk((data or {}).get("blockdevices") or [])
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise _shape_error("lsblk -J -b", exc) from None
     return disks
 
 
 def parse_ip_addresses(text: str | None) -> dict[str, tuple[str, ...]]:
     """Interface name -> its addresses in CIDR form, from `ip -j addr`."""
     result: dict[str, tuple[str, ...]] = {}
-    for link in _json(text, "ip -j addr") or []:
-        addrs = tuple(f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", []) if "local" in a)
-        result[link.get("ifname", "?")] = addrs
+    try:
+        for link in _json(text, "ip -j addr") or []:
+            addrs = tuple(f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", []) if "local" in a)
+            result[link.get("ifname", "?")] = addrs
+    except (AttributeError, TypeError, KeyError) as exc:
+        raise _shape_error("ip -j addr", exc) from None
     return result
 
 
 def parse_default_route_devices(text: str | None) -> set[str]:
-    return {route["dev"] for route in _json(text, "ip -j route show default") or [] if "dev" in route}
+    try:
+        return {route["dev"] for route in _json(text, "ip -j route show default") or [] if "dev" in route}
+    except (TypeError, KeyError) as exc:
+        raise _shape_error("ip -j route show default", exc) from None
+
+
+def _shape_error(what: str, exc: Exception) -> FactsError:
+    """JSON that parses but is not what the command prints (a list where a mapping belongs, a missing field)."""
+    detail = f"{type(exc).__name__}: {exc}"
+    return FactsError(f"the output of `{what}` does not have the expected fields ({detail})", "collect the facts again")
 
 
 def parse_proc_net_route(text: str | None) -> set[str]:
@@ -264,8 +279,11 @@ def _gpu(dev: PciDevice, functions: tuple, others: tuple, smi: SmiGpu | None) ->
 def parse_nics(snap: Snapshot) -> list[Nic]:
     addresses = parse_ip_addresses(snap.command("ip -j addr"))
     routes = snap.command("ip -j route show default")
-    defaults = (parse_default_route_devices(routes) if routes is not None
-                else parse_proc_net_route(snap.file("/proc/net/route")))
+    defaults = (
+        parse_default_route_devices(routes)
+        if routes is not None
+        else parse_proc_net_route(snap.file("/proc/net/route"))
+    )
     nics = []
     for name in snap.listdir(NET_ROOT):
         if name == "lo":

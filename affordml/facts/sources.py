@@ -33,7 +33,21 @@ def load_snapshot_file(path: Path) -> Snapshot:
     for key in ("files", "links", "dirs", "commands"):
         if not isinstance(data.get(key, {}), dict):
             raise FactsError(f"facts file {path}: field {key!r} must be a mapping", "save the facts again")
+        for name, value in data.get(key, {}).items():
+            if not _well_typed(key, value):
+                kind = "a list of names" if key == "dirs" else "text"
+                raise FactsError(
+                    f"facts file {path}: {key}[{name!r}] must be {kind}, not {type(value).__name__}",
+                    "save the facts again with `affordml facts --save FILE`",
+                )
     return Snapshot.from_dict(data)
+
+
+def _well_typed(key: str, value) -> bool:
+    """dirs hold lists of names; files, links and commands hold text."""
+    if key == "dirs":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    return isinstance(value, str)
 
 
 def local_snapshot() -> Snapshot:
