@@ -433,6 +433,18 @@ class Carver:
             )
         return doomed
 
+    def refuse_destruction_early(self) -> None:
+        """Before any change: refuse a plan that would destroy VMs (unless confirmed)."""
+        existing = self.our_servers()
+        if not existing:
+            return
+        network_api = self.user.network
+        net = self.call("find network", network_api.find_network, names.NETWORK, project_id=self.out.project_id)
+        ports = {}
+        if net is not None:
+            ports = {p.name: p for p in self.call("list ports", network_api.ports, network_id=net.id) if p.name}
+        self.check_destructive(existing, ports)
+
     def ensure_servers(self, image, user_data: Callable[[ServerSpec], str]) -> None:
         compute, network_api = self.user.compute, self.user.network
         existing = self.our_servers()

@@ -49,7 +49,6 @@ def run_cloud_phase(ctx, options: CloudOptions | None = None) -> dict:
     project = carver.ensure_project()
     password = platform_password(ctx.project)
     user = carver.ensure_user(project, password)
-    carver.ensure_quotas(project)
     path, written = write_user_cloud(ctx.project, user_entry(admin, names.PROJECT, names.USER, password))
     if written:
         ctx.say(f"[cloud] wrote the {names.USER_CLOUD} cloud to {path} (mode 0600)")
@@ -58,6 +57,8 @@ def run_cloud_phase(ctx, options: CloudOptions | None = None) -> dict:
         carver.reset_password(user, password)
         carver.user = connect_cloud(clouds_yaml(ctx.project), names.USER_CLOUD)
         authorize(carver.user, f"the platform user {names.USER}")
+    carver.refuse_destruction_early()
+    carver.ensure_quotas(project)
     carver.ensure_flavors()
     external = carver.ensure_external_network()
     carver.ensure_network(external)

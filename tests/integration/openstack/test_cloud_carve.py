@@ -257,7 +257,8 @@ def test_carve_carve_again_status_destroy(fixture, cloud, admin, project, option
         assert list(holders.values()).count(gpu_worker.id) == 1, f"the GPU worker holds no GPU: {holders}"
         assert servers["affordml-cp-1"].id not in holders.values()
         image = admin.image.get_image(record["image_id"])
-        assert (image.hw_machine_type, image.hw_firmware_type) == ("q35", "uefi")
+        props = dict(image.properties or {})
+        assert (props.get("hw_machine_type", image.hw_machine_type), props.get("hw_firmware_type")) == ("q35", "uefi")
         assert (project.secrets_dir / "clouds.yaml").stat().st_mode & 0o777 == 0o600
         assert (project.secrets_dir / "ssh" / "affordml_ed25519").stat().st_mode & 0o777 == 0o600
         assert (project.secrets_dir / "openstack.yml").stat().st_mode & 0o777 == 0o600
@@ -346,6 +347,7 @@ def test_plan_change_refused_then_confirmed_and_rules_repaired(cloud, admin, pro
         "affordml.worker.1c1g5d to affordml.worker.1c2g5d" in line
     )
     assert admin.compute.get_server(old).status == "ACTIVE"
+    assert not [r for r in admin.network.security_group_rules(security_group_id=group.id) if r.port_range_min == 22]
 
     lines: list[str] = []
     confirmed = dataclasses.replace(options, confirm=True)
