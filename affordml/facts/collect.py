@@ -38,9 +38,9 @@ def parse_records(text: str, source: str = "unknown") -> Snapshot:
 
 
 def _store(snap: Snapshot, kind: str, key: str, body: list[str]) -> None:
+    # The collector prints one newline after a file or command so that the marker starts its own line; joining
+    # the lines drops exactly that newline, so the text is the content as it was, trailing newline or not.
     text = "\n".join(body)
-    if kind in ("file", "cmd") and text.endswith("\n"):
-        text = text[:-1]  # the collector adds one newline so that a body always ends before the marker
     if kind == "file":
         snap.files[key] = text
     elif kind == "cmd":

@@ -319,10 +319,14 @@ def parse_secure_boot(snap: Snapshot) -> bool | None:
     return None
 
 
+_VFIO_PCI_MODULE = re.compile(r"(^|/)vfio[-_]pci\.ko", re.MULTILINE)
+
+
 def parse_vfio(snap: Snapshot) -> Vfio:
     builtin = snap.file("/lib/modules/KERNEL/modules.builtin") or ""
     deps = snap.file("/lib/modules/KERNEL/modules.dep") or ""
-    available = "vfio-pci.ko" in builtin or "vfio-pci.ko" in deps or "vfio_pci.ko" in deps
+    # the driver itself (…/vfio-pci.ko or vfio_pci.ko), not vendor variants such as mlx5-vfio-pci.ko
+    available = bool(_VFIO_PCI_MODULE.search(builtin) or _VFIO_PCI_MODULE.search(deps))
     loaded = snap.file("/sys/module/vfio_pci/initstate") is not None or "/dev/vfio" in snap.dirs
     return Vfio(available=available or loaded, loaded=loaded)
 
