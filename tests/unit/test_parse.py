@@ -473,7 +473,7 @@ def test_lsblk_walks_children():
     disks = parse_lsblk(text)
     assert [(d.name, d.kind, d.rotational, d.mountpoint) for d in disks] == [
         ("nvme0n1", "disk", False, None),
-        ("nvme0n1p1", "part", False, "/efi"),
+        ("nvme0n1p1", "part", False, "/boot/efi"),
         ("nvme0n1p2", "part", True, "/"),
     ]
     assert disks[2].size_bytes == 1999000000000
