@@ -81,9 +81,15 @@ class NodeGroup(Strict):
         raise ValueError(f'must be a whole number of at least 1 or "auto", not {value!r}')
 
 
+class Workers(NodeGroup):
+    """The worker VMs: two unless the file says otherwise, also when it sets only their sizes."""
+
+    count: int = Field(2, ge=0, le=16, description="worker VMs; GPUs are dealt out among them in turn")
+
+
 class Vms(Strict):
     control_plane: NodeGroup = Field(default_factory=lambda: NodeGroup(count=1))
-    workers: NodeGroup = Field(default_factory=lambda: NodeGroup(count=2))
+    workers: Workers = Field(default_factory=Workers)
 
     @field_validator("control_plane")
     @classmethod

@@ -8,8 +8,11 @@ facts a real snapshot gives.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +20,8 @@ from affordml.config.model import Config
 from affordml.errors import PlanError
 from affordml.facts.gpu_catalog import CATALOG
 from affordml.facts.model import Cpu, HostFacts, Iommu, Nic, OsRelease, PciDevice, Vfio
-from affordml.facts.parse import SmiGpu, build_gpus
+from affordml.facts.parse import SmiGpu, build_gpus, facts_from_snapshot
+from affordml.facts.sources import load_snapshot_file
 from affordml.plan import carve
 from affordml.plan.build import disk_free_gib, make_plan
 from affordml.plan.checks import run_checks
@@ -398,3 +402,134 @@ def test_auto_carve_uses_targets_when_there_is_room(threads_extra, workers):
     assert (cp.vcpus, cp.ram_gib, cp.disk_gib) == (4, 8, 60)
     assert all(s.disk_gib <= carve.WORKER_DISK_CAP_GIB for s in sizes)
     assert len({(s.vcpus, s.ram_gib) for s in sizes}) <= 1  # equal shares for equal workers
+
+
+# ------------------------------------------------------------------------------------------ per fixture
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hardware"
+
+
+def fixture_facts(name: str) -> HostFacts:
+    return facts_from_snapshot(load_snapshot_file(FIXTURES / f"{name}.json"))
+
+
+def carve_of(plan) -> list[tuple]:
+    return [(v.name, v.vcpus, v.ram_gib, v.disk_gib, v.gpus) for v in plan.vms]
+
+
+def test_desktop_rtx4090_plan():
+    """32 threads, 62 GiB, 1379 GiB free. Reservations 3 vCPU, 10 GiB (2 + 6 + 2 for three VMs), 80 GiB; the control
+    plane takes its 4/8/60 target, and the GPU worker gets two shares of the rest to the other worker's one."""
+    plan = make_plan(fixture_facts("desktop-rtx4090"), Config(), VERSIONS)
+    assert carve_of(plan) == [
+        ("cp-1", 4, 8, 60, ()),
+        ("worker-1", 16, 29, 400, ("0000:01:00.0",)),
+        ("worker-2", 8, 14, 400, ()),
+    ]
+    [gpu] = plan.gpus
+    assert (gpu.vm, gpu.sharing.mode, gpu.sharing.slots) == ("worker-1", "mps", 5)  # 24564 MiB // 4096
+    assert gpu.sharing.memory_per_slot_mib == 24564 // 5
+    assert [(f.address, f.role) for f in gpu.functions] == [("0000:01:00.0", "gpu"), ("0000:01:00.1", "audio")]
+    assert plan.vfio_ids == ["10de:22ba", "10de:2684"]
+    assert [(a["name"], a["product_id"]) for a in plan.nova_aliases] == [("gpu", "2684"), ("gpu-audio", "22ba")]
+    assert plan.network["management_interface"] == "enp5s0"
+    assert plan.network["external_interface"] == "affordml-ext0"  # enp6s0 has no carrier
+    assert plan.network["floating_range"] == "192.168.1.247-192.168.1.254"
+    assert plan.warnings == []
+
+
+def test_server_a100_plan_uses_mig_all_balanced():
+    plan = make_plan(fixture_facts("server-a100-mig"), Config(), VERSIONS)
+    [gpu] = plan.gpus
+    assert gpu.sharing.mode == "mig" and gpu.sharing.mig_layout == "all-balanced"
+    assert gpu.sharing.mig_instances == ("1g.10gb", "1g.10gb", "2g.20gb", "3g.40gb")
+    assert gpu.sharing.slots == 4
+    assert [f.address for f in gpu.functions] == ["0000:43:00.0"]
+    assert plan.vfio_ids == ["10de:20b5"]
+    assert plan.host_disk_free_gib == 3574778396672 // GIB  # /var/lib's own disk, not /
+    assert [w.code for w in plan.warnings] == ["mig-reboot"]
+    assert plan.network["external_interface"] == "affordml-ext0"  # eno2 carries an address: not free for neutron
+
+
+def test_h200_class_card_gets_mig_all_balanced():
+    """The H200 VM itself cannot pass its GPU through; the same card on a bare-metal host is planned with MIG."""
+    facts = fixture_facts("h200-vm")
+    with pytest.raises(PlanError) as exc:
+        make_plan(facts, Config(), VERSIONS)
+    assert "bare-metal" in exc.value.fix
+    gpu = dataclasses.replace(facts.gpus[0], iommu_group=7)
+    bare = dataclasses.replace(facts, gpus=[gpu], varlib_free_bytes=2000 * GIB, virtualization="none")
+    plan = make_plan(bare, Config(), VERSIONS)
+    [assignment] = plan.gpus
+    assert assignment.sharing.mode == "mig"
+    assert assignment.sharing.mig_instances == ("1g.18gb", "1g.18gb", "2g.35gb", "3g.71gb")
+
+
+def test_workstation_two_gpus_one_per_worker():
+    plan = make_plan(fixture_facts("workstation-2gpu"), Config(), VERSIONS)
+    assert [(g.address, g.vm) for g in plan.gpus] == [("0000:17:00.0", "worker-1"), ("0000:31:00.0", "worker-2")]
+    assert all(g.sharing.mode == "mps" and g.sharing.slots == 8 for g in plan.gpus)  # 49140 MiB: capped at 8
+    assert [v.flavor.endswith(".gpu1") for v in plan.vms] == [False, True, True]
+    one_worker = Config.model_validate({"vms": {"workers": {"count": 1}}})
+    plan = make_plan(fixture_facts("workstation-2gpu"), one_worker, VERSIONS)
+    assert plan.vms[1].gpus == ("0000:17:00.0", "0000:31:00.0")
+    assert plan.vms[1].flavor.endswith(".gpu2")
+
+
+def test_workstation_per_gpu_policy():
+    config = Config.model_validate({"gpu": {"per_gpu": {"0000:31:00.0": {"mode": "time-slicing", "replicas": 6}}}})
+    plan = make_plan(fixture_facts("workstation-2gpu"), config, VERSIONS)
+    assert [(g.sharing.mode, g.sharing.slots) for g in plan.gpus] == [("mps", 8), ("time-slicing", 6)]
+
+
+def test_one_nic_pc_creates_the_external_veth():
+    plan = make_plan(fixture_facts("one-nic-pc"), Config(), VERSIONS)
+    assert plan.network["external_interface"] == "affordml-ext0" and plan.network["external_created"] == "yes"
+    assert plan.gpus[0].sharing.mode == "mps" and plan.gpus[0].sharing.slots == 2  # 12282 MiB // 4096
+
+
+@pytest.mark.parametrize(
+    "name,words",
+    [
+        ("ci-machine", ["CPU threads"]),
+        ("too-small", ["RAM"]),
+        ("shared-iommu-group", ["IOMMU group 8", "0000:05:00.0"]),
+        ("iommu-off", ["no IOMMU group"]),
+        ("h200-vm", ["no IOMMU group"]),
+    ],
+)
+def test_fixtures_that_cannot_carry_the_platform(name, words):
+    with pytest.raises(PlanError) as exc:
+        make_plan(fixture_facts(name), Config(), VERSIONS)
+    for word in words:
+        assert word in exc.value.problem
+    assert exc.value.fix
+
+
+def test_excluding_the_shared_gpu_gives_a_cpu_only_plan():
+    config = Config.model_validate({"gpu": {"exclude": ["0000:04:00.0"]}})
+    plan = make_plan(fixture_facts("shared-iommu-group"), config, VERSIONS)
+    assert plan.gpus == [] and plan.vfio_ids == [] and not plan.gpu_phases_apply
+    assert [w.code for w in plan.warnings] == ["no-gpu"]
+
+
+def test_mig_on_a_card_without_mig_is_refused():
+    config = Config.model_validate({"gpu": {"sharing": "mig"}})
+    with pytest.raises(PlanError) as exc:
+        make_plan(fixture_facts("desktop-rtx4090"), config, VERSIONS)
+    assert exc.value.problem.startswith("gpu.sharing:") and "mps" in exc.value.fix
+
+
+def test_explicit_sizes_that_do_not_fit_are_refused():
+    config = Config.model_validate({"vms": {"workers": {"ram_gib": 40}}})
+    with pytest.raises(PlanError) as exc:
+        make_plan(fixture_facts("desktop-rtx4090"), config, VERSIONS)
+    assert "GiB RAM" in exc.value.problem and "vms.workers.count" in exc.value.fix
+
+
+def test_setting_worker_sizes_keeps_the_default_worker_count():
+    """Only the values the user sets are theirs: sizing the workers must not drop the second worker."""
+    config = Config.model_validate({"vms": {"workers": {"vcpus": 4}}})
+    assert config.vms.workers.count == Config().vms.workers.count == 2
+    plan = make_plan(fixture_facts("desktop-rtx4090"), config, VERSIONS)
+    assert [v.vcpus for v in plan.vms if v.role == "worker"] == [4, 4]
