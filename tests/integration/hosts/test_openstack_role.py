@@ -162,3 +162,23 @@ def test_openstack_phase_puts_kolla_in_place_and_kolla_playbooks_accept_it(
     print(f"init phase openstack on 1 host: first run {first_s:.1f} s, second {second_s:.1f} s, changed {changed}")
     assert changed == 0
     assert yaml.safe_load(passwords_file.read_text()) == passwords  # kolla-genpwd never replaces a value
+
+    # After kolla's post-deploy (simulated: its clouds.yaml on the host), the admin cloud reaches the project's
+    # secrets/clouds.yaml as affordml-admin, beside the entry the cloud phase keeps there.
+    kolla_admin = {"auth": {"auth_url": "http://192.0.2.1:5000", "username": "admin", "password": "s3cret",
+                            "project_name": "admin", "user_domain_name": "Default",
+                            "project_domain_name": "Default"}, "region_name": "RegionOne"}
+    host.ssh(f"cat > /etc/kolla/clouds.yaml <<'EOF'\n{yaml.safe_dump({'clouds': {'kolla-admin': kolla_admin}})}EOF")
+    clouds_file = project / "secrets" / "clouds.yaml"
+    clouds_file.write_text(yaml.safe_dump({"clouds": {"affordml": {"auth": {"username": "affordml"}}}}))
+    clouds_file.chmod(0o600)
+    third = run_affordml(project, bed, "init", "--facts", str(DESKTOP_FACTS), "phase", "openstack")
+    assert third.returncode == 0, (third.stdout + third.stderr)[-6000:]
+    assert "s3cret" not in third.stdout + third.stderr
+    newest_run = sorted(project.glob("runs/*-openstack/artifacts/*"))[-1]
+    assert "s3cret" not in (newest_run / "stdout").read_text()
+    assert not any("s3cret" in path.read_text() for path in (newest_run / "job_events").glob("*.json"))
+    clouds = yaml.safe_load(clouds_file.read_text())["clouds"]
+    assert clouds == {"affordml": {"auth": {"username": "affordml"}}, "affordml-admin": kolla_admin}
+    assert stat.S_IMODE(clouds_file.stat().st_mode) == 0o600
+    assert host.ssh("stat -c %a /etc/kolla/clouds.yaml").stdout.strip() == "600"
