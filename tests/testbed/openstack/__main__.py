@@ -6,7 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from .control_plane import bring_up, describe, exclusive_use, running_control_plane, stop_run
+from .control_plane import (
+    bring_up,
+    describe,
+    exclusive_use,
+    recorded_control_plane,
+    running_control_plane,
+    stop_run,
+)
 from .install import PrerequisiteMissing
 from .processes import ServiceFailed
 from .settings import FakeGpu
@@ -36,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--no-public-network", action="store_true", help="skip the external 'public' network")
     down = commands.add_parser("down", help="stop every process of the control plane")
     down.add_argument("--run-dir", type=Path, help="the run folder (default: the one that is up)")
+    down.add_argument("--force", action="store_true", help="stop it even while a test session uses it")
     commands.add_parser("status", help="show which services run")
     return parser
 
@@ -51,20 +59,31 @@ def command_up(args: argparse.Namespace) -> int:
 
 
 def command_down(args: argparse.Namespace) -> int:
-    """Stop the control plane."""
-    if not stop_run(args.run_dir):
+    """Stop the control plane, unless a test session is using it (then only with --force)."""
+    plane = recorded_control_plane()
+    if args.run_dir is None and plane is not None and plane.owner == "pytest" and not args.force:
+        try:
+            with exclusive_use(wait_s=0):
+                stopped = stop_run(None)
+        except ServiceFailed:
+            print(f"a test session is using the control plane in {plane.layout.root}; "
+                  "it stops it itself (use --force to stop it anyway)", file=sys.stderr)
+            return 1
+    else:
+        stopped = stop_run(args.run_dir)
+    if not stopped:
         print("no control plane recorded; nothing to stop")
     return 0
 
 
 def command_status(_: argparse.Namespace) -> int:
-    """Print the state of the running control plane; exit 1 when none runs fully."""
-    plane = running_control_plane()
+    """Print the state of the recorded control plane; exit 1 unless every process of it runs."""
+    plane = recorded_control_plane()
     if plane is None:
-        print("no control plane is running")
+        print("no control plane is recorded")
         return 1
     print("\n".join(describe(plane)))
-    return 0
+    return 0 if running_control_plane() is not None else 1
 
 
 def main(argv: list[str] | None = None) -> int:

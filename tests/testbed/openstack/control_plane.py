@@ -137,12 +137,15 @@ def _pss_kib(pid: int) -> int:
     return 0
 
 
+def recorded_control_plane() -> ControlPlane | None:
+    """The control plane named by the current-run pointer, running or not."""
+    pointer = current_run_pointer()
+    return ControlPlane.load(Path(pointer.read_text().strip())) if pointer.exists() else None
+
+
 def running_control_plane(owner: str | None = None) -> ControlPlane | None:
     """The control plane named by the current-run pointer if every one of its processes runs (and owner fits)."""
-    pointer = current_run_pointer()
-    if not pointer.exists():
-        return None
-    plane = ControlPlane.load(Path(pointer.read_text().strip()))
+    plane = recorded_control_plane()
     if plane is None or not plane.processes or not all(plane.alive().values()):
         return None
     if owner is not None and plane.owner != owner:
@@ -361,8 +364,7 @@ def stop_run(run_dir: Path | None = None, report: Report = print_report) -> bool
 
 def stop_abandoned_test_plane(report: Report = print_report) -> None:
     """Stop a plane that a test session started and never stopped (call only while holding exclusive_use)."""
-    pointer = current_run_pointer()
-    plane = ControlPlane.load(Path(pointer.read_text().strip())) if pointer.exists() else None
+    plane = recorded_control_plane()
     if plane is not None and plane.owner == "pytest":
         report(f"[openstack testbed] stopping a control plane a test session left behind in {plane.layout.root}")
         stop(plane, report)
