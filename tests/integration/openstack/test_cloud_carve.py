@@ -10,6 +10,10 @@ GPU), so a plan's other aliases (the RTX 4090's HDMI audio function) are left ou
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import subprocess
+import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -60,7 +64,8 @@ def cloud(request: pytest.FixtureRequest) -> Iterator[object]:
     terminal = request.config.pluginmanager.get_plugin("terminalreporter")
     line = (
         f"[cloud tests] OpenStack ready after {TIMES['bring_up_s']:.1f}s (0 when an already running one was reused; "
-        f"the fixture's own lines give the bring-up steps); cloud tests took {took:.1f}s"
+        f"the fixture's own lines give the bring-up steps); cloud tests took {took:.1f}s; "
+        + ", ".join(f"{k} {v:.1f}s" for k, v in TIMES.items() if k != "bring_up_s")
     )
     (terminal.write_line if terminal else print)(line)
 
@@ -166,6 +171,18 @@ def with_gpus(plan: Plan, vm_name: str, count: int) -> Plan:
         for v in plan.vms
     ]
     return dataclasses.replace(plan, vms=vms, gpus=gpus)
+
+
+def cli(project: Project, *args: str) -> subprocess.CompletedProcess:
+    """The affordml command line on this project folder."""
+    return subprocess.run(
+        [sys.executable, "-m", "affordml", "--project-dir", str(project.root), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "COLUMNS": "300"},
+    )
 
 
 def context(project: Project, plan: Plan, lines: list[str] | None = None) -> PhaseContext:
@@ -287,8 +304,16 @@ def test_carve_carve_again_status_destroy(fixture, cloud, admin, project, option
         assert rows["affordml-worker-1"]["gpus"] == 1 and rows["affordml-cp-1"]["gpus"] == 0
         assert rows["affordml-worker-1"]["addresses"] == ["10.42.0.11"]
 
-        removed = run_destroy(project, lambda _: None)
-        assert "project affordml" in removed and "server affordml-worker-1" in removed
+        shown = cli(project, "status", "--json")
+        assert shown.returncode == 0, shown.stderr
+        assert [r["name"] for r in json.loads(shown.stdout)["cloud"]["servers"]] == sorted(rows)
+        refused = cli(project, "destroy")
+        assert refused.returncode == 8 and "--yes-i-really-really-mean-it" in refused.stderr + refused.stdout
+        assert len(list(admin.compute.servers(all_projects=True, project_id=record["project_id"]))) == 3
+        destroyed = cli(project, "destroy", "--yes-i-really-really-mean-it")
+        assert destroyed.returncode == 0, destroyed.stderr
+        assert "[destroy] removed project affordml" in destroyed.stdout
+        assert "[destroy] removed server affordml-worker-1" in destroyed.stdout
         assert our_leftovers(admin) == []
         assert admin.network.get_network(foreign_net.id).name == f"not-affordml-{fixture}"
         assert admin.compute.get_flavor(foreign_flavor.id).name == f"someone.else.{fixture}"
