@@ -26,7 +26,7 @@ from affordml.cloud.faults import (
 from affordml.cloud.spec import GPU_IMAGE_PROPERTIES, PCI_ALIAS_SPEC, CloudSpec, FlavorSpec, RuleSpec, ServerSpec
 
 CONFIRM_FLAG = "--yes-i-really-really-mean-it"
-POLL_S = 2.0
+POLL_S = 1.0
 
 
 @dataclass
@@ -523,7 +523,8 @@ class Carver:
     def _delete_server(self, server, why: str) -> None:
         compute = self.user.compute
         self.call(f"delete server {server.name}", compute.delete_server, server)
-        self.call(f"wait for {server.name} to go", compute.wait_for_delete, server, wait=self.options.server_timeout_s)
+        wait = self.options.server_timeout_s
+        self.call(f"wait for {server.name} to go", compute.wait_for_delete, server, interval=1, wait=wait)
         self.changed(f"deleted server {server.name}: {why}")
 
     def _ever_placed(self, server) -> bool:

@@ -80,8 +80,9 @@ def explain(
     ):
         best = max(p.free(rc) for p in nodes)
         if wanted > best:
+            how = "few" if label == "vCPUs" else "little"
             reasons.append(
-                f"too little {label}: flavor {request.flavor} needs {_amount(wanted, unit, label)}, "
+                f"too {how} {label}: flavor {request.flavor} needs {_amount(wanted, unit, label)}, "
                 f"the most any compute node has free is {_amount(max(best, 0), unit, label)}"
             )
     if request.pci_count:

@@ -135,14 +135,17 @@ def server_fault(server: str, fault: dict | None, status: str, diagnosis: str | 
 
 
 def _no_valid_host_fix(why: str) -> str:
+    fixes = []
     if "GPU" in why or "PCI" in why:
-        return (
+        fixes.append(
             "free the GPU (delete the server that holds it) or lower the GPUs per VM; check that vfio-pci holds "
-            "the GPU and that nova's [pci] device_spec names it (`affordml doctor`), then run `affordml init` again"
+            "the GPU and that nova's [pci] device_spec names it (`affordml doctor`)"
         )
     if "RAM" in why or "vCPU" in why or "disk" in why:
-        return "lower the VM sizes in affordml.yaml (vms.*) or free the compute node, then run `affordml init` again"
-    return "see nova-scheduler's log for the filter that removed the host, then run `affordml init` again"
+        fixes.append("lower the VM sizes in affordml.yaml (vms.*) or free the compute node")
+    if not fixes:
+        fixes.append("see nova-scheduler's log for the filter that removed the host")
+    return "; ".join(fixes) + ", then run `affordml init` again"
 
 
 def image_upload_failed(source: str, exc: BaseException) -> ImageUploadFailed:

@@ -82,7 +82,7 @@ def destroy(admin, say: Callable[[str], None], project: Project | None = None) -
         for server in servers:
             compute.delete_server(server, ignore_missing=True)
         for server in servers:
-            compute.wait_for_delete(server, wait=DELETE_TIMEOUT_S)
+            compute.wait_for_delete(server, interval=1, wait=DELETE_TIMEOUT_S)
             gone(f"server {server.name}")
         _delete_network_side(network, pid, gone)
         user = identity.find_user(names.USER, domain_id="default")
