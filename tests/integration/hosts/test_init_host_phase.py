@@ -68,6 +68,12 @@ def test_init_phase_host_converges_and_is_idempotent(testbed_factory, tmp_path: 
     bed = testbed_factory(n_hosts)
     project = write_project(tmp_path / "project", bed)
 
+    if n_hosts == 1:  # --dry-run: Ansible's check mode goes through and changes nothing on the host
+        dry = run_affordml(project, bed, "init", "--dry-run", "--facts", str(DESKTOP_FACTS), "phase", "host")
+        assert dry.returncode == 0, (dry.stdout + dry.stderr)[-6000:]
+        left = bed.hosts[0].ssh("ls /etc/default/grub.d/60-affordml.cfg /etc/docker/daemon.json", check=False)
+        assert left.returncode != 0 and left.stdout == ""
+
     first, first_s = init_host(project, bed)
     assert "[host] done" in first
     assert changed_count(first) > 0
