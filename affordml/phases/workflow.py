@@ -74,6 +74,8 @@ def _one(ctx: PhaseContext, phase: Phase, execute, force: bool) -> str:
         return "kept"
     if record.status == "running":
         ctx.say(f"[{phase.name}] the previous run stopped inside this phase: running it again (phases are idempotent)")
+    elif record.status == "done" and record.inputs_hash == digest:
+        ctx.say(f"[{phase.name}] done earlier: running it again as asked")
     elif record.status == "done":
         ctx.say(f"[{phase.name}] inputs changed since it ran: running it again")
     if ctx.dry_run:

@@ -46,11 +46,22 @@ class Progress:
         elif kind == "runner_on_unreachable":
             self.host(host).unreachable += 1
             self.failures.append((host, data.get("task", self.task), _message(data.get("res") or {})))
+        elif kind == "playbook_on_stats":
+            self._take_recap(data)
         elif kind == "playbook_on_no_hosts_matched":
             self.no_hosts_matched = True
         elif kind == "runner_on_skipped":
             self.host(host).skipped += 1
         return True
+
+    def _take_recap(self, data: dict) -> None:
+        """Ansible's own recap is authoritative: it counts handlers and loops as ansible-playbook prints them."""
+        fields = {"ok": "ok", "changed": "changed", "failures": "failed", "dark": "unreachable", "skipped": "skipped"}
+        hosts = set().union(*(set((data.get(key) or {}).keys()) for key in fields))
+        for host in hosts:
+            counts = self.host(host)
+            for key, attr in fields.items():
+                setattr(counts, attr, int((data.get(key) or {}).get(host, 0)))
 
     @property
     def elapsed(self) -> float:

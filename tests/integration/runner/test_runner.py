@@ -163,3 +163,33 @@ def test_no_matching_host_is_an_error(tmp_path):
     assert progress.no_hosts_matched
     with pytest.raises(RunError, match="no host"):
         check_result(result, "host")
+
+
+PLAY_LOOP_HANDLER = """
+- name: Test | loops and handlers
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Test | write files in a loop
+      ansible.builtin.copy:
+        content: "{{ item }}"
+        dest: "{{ target }}.{{ item }}"
+        mode: "0644"
+      loop: [a, b, c]
+      notify: Test | react
+  handlers:
+    - name: Test | react
+      ansible.builtin.command: "true"
+      changed_when: true
+"""
+
+
+def test_counts_match_ansibles_own_recap(tmp_path):
+    import re
+
+    target = tmp_path / "f"
+    result, progress = _run(tmp_path, PLAY_LOOP_HANDLER, _local(tmp_path), f"payload: x\ntarget: {target}\n")
+    check_result(result, "test")
+    recap = re.search(r"testhost\s*:\s*ok=(\d+)\s+changed=(\d+)", (Path(result.artifacts) / "stdout").read_text())
+    counts = progress.hosts["testhost"]
+    assert (counts.ok, counts.changed) == (int(recap.group(1)), int(recap.group(2))) == (2, 2)
