@@ -217,6 +217,9 @@ DryRun = Annotated[bool, typer.Option("--dry-run", help="render, then run Ansibl
 IgnoreCheck = Annotated[
     list[str] | None, typer.Option("--ignore-check", metavar="NAME", help="skip a preflight check by name")
 ]
+Confirm = Annotated[
+    bool, typer.Option("--yes-i-really-really-mean-it", help="allow phases to replace or delete VMs the plan changes")
+]
 InitFacts = Annotated[
     Path | None,
     typer.Option("--facts", help="plan from saved facts instead of reading the first host (rehearsals on test hosts)"),
@@ -230,11 +233,12 @@ def init(
     skip_phase: SkipPhase = None,
     ignore_check: IgnoreCheck = None,
     facts_file: InitFacts = None,
+    confirm: Confirm = False,
 ) -> None:
     """Run every phase in order; a second run resumes where the last one stopped."""
-    ctx.obj = {"dry_run": dry_run, "ignore_check": ignore_check, "facts_file": facts_file}
+    ctx.obj = {"dry_run": dry_run, "ignore_check": ignore_check, "facts_file": facts_file, "confirm": confirm}
     if ctx.invoked_subcommand is None:
-        _run_init(None, skip_phase or [], dry_run, ignore_check or [], facts_file)
+        _run_init(None, skip_phase or [], dry_run, ignore_check or [], facts_file, confirm)
 
 
 @init_app.command("phase")
@@ -244,14 +248,21 @@ def init_phase(
 ) -> None:
     """Run one phase (again), whatever its state."""
     opts = ctx.obj or {}
-    _run_init(name, [], opts.get("dry_run", False), opts.get("ignore_check") or [], opts.get("facts_file"))
+    _run_init(
+        name,
+        [],
+        opts.get("dry_run", False),
+        opts.get("ignore_check") or [],
+        opts.get("facts_file"),
+        opts.get("confirm"),
+    )
 
 
-def _run_init(only, skip, dry_run, ignore, facts_file) -> None:
+def _run_init(only, skip, dry_run, ignore, facts_file, confirm=False) -> None:
     from affordml import console
     from affordml.phases.init import InitOptions, run_init
 
-    options = InitOptions(facts_file, only, frozenset(skip), dry_run, frozenset(ignore))
+    options = InitOptions(facts_file, only, frozenset(skip), dry_run, frozenset(ignore), bool(confirm))
     ctx = run_init(_project(), options, console.line)
     for note in ctx.notes:
         console.line(f"[init] {note}", style="bold yellow")

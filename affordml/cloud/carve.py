@@ -429,7 +429,7 @@ class Carver:
             raise ChangeRefused(
                 f"the plan would destroy {len(doomed)} VM(s) and everything on them — {what}",
                 f"keep the old sizes in affordml.yaml, or confirm with {CONFIRM_FLAG} "
-                "(AFFORDML_CONFIRM=yes-i-really-really-mean-it for `affordml init`)",
+                "(`affordml init --yes-i-really-really-mean-it`)",
             )
         return doomed
 

@@ -36,7 +36,7 @@ def resolve_source(project: Project, source: str, lock_image: dict) -> Path:
     if not path.is_file():
         raise ImageUploadFailed(
             f"the guest image {path} does not exist",
-            "give an existing image file (AFFORDML_GUEST_IMAGE) or leave it unset to download the lock's image",
+            "give an existing image file in cloud.guest_image, or leave it unset to download the lock's image",
         )
     return path
 
@@ -58,7 +58,7 @@ def download(project: Project, url: str, sums_url: str | None) -> Path:
         partial.unlink(missing_ok=True)
         raise ImageUploadFailed(
             f"downloading the guest image {url} failed: {exc}",
-            "check this PC's internet access, or download the image yourself and set AFFORDML_GUEST_IMAGE to it",
+            "check this PC's internet access, or download the image yourself and set cloud.guest_image to it",
         ) from None
     if expected and sha256_of(partial) != expected:
         partial.unlink(missing_ok=True)

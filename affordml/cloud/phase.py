@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -11,22 +10,18 @@ from affordml.cloud.carve import Carver, CloudOptions
 from affordml.cloud.faults import CloudUnreachable, message_of
 from affordml.cloud.spec import cloud_spec, user_data
 
-CONFIRM_VALUE = "yes-i-really-really-mean-it"
 
-
-def options_from_env(ctx) -> CloudOptions:
-    """Options for `affordml init`: AFFORDML_GUEST_IMAGE (file or URL), AFFORDML_EXTERNAL_NETWORK (an existing
-    external network to use), AFFORDML_CONFIRM=yes-i-really-really-mean-it (replace or delete VMs)."""
-    env = os.environ
+def options_from_context(ctx) -> CloudOptions:
+    """The cloud section of affordml.yaml, and `init --yes-i-really-really-mean-it` (replace or delete VMs)."""
     return CloudOptions(
-        image=env.get("AFFORDML_GUEST_IMAGE") or None,
-        external_network=env.get("AFFORDML_EXTERNAL_NETWORK") or None,
-        confirm=env.get("AFFORDML_CONFIRM") == CONFIRM_VALUE or bool(getattr(ctx, "confirm", False)),
+        image=ctx.config.cloud.guest_image,
+        external_network=ctx.config.cloud.external_network,
+        confirm=bool(getattr(ctx, "confirm", False)),
     )
 
 
 def run_cloud_phase(ctx, options: CloudOptions | None = None) -> dict:
-    options = options or options_from_env(ctx)
+    options = options or options_from_context(ctx)
     spec = cloud_spec(ctx.plan)
     if ctx.dry_run:
         for server in spec.servers:
@@ -122,6 +117,8 @@ def _image_file(ctx, options: CloudOptions) -> Path:
     lock_image = ctx.lock.get("guest_image", {})
     source = options.image or lock_image.get("url")
     if not source:
-        raise CloudUnreachable("the version lock names no guest image", "set AFFORDML_GUEST_IMAGE to an image file")
+        raise CloudUnreachable(
+            "the version lock names no guest image", "set cloud.guest_image in affordml.yaml to an image file"
+        )
     ctx.say(f"[cloud] guest image from {source}")
     return resolve_source(ctx.project, source, lock_image)

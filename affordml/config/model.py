@@ -172,6 +172,15 @@ def _check_pci_address(address: str) -> str:
     return address
 
 
+class Cloud(Strict):
+    guest_image: str | None = Field(
+        None, description="image file or http(s) URL for the VMs; default: the version lock's Ubuntu cloud image"
+    )
+    external_network: str | None = Field(
+        None, description="an existing OpenStack external network for the router; default: affordml creates one"
+    )
+
+
 class Ml(Strict):
     jupyterhub: bool = Field(True, description="notebooks with GPU-share profiles")
     training_queue: bool = Field(True, description="Kueue job queue for training")
@@ -191,6 +200,7 @@ class Config(Strict):
     vms: Vms = Field(default_factory=Vms, description="the Kubernetes VMs carved from the PC")
     gpu: Gpu = Field(default_factory=Gpu, description="how each GPU is shared between jobs")
     ml: Ml = Field(default_factory=Ml, description="the ML environments to install")
+    cloud: Cloud = Field(default_factory=Cloud, description="what the cloud phase uses inside OpenStack")
 
     @model_validator(mode="after")
     def _unique_hosts(self) -> Config:

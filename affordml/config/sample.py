@@ -18,13 +18,13 @@ HEADER = """\
 """
 
 SHARING_HELP = """\
-#   sharing modes (gpu.sharing.mode, or per GPU in gpu.per_gpu):
-#     auto          MIG on MIG-capable cards (A30/A100/H100/H200), else MPS sized by GPU memory
-#     exclusive     one job holds the GPU (best when a job fills it)
-#     time-slicing  replicas: N   jobs take turns; no memory isolation
-#     mps           clients: N    jobs run together; memory split evenly and enforced
-#     mig           layout: NAME  hardware slices, e.g. all-balanced, all-1g.10gb
-#     hami          split: N, memory_percent: P, cores_percent: P   per-job limits by HAMi
+##  sharing modes (gpu.sharing.mode, or per GPU in gpu.per_gpu):
+##    auto          MIG on MIG-capable cards (A30/A100/H100/H200), else MPS sized by GPU memory
+##    exclusive     one job holds the GPU (best when a job fills it)
+##    time-slicing  replicas: N   jobs take turns; no memory isolation
+##    mps           clients: N    jobs run together; memory split evenly and enforced
+##    mig           layout: NAME  hardware slices, e.g. all-balanced, all-1g.10gb
+##    hami          split: N, memory_percent: P, cores_percent: P   per-job limits by HAMi
 """
 
 

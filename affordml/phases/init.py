@@ -19,6 +19,7 @@ class InitOptions:
     skip: frozenset[str] = frozenset()
     dry_run: bool = False
     ignore_checks: frozenset[str] = frozenset()
+    confirm: bool = False
 
 
 def prepare(project: Project, facts_file: Path | None):
@@ -51,7 +52,9 @@ def run_init(project: Project, options: InitOptions, say) -> PhaseContext:
         ensure_platform_secrets(project)
         state = load_project_state(project)
         state.plan_hash = plan_hash(plan)
-        ctx = PhaseContext(project, config, plan, versions, state, say, options.dry_run, options.ignore_checks)
+        ctx = PhaseContext(
+            project, config, plan, versions, state, say, options.dry_run, options.ignore_checks, options.confirm
+        )
         if not options.dry_run:
             save_state(project.state_file, state)
         run_phases(ctx, select(options.only, set(options.skip)), execute, force=bool(options.only))

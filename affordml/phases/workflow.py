@@ -27,6 +27,7 @@ class PhaseContext:
     say: Callable[[str], None]
     dry_run: bool = False
     ignore_checks: frozenset[str] = frozenset()
+    confirm: bool = False  # --yes-i-really-really-mean-it: phases may replace or delete VMs
     notes: list[str] = field(default_factory=list)
 
 
