@@ -25,14 +25,19 @@ class InitOptions:
 def prepare(project: Project, facts_file: Path | None):
     """Config, facts, plan, lock, and the rendered env/ (pure steps plus one write of env/)."""
     from affordml.config.load import load_config
-    from affordml.facts.gather import gather_facts
+    from affordml.facts.gather import gather_snapshot
+    from affordml.facts.parse import facts_from_snapshot
+    from affordml.facts.snapshot import save_snapshot
     from affordml.plan.build import make_plan
     from affordml.render.project import render_project
     from affordml.versions import load_lock, version_table
 
     config = load_config(project.config_file)
     lock = load_lock()
-    plan = make_plan(gather_facts(project, config, facts_file), config, version_table(lock))
+    snapshot = gather_snapshot(project, config, facts_file)
+    plan = make_plan(facts_from_snapshot(snapshot), config, version_table(lock))
+    project.root.mkdir(parents=True, exist_ok=True)
+    save_snapshot(snapshot, project.facts_file)  # the facts this plan was made from, for status and support
     render_project(project, plan, config, lock)
     return config, plan, lock
 
