@@ -119,6 +119,7 @@ def print_plan(plan) -> None:
     if plan.vfio_ids:
         out.print(f"vfio-pci ids: {','.join(plan.vfio_ids)}", markup=False)
     out.print("network: " + ", ".join(f"{k} {v}" for k, v in plan.network.items()), markup=False)
+    out.print("  " + network_note(plan.network), markup=False)
     totals = plan.totals()
     out.print(
         f"[bold]Platform overhead[/]: {totals['platform_vcpus']} vCPU, {totals['platform_ram_gib']} GiB RAM "
@@ -129,6 +130,20 @@ def print_plan(plan) -> None:
     out.print("versions: " + ", ".join(f"{k} {v}" for k, v in plan.versions.items()), markup=False)
     for w in plan.warnings:
         out.print(f"[yellow]warning[/] ({w.code}): {w.message}")
+
+
+def network_note(network: dict[str, str]) -> str:
+    """What the external network layout means for the user, in one line."""
+    floating = network.get("floating_range", "")
+    if network.get("external_nat") == "yes":
+        return (
+            f"floating IPs {floating} are reachable from this PC only; the VMs reach the network through NAT on "
+            f"{network.get('management_interface')} ({network.get('external_gateway')} on the host is their gateway)"
+        )
+    return (
+        f"floating IPs {floating} are addresses on your LAN: keep them out of your router's DHCP pool; "
+        f"the VMs reach the network through {network.get('external_gateway')}"
+    )
 
 
 class _RunView:

@@ -284,8 +284,25 @@ class Carver:
                 f"external subnet {names.EXTERNAL_SUBNET} is {subnet.cidr}, the plan says {ext.cidr}",
                 "put network.external_subnet back, or run `affordml destroy` and carve again",
             )
+        else:
+            self._update_external_subnet(subnet)
         self.out.external_network_id = net.id
         return net
+
+    def _update_external_subnet(self, subnet) -> None:
+        """Same subnet, other gateway or floating range in the plan (network.floating_ip_count, a new router)."""
+        ext = self.spec.external
+        pools = [{"start": ext.pool[0], "end": ext.pool[1]}]
+        changes = {}
+        if subnet.gateway_ip != ext.gateway_ip:
+            changes["gateway_ip"] = ext.gateway_ip
+        if _pools(subnet.allocation_pools) != _pools(pools):
+            changes["allocation_pools"] = pools
+        if changes:
+            self.call("update external subnet", self.admin.network.update_subnet, subnet, **changes)
+            self.changed(
+                f"external subnet {ext.cidr}: gateway {ext.gateway_ip}, floating IPs {ext.pool[0]}-{ext.pool[1]}"
+            )
 
     def ensure_network(self, external) -> None:
         network_api = self.user.network

@@ -141,10 +141,10 @@ def subnet_spec(cidr: str, vm_count: int) -> SubnetSpec:
 
 
 def external_spec(network: dict[str, str]) -> ExternalSpec:
-    """Floating IPs come from the plan's floating range; the gateway is the external subnet's first address."""
+    """The plan's external subnet, its gateway (this PC behind NAT, or the LAN's router) and floating range."""
     net = ipaddress.ip_network(network["external_subnet"])
     first, last = network["floating_range"].split("-")
-    return ExternalSpec(str(net), str(net.network_address + 1), (first, last))
+    return ExternalSpec(str(net), network["external_gateway"], (first, last))
 
 
 def security_rules() -> tuple[RuleSpec, ...]:

@@ -46,7 +46,9 @@ class Network(Strict):
     )
     vm_subnet: str = Field("10.42.0.0/24", description="private network for the Kubernetes VMs")
     external_subnet: str | None = Field(
-        None, description="provider network for floating IPs; default: the management NIC's subnet"
+        None,
+        description="provider network for floating IPs; default: 172.24.4.0/24 behind this PC's NAT on a one-NIC PC, "
+        "the management NIC's subnet when neutron has a second NIC",
     )
     floating_ip_count: int = Field(8, ge=1, le=254, description="addresses reserved for floating IPs")
 

@@ -141,6 +141,7 @@ class HostFacts:
     is_root: bool | None
     sudo_without_password: bool | None
     nvidia_driver_version: str | None = None
+    default_gateway: str | None = None  # the IPv4 next hop of the default route, when there is one
     notes: list[str] = field(default_factory=list)
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -127,6 +128,25 @@ def parse_default_route_devices(text: str | None) -> set[str]:
         raise _shape_error("ip -j route show default", exc) from None
 
 
+def parse_default_gateway(text: str | None) -> str | None:
+    """The IPv4 next hop of the first default route with one, from `ip -j route show default`."""
+    try:
+        for route in _json(text, "ip -j route show default") or []:
+            gateway = route.get("gateway")
+            if gateway and _is_ipv4(gateway):
+                return gateway
+    except (AttributeError, TypeError) as exc:
+        raise _shape_error("ip -j route show default", exc) from None
+    return None
+
+
+def _is_ipv4(text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text).version == 4
+    except ValueError:
+        return False
+
+
 def _shape_error(what: str, exc: Exception) -> FactsError:
     """JSON that parses but is not what the command prints (a list where a mapping belongs, a missing field)."""
     detail = f"{type(exc).__name__}: {exc}"
@@ -141,6 +161,20 @@ def parse_proc_net_route(text: str | None) -> set[str]:
         if len(fields) >= 2 and fields[1] == "00000000":
             devices.add(fields[0])
     return devices
+
+
+def parse_proc_net_route_gateway(text: str | None) -> str | None:
+    """The next hop of the first default route with one, from /proc/net/route (Gateway: little-endian hex)."""
+    for line in (text or "").splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 3 and fields[1] == "00000000" and fields[2] != "00000000":
+            try:
+                raw = bytes.fromhex(fields[2])
+            except ValueError:
+                continue
+            if len(raw) == 4:
+                return str(ipaddress.IPv4Address(raw[::-1]))
+    return None
 
 
 def _json(text: str | None, what: str):
@@ -306,6 +340,14 @@ def parse_nics(snap: Snapshot) -> list[Nic]:
     return nics
 
 
+def parse_gateway(snap: Snapshot) -> str | None:
+    """The default route's IPv4 next hop: from `ip` where it ran, else from /proc/net/route."""
+    routes = snap.command("ip -j route show default")
+    if routes is not None:
+        return parse_default_gateway(routes)
+    return parse_proc_net_route_gateway(snap.file("/proc/net/route"))
+
+
 def parse_secure_boot(snap: Snapshot) -> bool | None:
     text = snap.command("mokutil --sb-state")
     if text:
@@ -367,4 +409,5 @@ def facts_from_snapshot(snap: Snapshot) -> HostFacts:
         is_root=(uid == "0") if uid else None,
         sudo_without_password=_yes_no(snap.command("sudo -n true")),
         nvidia_driver_version=driver_version,
+        default_gateway=parse_gateway(snap),
     )

@@ -251,11 +251,25 @@ def nic_management(facts: HostFacts, config: Config) -> list[CheckResult]:
 def nic_external(facts: HostFacts, config: Config) -> list[CheckResult]:
     mgmt = facts.default_nic
     spare = [n for n in facts.physical_nics if n is not mgmt and n.has_link and not n.addresses and not n.bridge]
-    if config.network.external_interface not in ("auto", "create"):
-        return ok("nic-external", f"configured: {config.network.external_interface}")
-    if spare and config.network.external_interface == "auto":
-        return ok("nic-external", f"{spare[0].name} is free for neutron")
-    return ok("nic-external", "one NIC: a veth pair will carry neutron's external network")
+    wanted = config.network.external_interface
+    if wanted not in ("auto", "create"):
+        return ok("nic-external", f"configured: {wanted}; floating IPs are reachable from the LAN")
+    if spare and wanted == "auto":
+        return ok("nic-external", f"{spare[0].name} is free for neutron; floating IPs are reachable from the LAN")
+    nat = "the VMs reach the network through NAT on this PC; floating IPs are reachable from this PC only"
+    if spare:
+        return warn(
+            "nic-external",
+            f'network.external_interface is "create": {nat}',
+            f'set network.external_interface to "auto" to give neutron {spare[0].name} '
+            "for floating IPs reachable from the LAN",
+        )
+    return warn(
+        "nic-external",
+        f"no free wired NIC: {nat}",
+        "connect a second wired NIC to the same network (a USB 3 gigabit adapter will do) "
+        "for floating IPs reachable from the LAN",
+    )
 
 
 @check("resources", "CPU, RAM and disk enough for the platform")

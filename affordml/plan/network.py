@@ -9,6 +9,7 @@ from affordml.errors import PlanError
 from affordml.facts.model import HostFacts, Nic
 
 VETH_EXTERNAL = "affordml-ext0"  # neutron's end of the veth pair created on a one-NIC PC
+NAT_SUBNET = "172.24.4.0/24"  # neutron's external network behind a one-NIC PC; the PC is its .1 and masquerades it
 
 
 def plan_network(facts: HostFacts, net: Network) -> dict[str, str]:
@@ -21,8 +22,22 @@ def plan_network(facts: HostFacts, net: Network) -> dict[str, str]:
             "give it an address (DHCP or static) or choose another NIC",
         )
     iface = ipaddress.ip_interface(address)
-    ext_subnet = ipaddress.ip_network(net.external_subnet) if net.external_subnet else iface.network
-    first, last = _floating_range(ext_subnet, net.floating_ip_count)
+    vm_subnet = ipaddress.ip_network(net.vm_subnet)
+    if external == VETH_EXTERNAL:
+        # One NIC: neutron's external network is a private subnet behind this PC, which routes and masquerades it.
+        ext_subnet = ipaddress.ip_network(net.external_subnet or NAT_SUBNET)
+        _refuse_overlap(ext_subnet, {"the management subnet": iface.network, "network.vm_subnet": vm_subnet})
+        gateway = ext_subnet.network_address + 1
+        first, last = _floating_after_gateway(ext_subnet, net.floating_ip_count)
+        nat, reachable = "yes", "this PC only"
+    else:
+        # A second NIC on the LAN: floating IPs are LAN addresses, the LAN's router is the gateway.
+        ext_subnet = ipaddress.ip_network(net.external_subnet) if net.external_subnet else iface.network
+        _refuse_overlap(ext_subnet, {"network.vm_subnet": vm_subnet})
+        gateway = _lan_gateway(facts.default_gateway, ext_subnet)
+        taken = {gateway} | ({iface.ip} if iface.ip in ext_subnet else set())
+        first, last = _floating_at_top(ext_subnet, net.floating_ip_count, taken)
+        nat, reachable = "no", "the LAN"
     return {
         "management_interface": mgmt.name,
         "management_address": str(iface.ip),
@@ -30,8 +45,29 @@ def plan_network(facts: HostFacts, net: Network) -> dict[str, str]:
         "external_created": "yes" if external == VETH_EXTERNAL else "no",
         "vm_subnet": net.vm_subnet,
         "external_subnet": str(ext_subnet),
+        "external_gateway": str(gateway),
+        "external_nat": nat,
         "floating_range": f"{first}-{last}",
+        "floating_reachable_from": reachable,
     }
+
+
+def _refuse_overlap(subnet, others: dict) -> None:
+    for name, other in others.items():
+        if subnet.overlaps(other):
+            raise PlanError(
+                f"network.external_subnet: {subnet} overlaps {name} {other}",
+                "set network.external_subnet to a private network used nowhere else (for example 172.24.4.0/24)",
+            )
+
+
+def _lan_gateway(default_gateway: str | None, subnet):
+    """The LAN's router when it is in the external subnet; else the subnet's first host address."""
+    if default_gateway:
+        gateway = ipaddress.ip_address(default_gateway)
+        if gateway in subnet:
+            return gateway
+    return subnet.network_address + 1
 
 
 def _management(facts: HostFacts, wanted: str) -> Nic:
@@ -79,13 +115,30 @@ def _external(facts: HostFacts, wanted: str, mgmt: Nic) -> str:
     return nic.name
 
 
-def _floating_range(subnet, count: int) -> tuple[str, str]:
-    """The top `count` usable addresses of the subnet (keep them out of your router's DHCP pool)."""
+def _floating_after_gateway(subnet, count: int) -> tuple[str, str]:
+    """`count` addresses right after the gateway (.1): .2 on."""
     hosts = subnet.num_addresses - 2
-    if count > hosts - 2:
+    if count > hosts - 1:
         raise PlanError(
-            f"network.floating_ip_count: {count} does not fit in {subnet}",
+            f"network.floating_ip_count: {count} does not fit in {subnet} beside its gateway",
             "lower it or use a larger network.external_subnet",
         )
+    first = subnet.network_address + 2
+    return str(first), str(first + (count - 1))
+
+
+def _floating_at_top(subnet, count: int, taken: set) -> tuple[str, str]:
+    """The top `count` usable addresses of the subnet below any taken one (keep them out of the router's DHCP pool)."""
     last = subnet.broadcast_address - 1
-    return str(last - (count - 1)), str(last)
+    lowest = subnet.network_address + 1
+    while True:
+        if int(last) - int(lowest) + 1 < count:
+            raise PlanError(
+                f"network.floating_ip_count: {count} does not fit in {subnet}",
+                "lower it or use a larger network.external_subnet",
+            )
+        first = last - (count - 1)
+        inside = [a for a in taken if first <= a <= last]
+        if not inside:
+            return str(first), str(last)
+        last = min(inside) - 1

@@ -13,7 +13,7 @@ import pytest
 from affordml.cloud import names
 from affordml.cloud.carve import Carver, CloudOptions
 from affordml.cloud.faults import ChangeRefused
-from affordml.cloud.spec import PCI_ALIAS_SPEC, cloud_spec, subnet_spec, user_data
+from affordml.cloud.spec import PCI_ALIAS_SPEC, ExternalSpec, cloud_spec, subnet_spec, user_data
 from affordml.config.model import Config
 from affordml.facts.parse import facts_from_snapshot
 from affordml.facts.sources import load_snapshot_file
@@ -38,7 +38,7 @@ def test_desktop_spec():
     assert spec.flavor("affordml.control-plane.4c8g60d").extra_specs == {}
     assert spec.gpu_image
     assert spec.quota_needs() == {"instances": 3, "cores": 28, "ram": (8 + 29 + 14) * 1024}
-    assert spec.external.pool == ("192.168.1.247", "192.168.1.254")
+    assert spec.external == ExternalSpec("172.24.4.0/24", "172.24.4.1", ("172.24.4.2", "172.24.4.9"))
 
 
 def test_a100_spec_has_one_gpu_alias():
@@ -130,3 +130,61 @@ def test_flavors_shared_by_equal_vms_are_created_once():
     twin = dataclasses.replace(plan.vms[2], name="worker-3")
     spec = cloud_spec(dataclasses.replace(plan, vms=[*plan.vms, twin]))
     assert len(spec.flavors) == 3 and len(spec.servers) == 4
+
+
+class FakeNetworkApi:
+    """The few calls of openstacksdk's network proxy that ensure_external_network makes, recorded."""
+
+    def __init__(self, subnet=None) -> None:
+        self.calls: list[tuple[str, dict]] = []
+        self.network = SimpleNamespace(id="net-1", name=names.EXTERNAL_NETWORK, is_router_external=True)
+        self.subnet = subnet
+
+    def find_network(self, name):
+        self.calls.append(("find_network", {"name": name}))
+        return self.network if self.subnet else None  # a fresh cloud has neither
+
+    def create_network(self, **kwargs):
+        self.calls.append(("create_network", kwargs))
+        return self.network
+
+    def set_tags(self, resource, tags):
+        self.calls.append(("set_tags", {"tags": tags}))
+
+    def find_subnet(self, name, network_id):
+        self.calls.append(("find_subnet", {"name": name}))
+        return self.subnet
+
+    def create_subnet(self, **kwargs):
+        self.calls.append(("create_subnet", kwargs))
+
+    def update_subnet(self, subnet, **kwargs):
+        self.calls.append(("update_subnet", kwargs))
+
+
+def carver_with(api: FakeNetworkApi, fixture: str = "one-nic-pc") -> Carver:
+    return Carver(SimpleNamespace(network=api), cloud_spec(plan_of(fixture)), CloudOptions(), lambda _: None)
+
+
+def test_external_subnet_gets_the_plans_gateway_and_floating_range_without_dhcp():
+    api = FakeNetworkApi()
+    carver_with(api).ensure_external_network()
+    [subnet] = [kwargs for call, kwargs in api.calls if call == "create_subnet"]
+    assert subnet["cidr"] == "172.24.4.0/24" and subnet["gateway_ip"] == "172.24.4.1"
+    assert subnet["allocation_pools"] == [{"start": "172.24.4.2", "end": "172.24.4.9"}]
+    assert subnet["is_dhcp_enabled"] is False
+    [network] = [kwargs for call, kwargs in api.calls if call == "create_network"]
+    assert network["provider_network_type"] == "flat" and network["is_router_external"] is True
+
+
+def test_existing_external_subnet_follows_the_plans_gateway_and_range():
+    pools = [{"start": "172.24.4.2", "end": "172.24.4.9"}]
+    same = SimpleNamespace(id="sub-1", cidr="172.24.4.0/24", gateway_ip="172.24.4.1", allocation_pools=pools)
+    api = FakeNetworkApi(same)
+    carver = carver_with(api)
+    carver.ensure_external_network()
+    assert [c for c, _ in api.calls if c.startswith(("create", "update"))] == [] and carver.out.changes == []
+    older = SimpleNamespace(id="sub-1", cidr="172.24.4.0/24", gateway_ip="172.24.4.254", allocation_pools=[])
+    api = FakeNetworkApi(older)
+    carver_with(api).ensure_external_network()
+    assert ("update_subnet", {"gateway_ip": "172.24.4.1", "allocation_pools": pools}) in api.calls

@@ -34,7 +34,7 @@ def not_passing(results) -> dict[str, str]:
 
 
 # fixture -> every check that does not pass (the rest pass); the fixtures were captured as a normal user without
-# password-less sudo, which the privileges check refuses
+# password-less sudo, which the privileges check refuses; none has a free second wired NIC (nic-external warns)
 EXPECTED = {
     "ci-machine": {
         "cpu-virtualization": "fail",
@@ -46,6 +46,7 @@ EXPECTED = {
         "cpu-enough": "fail",
         "disk-enough": "fail",
         "plan": "fail",
+        "nic-external": "warn",
     },
     "h200-vm": {
         "cpu-virtualization": "fail",
@@ -58,8 +59,9 @@ EXPECTED = {
         "gpu-driver:0000:00:06.0": "warn",
         "disk-enough": "fail",
         "plan": "fail",
+        "nic-external": "warn",
     },
-    "desktop-rtx4090": {"privileges": "fail", "gpu-driver:0000:01:00.0": "warn"},
+    "desktop-rtx4090": {"privileges": "fail", "gpu-driver:0000:01:00.0": "warn", "nic-external": "warn"},
     "shared-iommu-group": {
         "privileges": "fail",
         "iommu-cmdline": "warn",
@@ -67,6 +69,7 @@ EXPECTED = {
         "gpu-driver:0000:04:00.0": "warn",
         "secure-boot": "warn",
         "plan": "fail",
+        "nic-external": "warn",
     },
     "iommu-off": {
         "privileges": "fail",
@@ -75,14 +78,16 @@ EXPECTED = {
         "gpu-isolatable:0000:01:00.0": "fail",
         "gpu-driver:0000:01:00.0": "warn",
         "plan": "fail",
+        "nic-external": "warn",
     },
-    "server-a100-mig": {},
+    "server-a100-mig": {"nic-external": "warn"},
     "workstation-2gpu": {
         "privileges": "fail",
         "gpu-driver:0000:17:00.0": "warn",
         "gpu-driver:0000:31:00.0": "warn",
+        "nic-external": "warn",
     },
-    "one-nic-pc": {"privileges": "fail", "gpu-driver:0000:01:00.0": "warn"},
+    "one-nic-pc": {"privileges": "fail", "gpu-driver:0000:01:00.0": "warn", "nic-external": "warn"},
     "too-small": {
         "privileges": "fail",
         "iommu-cmdline": "warn",
@@ -91,6 +96,7 @@ EXPECTED = {
         "ram-enough": "fail",
         "disk-enough": "fail",
         "plan": "fail",
+        "nic-external": "warn",
     },
 }
 
@@ -116,7 +122,7 @@ def test_every_registered_check_reports():
 
 def test_the_a100_server_is_ready():
     results = doctor(facts_of("server-a100-mig"))
-    assert all(r.status == "pass" for r in results)
+    assert all(r.status == "pass" for r in results if r.name != "nic-external")  # eno2 has an address
     by_name = {r.name: r for r in results}
     assert "vfio-pci holds it" in by_name["gpu-driver:0000:43:00.0"].message
     assert "IOMMU group 29" in by_name["gpu-isolatable:0000:43:00.0"].message
@@ -156,6 +162,7 @@ def test_ignoring_resources_still_leaves_the_plan_check():
         "privileges": "skipped",
         "iommu-cmdline": "warn",
         "gpu-driver:0000:01:00.0": "warn",
+        "nic-external": "warn",
         "plan": "fail",
     }
 
@@ -214,3 +221,28 @@ def test_unsupported_os_warns():
 def test_other_architecture_fails():
     facts = dataclasses.replace(facts_of("one-nic-pc"), arch="aarch64")
     assert {r.name: r.status for r in doctor(facts)}["architecture"] == "fail"
+
+
+def test_one_nic_pc_warns_that_floating_ips_stay_on_this_pc():
+    by_name = {r.name: r for r in doctor(facts_of("one-nic-pc"))}
+    check = by_name["nic-external"]
+    assert check.status == "warn"
+    assert check.message == (
+        "no free wired NIC: the VMs reach the network through NAT on this PC; "
+        "floating IPs are reachable from this PC only"
+    )
+    assert check.fix == (
+        "connect a second wired NIC to the same network (a USB 3 gigabit adapter will do) "
+        "for floating IPs reachable from the LAN"
+    )
+
+
+def test_a_free_second_nic_passes_nic_external():
+    facts = facts_of("desktop-rtx4090")
+    nics = [dataclasses.replace(n, operstate="up") if n.name == "enp6s0" else n for n in facts.nics]
+    facts = dataclasses.replace(facts, nics=nics)
+    check = {r.name: r for r in doctor(facts)}["nic-external"]
+    assert check.status == "pass" and "enp6s0" in check.message and "the LAN" in check.message
+    create = Config.model_validate({"network": {"external_interface": "create"}})
+    check = {r.name: r for r in doctor(facts, create)}["nic-external"]
+    assert check.status == "warn" and "enp6s0" in check.fix

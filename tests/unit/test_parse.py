@@ -14,8 +14,10 @@ from affordml.facts.parse import (
     facts_from_snapshot,
     normalise_bus_id,
     parse_cpuinfo,
+    parse_default_gateway,
     parse_default_route_devices,
     parse_df_available,
+    parse_gateway,
     parse_iommu_cmdline,
     parse_ip_addresses,
     parse_lsblk,
@@ -23,6 +25,7 @@ from affordml.facts.parse import (
     parse_nvidia_smi,
     parse_os_release,
     parse_proc_net_route,
+    parse_proc_net_route_gateway,
     parse_secure_boot,
     parse_vfio,
 )
@@ -543,6 +546,43 @@ def test_proc_net_route_fallback():
     )
     assert parse_proc_net_route(text) == {"eth0"}
     assert parse_proc_net_route(None) == set()
+    assert parse_proc_net_route_gateway(text) == "10.0.2.1"  # little-endian hex
+    assert parse_proc_net_route_gateway(None) is None
+    no_gateway = "Iface\tDestination\tGateway \tFlags\nwg0\t00000000\t00000000\t0001\n"
+    assert parse_proc_net_route_gateway(no_gateway) is None  # a default route straight onto a link
+    assert parse_proc_net_route_gateway("Iface Destination Gateway\neth0 00000000 zz\n") is None
+
+
+def test_default_gateway_from_ip_route():
+    routes = json.dumps(
+        [
+            {"dst": "default", "dev": "wg0"},
+            {"dst": "default", "gateway": "fe80::1", "dev": "enp5s0"},
+            {"dst": "default", "gateway": "192.168.1.1", "dev": "enp5s0"},
+        ]
+    )
+    assert parse_default_gateway(routes) == "192.168.1.1"
+    assert parse_default_gateway("[]") is None and parse_default_gateway(None) is None
+    with pytest.raises(FactsError):
+        parse_default_gateway("[1]")
+
+
+@pytest.mark.parametrize(
+    "name,gateway",
+    [("desktop-rtx4090", "192.168.1.1"), ("one-nic-pc", "192.168.1.1"), ("server-a100-mig", "10.20.0.1")],
+)
+def test_fixture_default_gateway(name, gateway):
+    assert load(name).default_gateway == gateway
+
+
+def test_default_gateway_from_proc_net_route_where_ip_is_missing():
+    snap = Snapshot(
+        source="test",
+        files={"/proc/net/route": "Iface\tDestination\tGateway\neth0\t00000000\t0101A8C0\n"},
+    )
+    assert parse_gateway(snap) == "192.168.1.1"
+    snap.commands["ip -j route show default"] = "[]"  # `ip` ran and found no default route: it wins
+    assert parse_gateway(snap) is None
 
 
 SMI = """<?xml version="1.0" ?>

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -354,6 +355,26 @@ def test_same_input_same_plan(case):
 
 
 @PROPERTY_SETTINGS
+@given(cases())
+def test_floating_range_lies_in_the_external_subnet_and_spares_the_gateway(case):
+    """NAT behind this PC exactly when neutron gets the veth; the floating IPs never take the gateway or this PC."""
+    host, config = case
+    plan = plan_or_error(host.facts, config)
+    assume(not isinstance(plan, PlanError))
+    net = plan.network
+    subnet = ipaddress.ip_network(net["external_subnet"])
+    first, last = (ipaddress.ip_address(a) for a in net["floating_range"].split("-"))
+    gateway = ipaddress.ip_address(net["external_gateway"])
+    assert subnet.network_address < first <= last < subnet.broadcast_address
+    assert int(last) - int(first) + 1 == config.network.floating_ip_count
+    assert gateway in subnet and not first <= gateway <= last
+    assert not first <= ipaddress.ip_address(net["management_address"]) <= last
+    assert not subnet.overlaps(ipaddress.ip_network(net["vm_subnet"]))
+    assert net["external_nat"] == net["external_created"]
+    assert net["floating_reachable_from"] == ("this PC only" if net["external_nat"] == "yes" else "the LAN")
+
+
+@PROPERTY_SETTINGS
 @given(cases(roomy=True))
 def test_gpu_sharing_follows_the_policy(case):
     """MIG only on MIG-capable cards; configured counts are kept; auto picks MIG or MPS by the card."""
@@ -434,7 +455,7 @@ def test_desktop_rtx4090_plan():
     assert [(a["name"], a["product_id"]) for a in plan.nova_aliases] == [("gpu", "2684"), ("gpu-audio", "22ba")]
     assert plan.network["management_interface"] == "enp5s0"
     assert plan.network["external_interface"] == "affordml-ext0"  # enp6s0 has no carrier
-    assert plan.network["floating_range"] == "192.168.1.247-192.168.1.254"
+    assert plan.network["floating_range"] == "172.24.4.2-172.24.4.9"  # behind this PC's NAT, not on the LAN
     assert plan.warnings == []
 
 
@@ -486,6 +507,72 @@ def test_one_nic_pc_creates_the_external_veth():
     plan = make_plan(fixture_facts("one-nic-pc"), Config(), VERSIONS)
     assert plan.network["external_interface"] == "affordml-ext0" and plan.network["external_created"] == "yes"
     assert plan.gpus[0].sharing.mode == "mps" and plan.gpus[0].sharing.slots == 2  # 12282 MiB // 4096
+
+
+def test_one_nic_pc_puts_the_external_network_behind_nat():
+    """One NIC: neutron's external network is a private subnet; this PC is its gateway and masquerades it."""
+    network = make_plan(fixture_facts("one-nic-pc"), Config(), VERSIONS).network
+    assert network == {
+        "management_interface": "enp3s0",
+        "management_address": "192.168.1.77",
+        "external_interface": "affordml-ext0",
+        "external_created": "yes",
+        "vm_subnet": "10.42.0.0/24",
+        "external_subnet": "172.24.4.0/24",
+        "external_gateway": "172.24.4.1",
+        "external_nat": "yes",
+        "floating_range": "172.24.4.2-172.24.4.9",
+        "floating_reachable_from": "this PC only",
+    }
+    config = Config.model_validate({"network": {"external_subnet": "192.168.77.0/28", "floating_ip_count": 13}})
+    network = make_plan(fixture_facts("one-nic-pc"), config, VERSIONS).network
+    assert (network["external_gateway"], network["floating_range"]) == ("192.168.77.1", "192.168.77.2-192.168.77.14")
+
+
+@pytest.mark.parametrize(
+    "subnet,overlaps",
+    [("192.168.1.128/25", "the management subnet 192.168.1.0/24"), ("10.42.0.0/16", "network.vm_subnet")],
+)
+def test_nat_external_subnet_that_overlaps_is_refused(subnet, overlaps):
+    config = Config.model_validate({"network": {"external_subnet": subnet}})
+    with pytest.raises(PlanError) as exc:
+        make_plan(fixture_facts("one-nic-pc"), config, VERSIONS)
+    assert exc.value.problem.startswith(f"network.external_subnet: {subnet} overlaps {overlaps}")
+    assert "\n" not in exc.value.one_line() and exc.value.fix
+
+
+def test_floating_ips_that_do_not_fit_beside_the_gateway_are_refused():
+    config = Config.model_validate({"network": {"external_subnet": "192.168.77.0/28", "floating_ip_count": 14}})
+    with pytest.raises(PlanError, match="network.floating_ip_count: 14 does not fit"):
+        make_plan(fixture_facts("one-nic-pc"), config, VERSIONS)
+
+
+def with_second_nic(facts):
+    """The desktop with its 1 GbE NIC cabled to the LAN: a link, no address."""
+    nics = [dataclasses.replace(n, operstate="up") if n.name == "enp6s0" else n for n in facts.nics]
+    return dataclasses.replace(facts, nics=nics)
+
+
+def test_second_nic_with_link_puts_floating_ips_on_the_lan():
+    facts = with_second_nic(fixture_facts("desktop-rtx4090"))
+    assert facts.default_gateway == "192.168.1.1"
+    network = make_plan(facts, Config(), VERSIONS).network
+    assert network["external_interface"] == "enp6s0" and network["external_created"] == "no"
+    assert network["external_subnet"] == "192.168.1.0/24"
+    assert network["external_gateway"] == "192.168.1.1"  # the LAN's router
+    assert network["external_nat"] == "no" and network["floating_reachable_from"] == "the LAN"
+    assert network["floating_range"] == "192.168.1.247-192.168.1.254"
+
+
+def test_lan_floating_range_skips_the_router_and_this_pc():
+    facts = with_second_nic(fixture_facts("desktop-rtx4090"))
+    nics = [dataclasses.replace(n, addresses=("192.168.1.252/24",)) if n.name == "enp5s0" else n for n in facts.nics]
+    facts = dataclasses.replace(facts, nics=nics, default_gateway="192.168.1.254")
+    network = make_plan(facts, Config(), VERSIONS).network
+    assert network["external_gateway"] == "192.168.1.254"
+    assert network["floating_range"] == "192.168.1.244-192.168.1.251"
+    unknown = dataclasses.replace(facts, default_gateway=None)
+    assert make_plan(unknown, Config(), VERSIONS).network["external_gateway"] == "192.168.1.1"
 
 
 @pytest.mark.parametrize(
