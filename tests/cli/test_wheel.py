@@ -78,7 +78,7 @@ def test_installed_wheel_plans_from_its_own_data(installed: Path, tmp_path: Path
     assert "kolla/globals.yml" in rendered.stdout.split() and "gpu/device-plugin-config.yaml" in rendered.stdout.split()
 
 
-RENDER_EXAMPLE = """
+RENDER_EXAMPLE = r"""
 from affordml.config.model import Config
 from affordml.facts.parse import facts_from_snapshot
 from affordml.facts.sources import load_snapshot_file
