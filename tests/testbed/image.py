@@ -46,6 +46,7 @@ BASE_PACKAGES: list[str] = [
     "python3-docker",
     "lsb-release",
     "cpu-checker",
+    "nftables",
 ]
 
 # Units that have no use in a container and only slow the boot down, or touch the network.
@@ -183,8 +184,19 @@ def _build_tarball(packages: list[str], tarball: Path) -> None:
         _prepare_for_boot(root)
         partial = tarball.with_suffix(".partial")
         _run(
-            ["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-I", "zstd -T0 -3",
-             "-C", str(root), "-cf", str(partial), "."],
+            [
+                "tar",
+                "--numeric-owner",
+                "--xattrs",
+                "--xattrs-include=*",
+                "-I",
+                "zstd -T0 -3",
+                "-C",
+                str(root),
+                "-cf",
+                str(partial),
+                ".",
+            ],
             "packing the image",
         )
         partial.rename(tarball)
@@ -193,8 +205,15 @@ def _build_tarball(packages: list[str], tarball: Path) -> None:
 def _in_root(root: Path, *command: str) -> list[str]:
     """A command line that runs inside the root tree, sharing this machine's network (for apt only)."""
     return [
-        "systemd-nspawn", "-q", "--register=no", "--keep-unit", "--as-pid2", "-D", str(root),
-        "--setenv=DEBIAN_FRONTEND=noninteractive", *command,
+        "systemd-nspawn",
+        "-q",
+        "--register=no",
+        "--keep-unit",
+        "--as-pid2",
+        "-D",
+        str(root),
+        "--setenv=DEBIAN_FRONTEND=noninteractive",
+        *command,
     ]
 
 
@@ -215,9 +234,7 @@ def _install_packages(root: Path, packages: list[str]) -> None:
 def _sources_list() -> str:
     """Apt sources of the image (kept so Ansible's apt module sees candidates for installed packages)."""
     return (
-        f"deb {MIRROR} {SUITE} main\n"
-        f"deb {MIRROR} {SUITE}-updates main\n"
-        f"deb {SECURITY_MIRROR} {SUITE}-security main\n"
+        f"deb {MIRROR} {SUITE} main\ndeb {MIRROR} {SUITE}-updates main\ndeb {SECURITY_MIRROR} {SUITE}-security main\n"
     )
 
 
@@ -257,8 +274,18 @@ def _extract(tarball: Path, rootfs: Path) -> None:
         shutil.rmtree(rootfs)
     rootfs.mkdir(parents=True)
     _run(
-        ["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-I", "zstd -T0",
-         "-C", str(rootfs), "-xf", str(tarball)],
+        [
+            "tar",
+            "--numeric-owner",
+            "--xattrs",
+            "--xattrs-include=*",
+            "-I",
+            "zstd -T0",
+            "-C",
+            str(rootfs),
+            "-xf",
+            str(tarball),
+        ],
         "unpacking the image",
     )
     (rootfs.parent / "complete").write_text(tarball.name + "\n")

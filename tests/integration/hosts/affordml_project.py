@@ -21,6 +21,8 @@ REPO = Path(__file__).resolve().parents[3]
 FIXTURES = REPO / "tests" / "fixtures" / "hardware"
 DESKTOP_FACTS = FIXTURES / "desktop-rtx4090.json"
 DESKTOP_VFIO_IDS = ["10de:2684", "10de:22ba"]
+# What the plan gives that fixture's single cabled NIC: neutron's external network behind NAT on the host.
+DESKTOP_NAT = {"subnet": "172.24.4.0/24", "gateway": "172.24.4.1", "management": "enp5s0"}
 
 TEST_SWITCHES = {
     "affordml_apply_kernel_state": False,  # modules and non-network sysctls belong to this machine
@@ -72,7 +74,11 @@ def run_affordml(root: Path, bed: Testbed, *args: str, timeout: float = 900) -> 
     env["COLUMNS"] = "200"
     return subprocess.run(
         [*affordml_command(), "-p", str(root), *args],
-        capture_output=True, text=True, timeout=timeout, env=env, cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=root,
     )
 
 

@@ -1,7 +1,9 @@
 """`affordml init phase host` end to end: the real CLI, the real runner, real systemd test hosts.
 
-The plan comes from the desktop-rtx4090 facts fixture (the test hosts are containers without GPUs); the
-project's extra-vars.yml routes ssh through the test bed's guard and keeps kernel state untouched."""
+The plan comes from the desktop-rtx4090 facts fixture (the test hosts are containers without GPUs; its only
+cabled NIC makes the plan masquerade neutron's external network, and nft and addresses in a container touch only
+its own network namespace); the project's extra-vars.yml routes ssh through the test bed's guard and keeps kernel
+state untouched."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import pytest
 
 from tests.integration.hosts.affordml_project import (
     DESKTOP_FACTS,
+    DESKTOP_NAT,
     DESKTOP_VFIO_IDS,
     changed_count,
     run_affordml,
@@ -58,8 +61,16 @@ def check_host_files(bed: Testbed) -> None:
         assert daemon["iptables"] is False and daemon["bridge"] == "none" and daemon["log-opts"]["max-file"] == "5"
         link = json.loads(host.ssh("ip -j addr show dev affordml-ext0").stdout)[0]
         assert link["operstate"] == "UP" and link["addr_info"] == []
+        peer = json.loads(host.ssh("ip -j addr show dev affordml-ext1").stdout)[0]
+        ipv4 = [f"{a['local']}/{a['prefixlen']}" for a in peer["addr_info"] if a["family"] == "inet"]
+        assert peer["operstate"] == "UP" and ipv4 == [f"{DESKTOP_NAT['gateway']}/24"], peer
         assert host.ssh("sysctl -n net.ipv4.ip_forward").stdout.strip() == "1"
-        assert host.ssh("systemctl is-active docker affordml-external-veth").stdout.split() == ["active", "active"]
+        units = "docker affordml-external-veth affordml-external-nat"
+        assert host.ssh(f"systemctl is-active {units}").stdout.split() == ["active"] * 3
+        table = host.ssh("nft list table ip affordml").stdout
+        rule = f'ip saddr {DESKTOP_NAT["subnet"]} oifname "{DESKTOP_NAT["management"]}" masquerade'
+        assert rule in table, table
+        assert "type nat hook postrouting" in table
         assert host.ssh("test -f /var/lib/affordml/reboot-required", check=False).returncode == 0
 
 
