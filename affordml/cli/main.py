@@ -329,6 +329,9 @@ def run() -> None:
     debug = "--debug" in sys.argv or os.environ.get("AFFORDML_DEBUG") == "1"
     try:
         rc = app(standalone_mode=False)
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again; `affordml init` resumes where it stopped", file=sys.stderr)
+        sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - the one place that turns every error into one line
         sys.exit(_report(exc, debug))
     sys.exit(rc if isinstance(rc, int) else 0)
