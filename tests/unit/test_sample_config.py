@@ -13,7 +13,9 @@ SHIPPED = Path(__file__).parents[2] / "inventories" / "affordml.yaml.sample"
 
 
 def test_shipped_sample_is_current():
-    assert SHIPPED.read_text() == sample_text(), "regenerate: affordml config init --print > inventories/affordml.yaml.sample"
+    assert SHIPPED.read_text() == sample_text(), (
+        "regenerate: affordml config init --print > inventories/affordml.yaml.sample"
+    )
 
 
 def test_uncommented_sample_is_the_default_config():
