@@ -62,17 +62,16 @@ class Size:
 
 def carve(budget: Budget, vms: Vms, gpu_worker_flags: list[bool]) -> tuple[Size, list[Size]]:
     """Sizes of the control-plane VM and of each worker (gpu_worker_flags[i]: worker i holds a GPU)."""
-    for resource, label, fix in (
-        ("vcpus", "CPU threads", "use a PC with more cores"),
-        ("ram_gib", "GiB of RAM", "add RAM"),
-        ("disk_gib", "GiB of free disk in /var/lib", "free disk space or add a disk"),
+    for resource, label, unit, fix in (
+        ("vcpus", "CPU", "thread(s)", "use a PC with more cores"),
+        ("ram_gib", "RAM", "GiB", "add RAM"),
+        ("disk_gib", "disk", "GiB of free space in /var/lib", "free disk space or add a disk"),
     ):
         left = getattr(budget, resource)
         if left <= 0:
+            short = f"{-left} {unit} short of even those" if left < 0 else "they take all of it"
             raise PlanError(
-                f"{label}: nothing is left for VMs after the host OS and OpenStack reservations "
-                f"({-left} short before any VM)",
-                fix,
+                f"{label}: nothing is left for VMs after the host OS and OpenStack's reservations ({short})", fix
             )
     mins = [GPU_WORKER_MIN if g else WORKER_MIN for g in gpu_worker_flags]
     cp = _control_plane(budget, vms.control_plane, mins)

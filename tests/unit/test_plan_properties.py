@@ -578,7 +578,7 @@ def test_lan_floating_range_skips_the_router_and_this_pc():
 @pytest.mark.parametrize(
     "name,words",
     [
-        ("ci-machine", ["CPU threads"]),
+        ("ci-machine", ["CPU", "thread(s) short"]),
         ("too-small", ["RAM"]),
         ("shared-iommu-group", ["IOMMU group 8", "0000:05:00.0"]),
         ("iommu-off", ["no IOMMU group"]),
