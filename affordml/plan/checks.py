@@ -10,6 +10,7 @@ from affordml.errors import PlanError
 from affordml.facts.model import HostFacts
 from affordml.plan import carve
 from affordml.plan.model import GIB
+from affordml.plan.network import spare_nics
 
 SUPPORTED_OS = {("ubuntu", "24.04"), ("debian", "12"), ("debian", "13")}
 
@@ -249,8 +250,7 @@ def nic_management(facts: HostFacts, config: Config) -> list[CheckResult]:
 
 @check("nic-external", "a NIC for neutron's external network")
 def nic_external(facts: HostFacts, config: Config) -> list[CheckResult]:
-    mgmt = facts.default_nic
-    spare = [n for n in facts.physical_nics if n is not mgmt and n.has_link and not n.addresses and not n.bridge]
+    spare = spare_nics(facts, facts.default_nic)
     wanted = config.network.external_interface
     if wanted not in ("auto", "create"):
         return ok("nic-external", f"configured: {wanted}; floating IPs are reachable from the LAN")

@@ -88,13 +88,20 @@ def _management(facts: HostFacts, wanted: str) -> Nic:
     return nic
 
 
+def spare_nics(facts: HostFacts, mgmt: Nic | None) -> list[Nic]:
+    """Wired NICs neutron may take whole: up, without an address, not the management NIC, not a bridge."""
+    return [
+        n
+        for n in facts.physical_nics
+        if (mgmt is None or n.name != mgmt.name) and n.has_link and not n.addresses and not n.bridge
+    ]
+
+
 def _external(facts: HostFacts, wanted: str, mgmt: Nic) -> str:
     if wanted == "create":
         return VETH_EXTERNAL
     if wanted == "auto":
-        spare = [
-            n for n in facts.physical_nics if n.name != mgmt.name and n.has_link and not n.addresses and not n.bridge
-        ]
+        spare = spare_nics(facts, mgmt)
         return spare[0].name if spare else VETH_EXTERNAL
     if wanted == mgmt.name:
         raise PlanError(
