@@ -39,7 +39,3 @@ def port_name(vm: str) -> str:
 
 def vm_of_server(name: str) -> str | None:
     return name[len(PREFIX) :] if name.startswith(PREFIX) else None
-
-
-def is_ours(name: str | None) -> bool:
-    return bool(name) and (name.startswith(PREFIX) or name.startswith(FLAVOR_PREFIX))

@@ -38,10 +38,6 @@ class ServerSpec:
     gpus: tuple[str, ...]  # the host PCI addresses the plan gives it
     pci_spec: str | None  # the flavor's pci_passthrough:alias, e.g. "gpu:1"
 
-    @property
-    def gpu_count(self) -> int:
-        return len(self.gpus)
-
 
 @dataclass(frozen=True)
 class RuleSpec:
