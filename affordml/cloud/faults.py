@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from affordml.errors import RunError
+from affordml.errors import ConfirmationRequired, RunError
 
 ALIAS_MISSING = re.compile(r"PCI alias (?P<alias>[\w.-]+) is not defined", re.IGNORECASE)
 QUOTA = re.compile(r"quota exceeded|over quota|exceeds? .*quota|quota .* exceeded", re.IGNORECASE)
@@ -46,11 +46,8 @@ class CloudUnreachable(CloudError):
     pass
 
 
-class ChangeRefused(CloudError):
+class ChangeRefused(ConfirmationRequired):
     """A plan change that would destroy a VM, asked for without confirmation."""
-
-    exit_code = 8
-    label = "confirm"
 
 
 def message_of(exc: BaseException) -> str:
