@@ -86,38 +86,48 @@ class Carver:
                 "check that the OpenStack services run (`affordml status`), then run `affordml init` again",
             ) from None
 
+    def _find_or_create(self, kind: str, find, create, name: str, where: dict, *, tag=None, said=None, **attrs):
+        """The `kind` called `name` (find's filters in `where`), or a new one described as the platform's.
+
+        `tag` (a set_tags method) tags a new one; `said` replaces "created <kind> <name>" in the changes.
+        """
+        found = self.call(f"find {kind}", find, name, **where)
+        if found is not None:
+            return found
+        created = self.call(f"create {kind}", create, name=name, description=names.DESCRIPTION, **attrs)
+        if tag is not None:
+            self.call(f"tag {kind}", tag, created, [names.TAG])
+        self.changed(said or f"created {kind} {name}")
+        return created
+
     # ------------------------------------------------------------------------------------ identity (admin)
 
     def ensure_project(self):
         identity = self.admin.identity
-        project = self.call("find project", identity.find_project, names.PROJECT, domain_id="default")
-        if project is None:
-            project = self.call(
-                "create project",
-                identity.create_project,
-                name=names.PROJECT,
-                domain_id="default",
-                description=names.DESCRIPTION,
-                tags=[names.TAG],
-            )
-            self.changed(f"created project {names.PROJECT}")
+        project = self._find_or_create(
+            "project",
+            identity.find_project,
+            identity.create_project,
+            names.PROJECT,
+            {"domain_id": "default"},
+            domain_id="default",
+            tags=[names.TAG],
+        )
         self.out.project_id = project.id
         return project
 
     def ensure_user(self, project, password: str):
         identity = self.admin.identity
-        user = self.call("find user", identity.find_user, names.USER, domain_id="default")
-        if user is None:
-            user = self.call(
-                "create user",
-                identity.create_user,
-                name=names.USER,
-                domain_id="default",
-                password=password,
-                default_project_id=project.id,
-                description=names.DESCRIPTION,
-            )
-            self.changed(f"created user {names.USER}")
+        user = self._find_or_create(
+            "user",
+            identity.find_user,
+            identity.create_user,
+            names.USER,
+            {"domain_id": "default"},
+            domain_id="default",
+            password=password,
+            default_project_id=project.id,
+        )
         role = self.call("find role", identity.find_role, names.MEMBER_ROLE, ignore_missing=False)
         if not self.call("check role", identity.validate_user_has_project_role, project, user, role):
             self.call("assign role", identity.assign_project_role_to_user, project, user, role)
@@ -251,19 +261,18 @@ class Carver:
             self.out.external_network_id = net.id
             return net
         ext = self.spec.external
-        net = self.call("find external network", network_api.find_network, names.EXTERNAL_NETWORK)
-        if net is None:
-            net = self.call(
-                "create external network",
-                network_api.create_network,
-                name=names.EXTERNAL_NETWORK,
-                is_router_external=True,
-                provider_network_type="flat",
-                provider_physical_network=self.options.physical_network,
-                description=names.DESCRIPTION,
-            )
-            self.call("tag external network", network_api.set_tags, net, [names.TAG])
-            self.changed(f"created external network {names.EXTERNAL_NETWORK} on {self.options.physical_network}")
+        net = self._find_or_create(
+            "external network",
+            network_api.find_network,
+            network_api.create_network,
+            names.EXTERNAL_NETWORK,
+            {},
+            tag=network_api.set_tags,
+            said=f"created external network {names.EXTERNAL_NETWORK} on {self.options.physical_network}",
+            is_router_external=True,
+            provider_network_type="flat",
+            provider_physical_network=self.options.physical_network,
+        )
         subnet = self.call("find external subnet", network_api.find_subnet, names.EXTERNAL_SUBNET, network_id=net.id)
         if subnet is None:
             self.call(
@@ -306,13 +315,15 @@ class Carver:
 
     def ensure_network(self, external) -> None:
         network_api = self.user.network
-        net = self.call("find network", network_api.find_network, names.NETWORK, project_id=self.out.project_id)
-        if net is None:
-            net = self.call(
-                "create network", network_api.create_network, name=names.NETWORK, description=names.DESCRIPTION
-            )
-            self.call("tag network", network_api.set_tags, net, [names.TAG])
-            self.changed(f"created network {names.NETWORK}")
+        ours = {"project_id": self.out.project_id}
+        net = self._find_or_create(
+            "network",
+            network_api.find_network,
+            network_api.create_network,
+            names.NETWORK,
+            ours,
+            tag=network_api.set_tags,
+        )
         want = self.spec.subnet
         pools = [{"start": a, "end": b} for a, b in want.allocation_pools]
         subnet = self.call("find subnet", network_api.find_subnet, names.SUBNET, network_id=net.id)
@@ -341,19 +352,18 @@ class Carver:
             self.call("update subnet pools", network_api.update_subnet, subnet, allocation_pools=pools)
             self.changed(f"subnet {want.cidr}: DHCP pools set to {want.allocation_pools}")
         self.out.network_id, self.out.subnet_id = net.id, subnet.id
-        router = self.call("find router", network_api.find_router, names.ROUTER, project_id=self.out.project_id)
         gateway = {"network_id": external.id}
-        if router is None:
-            router = self.call(
-                "create router",
-                network_api.create_router,
-                name=names.ROUTER,
-                external_gateway_info=gateway,
-                description=names.DESCRIPTION,
-            )
-            self.call("tag router", network_api.set_tags, router, [names.TAG])
-            self.changed(f"created router {names.ROUTER} to {external.name}")
-        elif (router.external_gateway_info or {}).get("network_id") != external.id:
+        router = self._find_or_create(
+            "router",
+            network_api.find_router,
+            network_api.create_router,
+            names.ROUTER,
+            ours,
+            tag=network_api.set_tags,
+            said=f"created router {names.ROUTER} to {external.name}",
+            external_gateway_info=gateway,
+        )
+        if (router.external_gateway_info or {}).get("network_id") != external.id:
             self.call("set router gateway", network_api.update_router, router, external_gateway_info=gateway)
             self.changed(f"router {names.ROUTER}: gateway set to {external.name}")
         ports = self.call("list router ports", network_api.ports, device_id=router.id, network_id=net.id)
@@ -364,20 +374,13 @@ class Carver:
 
     def ensure_security_group(self) -> None:
         network_api = self.user.network
-        group = self.call(
-            "find security group",
+        group = self._find_or_create(
+            "security group",
             network_api.find_security_group,
+            network_api.create_security_group,
             names.SECURITY_GROUP,
-            project_id=self.out.project_id,
+            {"project_id": self.out.project_id},
         )
-        if group is None:
-            group = self.call(
-                "create security group",
-                network_api.create_security_group,
-                name=names.SECURITY_GROUP,
-                description=names.DESCRIPTION,
-            )
-            self.changed(f"created security group {names.SECURITY_GROUP}")
         rules = list(self.call("list rules", network_api.security_group_rules, security_group_id=group.id))
         have = {}
         for rule in rules:
