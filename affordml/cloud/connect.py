@@ -49,13 +49,22 @@ def admin_source(project: Project, path: Path | None = None, cloud: str | None =
     )
 
 
-def _entries(path: Path) -> dict:
+def _load(path: Path) -> dict:
+    """A clouds.yaml's content; {} when it is missing or unreadable."""
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError):
         return {}
-    clouds = data.get("clouds") if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else {}
+
+
+def _entries(path: Path) -> dict:
+    clouds = _load(path).get("clouds")
     return clouds if isinstance(clouds, dict) else {}
+
+
+def _save(path: Path, data: dict) -> None:
+    write_private(path, "# affordml clouds: private, mode 0600\n" + yaml.safe_dump(data, sort_keys=True))
 
 
 def connect_cloud(path: Path, cloud: str, api_timeout: float | None = None):
@@ -99,16 +108,22 @@ def write_user_cloud(project: Project, entry: dict) -> tuple[Path, bool]:
     """Put the `affordml` entry into secrets/clouds.yaml (0600), keeping the other entries; True if it changed."""
     path = clouds_yaml(project)
     secure_dir(path.parent)
-    try:
-        data = yaml.safe_load(path.read_text()) or {} if path.exists() else {}
-    except yaml.YAMLError:
-        data = {}
+    data = _load(path)
     clouds = data.setdefault("clouds", {})
     if clouds.get(names.USER_CLOUD) == entry and (path.stat().st_mode & 0o777) == 0o600:
         return path, False
     clouds[names.USER_CLOUD] = entry
-    write_private(path, "# affordml clouds: private, mode 0600\n" + yaml.safe_dump(data, sort_keys=True))
+    _save(path, data)
     return path, True
+
+
+def forget_user_cloud(project: Project) -> None:
+    """Take the `affordml` entry out of secrets/clouds.yaml (destroy removed its user), keeping the others."""
+    path = clouds_yaml(project)
+    data = _load(path)
+    if names.USER_CLOUD in (data.get("clouds") or {}):
+        del data["clouds"][names.USER_CLOUD]
+        _save(path, data)
 
 
 def user_cloud_exists(project: Project) -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from affordml.cloud import names
 from affordml.cloud.diagnose import pci_count
@@ -118,7 +117,9 @@ def destroy(admin, say: Callable[[str], None], project: Project | None = None) -
             identity.delete_project(proj, ignore_missing=True)
             gone(f"project {names.PROJECT}")
     if project is not None:
-        _forget_user_cloud(project)
+        from affordml.cloud.connect import forget_user_cloud
+
+        forget_user_cloud(project)
     return removed
 
 
@@ -170,21 +171,6 @@ def _not_ours(admin, pid: str) -> list[str]:
     left += [f"router {r.name}" for r in admin.network.routers(project_id=pid)]
     left += [f"image {i.name}" for i in admin.image.images(owner=pid)]
     return left
-
-
-def _forget_user_cloud(project: Project) -> None:
-    import yaml
-
-    from affordml.cloud.connect import clouds_yaml
-    from affordml.secrets import write_private
-
-    path: Path = clouds_yaml(project)
-    if not path.exists():
-        return
-    data = yaml.safe_load(path.read_text()) or {}
-    if names.USER_CLOUD in (data.get("clouds") or {}):
-        del data["clouds"][names.USER_CLOUD]
-        write_private(path, "# affordml clouds: private, mode 0600\n" + yaml.safe_dump(data, sort_keys=True))
 
 
 def cloud_status(project: Project, record: dict, api_timeout: float = 10) -> dict:
