@@ -426,7 +426,7 @@ class Carver:
 
     def our_servers(self) -> dict[str, object]:
         servers = self.call("list servers", self.user.compute.servers, details=True)
-        return {s.name: s for s in servers if names.vm_of_server(s.name) and _marked(s)}
+        return {s.name: s for s in servers if names.is_platform_server(s)}
 
     def check_destructive(self, existing: dict[str, object], ports: dict[str, object]) -> list[tuple[str, str]]:
         """The servers the plan would replace or delete, each with why; refuses without confirmation."""
@@ -583,10 +583,6 @@ class Carver:
             except Exception as exc:  # noqa: BLE001 - the diagnosis is a bonus; the fault stays the message
                 diagnosis = f"placement could not be read to say why ({type(exc).__name__})"
         return server_fault(spec.name, fault, server.status, diagnosis)
-
-
-def _marked(server) -> bool:
-    return (getattr(server, "metadata", None) or {}).get(names.MARK_KEY) == names.MARK_VALUE
 
 
 def _flavor_name(server) -> str | None:

@@ -22,9 +22,9 @@ def server_rows(conn, project_id: str | None = None) -> list[dict]:
     query = {"all_projects": True, "project_id": project_id} if project_id else {}
     rows = []
     for server in conn.compute.servers(details=True, **query):
-        meta = server.metadata or {}
-        if not server.name.startswith(names.PREFIX) or meta.get(names.MARK_KEY) != names.MARK_VALUE:
+        if not names.is_platform_server(server):
             continue
+        meta = server.metadata
         flavor = server.flavor
         specs = dict(getattr(flavor, "extra_specs", None) or {})
         alias = specs.get("pci_passthrough:alias")
@@ -77,7 +77,7 @@ def destroy(admin, say: Callable[[str], None], project: Project | None = None) -
     proj = identity.find_project(names.PROJECT, domain_id="default")
     pid = proj.id if proj is not None else None
     if pid:
-        servers = [s for s in compute.servers(all_projects=True, project_id=pid) if _our_server(s)]
+        servers = [s for s in compute.servers(all_projects=True, project_id=pid) if names.is_platform_server(s)]
         for server in servers:
             compute.delete_server(server, ignore_missing=True)
         for server in servers:
@@ -121,10 +121,6 @@ def destroy(admin, say: Callable[[str], None], project: Project | None = None) -
 
         forget_user_cloud(project)
     return removed
-
-
-def _our_server(server) -> bool:
-    return server.name.startswith(names.PREFIX) and (server.metadata or {}).get(names.MARK_KEY) == names.MARK_VALUE
 
 
 def _delete_network_side(network, pid: str, gone: Callable[[str], None]) -> None:

@@ -39,3 +39,8 @@ def port_name(vm: str) -> str:
 
 def vm_of_server(name: str) -> str | None:
     return name[len(PREFIX) :] if name.startswith(PREFIX) else None
+
+
+def is_platform_server(server) -> bool:
+    """A server the platform created: its name has the prefix and its metadata the mark."""
+    return server.name.startswith(PREFIX) and (server.metadata or {}).get(MARK_KEY) == MARK_VALUE
