@@ -110,7 +110,6 @@ def destroy(admin, say: Callable[[str], None], project: Project | None = None) -
         else:
             for group in network.security_groups(project_id=pid):
                 network.delete_security_group(group, ignore_missing=True)
-            user = identity.find_user(names.USER, domain_id="default")
             if user is not None and user.description == names.DESCRIPTION:
                 identity.delete_user(user, ignore_missing=True)
                 gone(f"user {names.USER}")
