@@ -266,21 +266,27 @@ class Testbed:
         self.inventory_path = path
         return path
 
-    def _connection_vars(self) -> dict[str, str | bool]:
-        """Connection variables shared by every host: our key, our known_hosts, ssh through the guard."""
+    def ssh_vars(self) -> dict[str, str]:
+        """Ansible variables that make every connection go through the guard and trust only our known_hosts."""
         ssh_args = (
             f"-o StrictHostKeyChecking=yes -o UserKnownHostsFile={self.known_hosts} "
             f"-o IdentitiesOnly=yes -o ConnectTimeout={SSH_OPTIONS_TIMEOUT_S}"
         )
         return {
-            "ansible_user": "root",
-            "ansible_ssh_private_key_file": str(self.key_path),
             "ansible_ssh_common_args": ssh_args,
             "ansible_ssh_executable": str(self.ssh_guard),
             "ansible_sftp_extra_args": f"-S {self.ssh_guard}",
             "ansible_scp_extra_args": f"-S {self.ssh_guard}",
-            "ansible_pipelining": True,
             "ansible_python_interpreter": "/usr/bin/python3",
+        }
+
+    def _connection_vars(self) -> dict[str, str | bool]:
+        """Connection variables shared by every host: our key and user, and ssh_vars."""
+        return {
+            "ansible_user": "root",
+            "ansible_ssh_private_key_file": str(self.key_path),
+            **self.ssh_vars(),
+            "ansible_pipelining": True,
         }
 
     def _require_workdir(self) -> Path:

@@ -38,20 +38,6 @@ def affordml_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "affordml"]
 
 
-def connection_vars(bed: Testbed) -> dict:
-    """Ansible connection variables for test hosts: the guarded ssh and the test bed's known_hosts."""
-    return {
-        "ansible_ssh_executable": str(bed.ssh_guard),
-        "ansible_ssh_common_args": (
-            f"-o StrictHostKeyChecking=yes -o UserKnownHostsFile={bed.known_hosts} -o IdentitiesOnly=yes "
-            "-o ConnectTimeout=10"
-        ),
-        "ansible_sftp_extra_args": f"-S {bed.ssh_guard}",
-        "ansible_scp_extra_args": f"-S {bed.ssh_guard}",
-        "ansible_python_interpreter": "/usr/bin/python3",
-    }
-
-
 def write_project(root: Path, bed: Testbed, switches: dict | None = None) -> Path:
     """affordml.yaml naming the test hosts (never "local") and extra-vars.yml for the test bed."""
     bed.check_routes()
@@ -62,7 +48,7 @@ def write_project(root: Path, bed: Testbed, switches: dict | None = None) -> Pat
     ]
     assert all(h["address"] != "local" for h in hosts)
     (root / "affordml.yaml").write_text(yaml.safe_dump({"hosts": hosts}, sort_keys=False))
-    extra = connection_vars(bed) | TEST_SWITCHES | (switches or {})
+    extra = bed.ssh_vars() | TEST_SWITCHES | (switches or {})
     (root / "extra-vars.yml").write_text(yaml.safe_dump(extra, sort_keys=False))
     return root
 
