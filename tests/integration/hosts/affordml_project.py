@@ -38,6 +38,13 @@ def affordml_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "affordml"]
 
 
+def affordml_env() -> dict[str, str]:
+    """The environment `affordml` runs with here: no ANSIBLE_* settings, no AFFORDML_HOME, wide output."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "AFFORDML_HOME"))}
+    env["COLUMNS"] = "200"
+    return env
+
+
 def write_project(root: Path, bed: Testbed, switches: dict | None = None) -> Path:
     """affordml.yaml naming the test hosts (never "local") and extra-vars.yml for the test bed."""
     bed.check_routes()
@@ -56,14 +63,12 @@ def write_project(root: Path, bed: Testbed, switches: dict | None = None) -> Pat
 def run_affordml(root: Path, bed: Testbed, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     """`affordml -p root ARGS` as a user runs it, after checking every test host's route."""
     bed.check_routes()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "AFFORDML_HOME"))}
-    env["COLUMNS"] = "200"
     return subprocess.run(
         [*affordml_command(), "-p", str(root), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=env,
+        env=affordml_env(),
         cwd=root,
     )
 

@@ -16,7 +16,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.hosts.affordml_project import DESKTOP_FACTS, affordml_command, run_affordml, write_project
+from tests.integration.hosts.affordml_project import (
+    DESKTOP_FACTS,
+    affordml_command,
+    affordml_env,
+    run_affordml,
+    write_project,
+)
 
 pytestmark = [pytest.mark.testbed, pytest.mark.slow]
 
@@ -52,12 +58,11 @@ def task_events(project: Path) -> int:
 def start_and_kill_in_host_phase(project: Path, bed) -> int:
     """Start init, wait (bounded) until the host phase has finished a few tasks, SIGKILL it; return its pid."""
     bed.check_routes()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "AFFORDML_HOME"))}
     proc = subprocess.Popen(
         [*affordml_command(), "-p", str(project), *init_args()],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env=env,
+        env=affordml_env(),
         cwd=project,
     )
     deadline = time.monotonic() + 300
