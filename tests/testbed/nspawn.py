@@ -527,8 +527,6 @@ def write_host_identity(host: TestHost, all_hosts: Sequence[TestHost], authorize
     peers = "".join(f"{peer.address} {peer.name}\n" for peer in all_hosts)
     (root / "etc/hosts").write_text(f"127.0.0.1 localhost\n127.0.1.1 {host.name}\n{peers}")
     (root / "etc/machine-id").write_text(uuid.uuid4().hex + "\n")
-    (root / "etc/resolv.conf").unlink(missing_ok=True)
-    (root / "etc/resolv.conf").write_text("# test host: no DNS\n")
     ssh_dir = root / "root/.ssh"
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
     (ssh_dir / "authorized_keys").write_text(authorized_key)
