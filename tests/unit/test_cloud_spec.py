@@ -73,7 +73,8 @@ def test_user_data_is_cloud_config():
 
 def test_package_and_phase_import_no_openstacksdk():
     code = (
-        "import sys, affordml.cloud, affordml.cloud.phase, affordml.cloud.inventory, affordml.status; "
+        "import sys, affordml.cli.main, affordml.cloud, affordml.cloud.phase, affordml.cloud.inventory, "
+        "affordml.status; "
         "assert 'openstack' not in sys.modules, 'openstacksdk imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
