@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.testbed.nspawn import Testbed
+from tests.testbed.nspawn import Testbed, live_cmdline
 
 UP_TIMEOUT_S = 300.0
 DOWN_TIMEOUT_S = 60.0
@@ -101,12 +101,8 @@ def _stop_owner(directory: Path, timeout_s: float = DOWN_TIMEOUT_S) -> bool:
 
 def _is_owner(pid: int) -> bool:
     """Whether pid is a live `tests.testbed serve` process (not a zombie, not a reused pid)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z" and b"tests.testbed\0serve" in cmdline
+    cmdline = live_cmdline(pid)
+    return cmdline is not None and b"tests.testbed\0serve" in cmdline
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -612,16 +612,21 @@ def _reap(processes: Sequence[subprocess.Popen]) -> None:
         process.poll()
 
 
-def _is_our_nspawn(pid: int, bridge: str) -> bool:
-    """Whether pid is a live systemd-nspawn of this test bed (not a zombie or a reused PID)."""
+def live_cmdline(pid: int) -> bytes | None:
+    """The NUL-separated command line of pid, or None when it is gone or a zombie."""
     try:
-        status = Path(f"/proc/{pid}/stat").read_text()
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return False
-    state = status.rsplit(")", 1)[1].split()[0]
+        return None
+    return None if state == "Z" else cmdline
+
+
+def _is_our_nspawn(pid: int, bridge: str) -> bool:
+    """Whether pid is a live systemd-nspawn of this test bed (not a zombie or a reused PID)."""
+    cmdline = live_cmdline(pid)
     our_netns = f"--network-namespace-path=/run/netns/{bridge}-h".encode()
-    return state != "Z" and b"systemd-nspawn" in cmdline and our_netns in cmdline
+    return cmdline is not None and b"systemd-nspawn" in cmdline and our_netns in cmdline
 
 
 def _children(pid: int) -> list[int]:
