@@ -25,6 +25,7 @@ def make_plan(facts: HostFacts, config: Config, versions: dict[str, str]) -> Pla
     vms = [_vm("cp-1", "control-plane", cp_size, [])]
     vms += [_vm(f"worker-{i + 1}", "worker", size, gpu_worker[i]) for i, size in enumerate(worker_sizes)]
     assignments = [_assign(g, vms, aliases, config) for g in gpus]
+    check_one_mode_per_vm(assignments)
     if not gpus:
         warnings.append(
             PlanWarning(
@@ -55,6 +56,19 @@ def make_plan(facts: HostFacts, config: Config, versions: dict[str, str]) -> Pla
         ml=config.ml.model_dump(),
         warnings=warnings,
     )
+
+
+def check_one_mode_per_vm(assignments: list[GpuAssignment]) -> None:
+    """The device plugin configures a node as a whole, so the GPUs of one VM must share one mode."""
+    by_vm: dict[str, list[GpuAssignment]] = {}
+    for a in assignments:
+        by_vm.setdefault(a.vm, []).append(a)
+    for vm, gpus in by_vm.items():
+        if len({(g.sharing.mode, g.sharing.replicas, g.sharing.mig_layout) for g in gpus}) > 1:
+            raise PlanError(
+                f"gpu.per_gpu: the GPUs in {vm} ({', '.join(g.address for g in gpus)}) have different sharing modes",
+                "give GPUs that share a VM the same mode (the device plugin configures a node as a whole)",
+            )
 
 
 def disk_free_gib(facts: HostFacts) -> int:

@@ -8,7 +8,6 @@ import json
 
 from affordml import __version__
 from affordml.config.model import Config
-from affordml.errors import PlanError
 from affordml.plan.build import flavor_pci_spec
 from affordml.plan.model import GpuAssignment, Plan
 
@@ -81,7 +80,7 @@ def gpu_nodes(plan: Plan) -> list[dict]:
         gpus = [g for g in plan.gpus if g.vm == vm.name]
         if not gpus:
             continue
-        mode = _one_mode(vm.name, gpus)
+        mode = gpus[0].sharing  # the plan gives the GPUs of one VM one mode
         nodes.append(
             {
                 "name": vm.name,
@@ -94,16 +93,6 @@ def gpu_nodes(plan: Plan) -> list[dict]:
             }
         )
     return nodes
-
-
-def _one_mode(vm: str, gpus: list[GpuAssignment]):
-    modes = {(g.sharing.mode, g.sharing.replicas, g.sharing.mig_layout) for g in gpus}
-    if len(modes) > 1:
-        raise PlanError(
-            f"gpu.per_gpu: the GPUs in {vm} ({', '.join(g.address for g in gpus)}) have different sharing modes",
-            "give GPUs that share a VM the same mode (the device plugin configures a node as a whole)",
-        )
-    return gpus[0].sharing
 
 
 def _labels(vm: str, sharing) -> dict[str, str]:
