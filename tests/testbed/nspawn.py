@@ -25,7 +25,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -150,19 +150,9 @@ class Testbed:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(
-        self,
-        packages: Iterable[str] | None = None,
-        workdir_parent: Path | None = None,
-        boot_timeout_s: float = BOOT_TIMEOUT_S,
-        nspawn_args: Sequence[str] = (),
-        wait_until_running: bool = True,
-    ) -> None:
-        self.packages = list(image.BASE_PACKAGES if packages is None else packages)
-        self.workdir_parent = workdir_parent
+    def __init__(self, boot_timeout_s: float = BOOT_TIMEOUT_S, nspawn_args: Sequence[str] = ()) -> None:
         self.boot_timeout_s = boot_timeout_s
         self.nspawn_args = list(nspawn_args)
-        self.wait_until_running = wait_until_running
         self.hosts: list[TestHost] = []
         self.subnet: ipaddress.IPv4Network | None = None
         self.bridge = ""
@@ -192,14 +182,14 @@ class Testbed:
         return self._require_workdir() / "known_hosts"
 
     def start(self, n_hosts: int, names: Sequence[str] | None = None) -> list[TestHost]:
-        """Create the bridge and n_hosts hosts; wait until each one's sshd answers and (by default) boot ends."""
+        """Create the bridge and n_hosts hosts; wait until each one's sshd answers and its boot ends."""
         if self.state is not None:
             raise TestbedError("this test bed is already started")
         names = list(names) if names else [f"node{index}" for index in range(1, n_hosts + 1)]
         if len(names) != n_hosts or len(set(names)) != n_hosts or n_hosts > 200:
             raise TestbedError(f"need {n_hosts} distinct host names (at most 200), got {names}")
         reap_orphans()
-        rootfs = image.ensure_rootfs(self.packages)
+        rootfs = image.ensure_rootfs()
         try:
             self._create_network()
             self._create_workdir_and_key()
@@ -210,9 +200,8 @@ class Testbed:
             self._write_ssh_guard()
             for host in self.hosts:
                 self._wait_for_sshd(host)
-            if self.wait_until_running:
-                for host in self.hosts:
-                    self._wait_until_running(host)
+            for host in self.hosts:
+                self._wait_until_running(host)
         except BaseException as error:
             self._stop_after_failed_start(error)
             raise
@@ -240,13 +229,6 @@ class Testbed:
         """Raise UnsafeRoute unless every host is routed straight out of the test bridge."""
         for host in self.hosts:
             host.check_route()
-
-    def host(self, name: str) -> TestHost:
-        """The host with that inventory name."""
-        for host in self.hosts:
-            if host.name == name:
-                return host
-        raise KeyError(name)
 
     def inventory(self, groups: Mapping[str, Sequence[str]] | None = None) -> dict:
         """An Ansible YAML inventory (as a dict) for the hosts, with optional groups of host names."""
@@ -319,7 +301,7 @@ class Testbed:
 
     def _create_workdir_and_key(self) -> None:
         """Make the temporary work dir and the test bed's SSH key pair."""
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.bridge}-", dir=self.workdir_parent))
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.bridge}-"))
         assert self.state is not None
         self.state.workdir = str(self.workdir)
         self.state.save()
