@@ -3,6 +3,8 @@ map to one-line errors, and the job sees only the scrubbed environment."""
 
 from __future__ import annotations
 
+import os
+import re
 import socket
 import sys
 from pathlib import Path
@@ -145,8 +147,6 @@ def test_environment_is_scrubbed_from_artifacts(tmp_path, monkeypatch):
     check_result(result, "test")
     leaked = [p for p in (tmp_path / "runs").rglob("*") if p.is_file() and marker in p.read_text(errors="ignore")]
     assert leaked == []
-    import os
-
     assert os.environ["OS_PASSWORD"] == marker  # restored for the rest of the process
 
 
@@ -185,8 +185,6 @@ PLAY_LOOP_HANDLER = """
 
 
 def test_counts_match_ansibles_own_recap(tmp_path):
-    import re
-
     target = tmp_path / "f"
     result, progress = _run(tmp_path, PLAY_LOOP_HANDLER, _local(tmp_path), f"payload: x\ntarget: {target}\n")
     check_result(result, "test")
