@@ -69,27 +69,16 @@ def run_playbook(phase: Phase, ctx: PhaseContext, action: str = "deploy") -> str
         result = execute_run(args, progress, on_event)
     ctx.say(f"[{phase.name}] {progress.summary()}; logs in {result.artifacts}")
     check_result(result, phase.name)
-    _note_reboot(ctx, result)
+    _note_reboot(ctx, progress)
     return ident
 
 
-def _note_reboot(ctx: PhaseContext, result) -> None:
+def _note_reboot(ctx: PhaseContext, progress) -> None:
     """Roles set the fact affordml_reboot_required; init reports it and never reboots by itself."""
-    import json
-    from pathlib import Path
-
-    hosts = set()
-    for path in sorted(Path(result.artifacts, "job_events").glob("*.json")):
-        try:
-            event = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        facts = ((event.get("event_data") or {}).get("res") or {}).get("ansible_facts") or {}
-        if facts.get("affordml_reboot_required"):
-            hosts.add(event["event_data"].get("host", "?"))
+    hosts = sorted(progress.reboot_required)
     if hosts:
-        ctx.state.data["reboot_required"] = sorted(hosts)
-        ctx.notes.append(f"reboot {', '.join(sorted(hosts))}, then run `affordml init` again: it resumes")
+        ctx.state.data["reboot_required"] = hosts
+        ctx.notes.append(f"reboot {', '.join(hosts)}, then run `affordml init` again: it resumes")
 
 
 def preflight(ctx: PhaseContext) -> None:

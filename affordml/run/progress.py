@@ -24,6 +24,7 @@ class Progress:
     started: float = field(default_factory=time.monotonic)
     events: int = 0
     no_hosts_matched: bool = False
+    reboot_required: set[str] = field(default_factory=set)  # hosts whose role set affordml_reboot_required
 
     def host(self, name: str) -> HostCounts:
         return self.hosts.setdefault(name, HostCounts())
@@ -37,9 +38,12 @@ class Progress:
         if kind == "playbook_on_task_start":
             self.task = data.get("task") or data.get("name") or ""
         elif kind == "runner_on_ok":
+            res = data.get("res") or {}
             counts = self.host(host)
             counts.ok += 1
-            counts.changed += int(bool((data.get("res") or {}).get("changed")))
+            counts.changed += int(bool(res.get("changed")))
+            if (res.get("ansible_facts") or {}).get("affordml_reboot_required"):
+                self.reboot_required.add(host)
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             self.host(host).failed += 1
             self.failures.append((host, data.get("task", self.task), _message(data.get("res") or {})))

@@ -191,3 +191,20 @@ def test_counts_match_ansibles_own_recap(tmp_path):
     recap = re.search(r"testhost\s*:\s*ok=(\d+)\s+changed=(\d+)", (Path(result.artifacts) / "stdout").read_text())
     counts = progress.hosts["testhost"]
     assert (counts.ok, counts.changed) == (int(recap.group(1)), int(recap.group(2))) == (2, 2)
+
+
+PLAY_REBOOT_FACT = """
+- name: Test | reboot fact
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Test | ask for a reboot
+      ansible.builtin.set_fact:
+        affordml_reboot_required: true
+"""
+
+
+def test_reboot_fact_reaches_progress(tmp_path):
+    result, progress = _run(tmp_path, PLAY_REBOOT_FACT, _local(tmp_path))
+    check_result(result, "test")
+    assert progress.reboot_required == {"testhost"}
