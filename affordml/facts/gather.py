@@ -6,10 +6,11 @@ from pathlib import Path
 
 from affordml.config.model import Config
 from affordml.errors import ConfigError
+from affordml.facts.collect import collect_local
 from affordml.facts.model import HostFacts
 from affordml.facts.parse import facts_from_snapshot
 from affordml.facts.snapshot import Snapshot
-from affordml.facts.sources import load_snapshot_file, local_snapshot, ssh_snapshot
+from affordml.facts.sources import load_snapshot_file, ssh_snapshot
 from affordml.project import Project
 
 
@@ -24,7 +25,7 @@ def gather_snapshot(
         return load_snapshot_file(facts_file)
     host = config.hosts[0] if host_name is None else _host(config, host_name)
     if host.is_local:
-        return local_snapshot()
+        return collect_local()
     key = Path(host.ssh_key).expanduser() if host.ssh_key else None
     return ssh_snapshot(host.address, host.user, key, project.known_hosts, host.port, accept_host_key)
 

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from affordml.errors import FactsError
-from affordml.facts.collect import collect_local, collector_script, parse_records
+from affordml.facts.collect import collector_script, parse_records
 from affordml.facts.snapshot import SNAPSHOT_FORMAT, Snapshot
 
 
@@ -48,10 +48,6 @@ def _well_typed(key: str, value) -> bool:
     if key == "dirs":
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
     return isinstance(value, str)
-
-
-def local_snapshot() -> Snapshot:
-    return collect_local()
 
 
 def fingerprint(key) -> str:

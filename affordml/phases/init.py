@@ -7,8 +7,8 @@ from pathlib import Path
 
 from affordml.phases.lock import RunLock
 from affordml.phases.registry import get_phase
-from affordml.phases.state import save_state
-from affordml.phases.workflow import PhaseContext, load_project_state, run_phases, select
+from affordml.phases.state import load_state, save_state
+from affordml.phases.workflow import PhaseContext, run_phases, select
 from affordml.project import Project
 
 
@@ -55,7 +55,7 @@ def run_init(project: Project, options: InitOptions, say) -> PhaseContext:
             say(f"[init] the previous run (pid {lock.previous_pid}) was interrupted; resuming")
         config, plan, versions = prepare(project, options.facts_file)
         ensure_platform_secrets(project)
-        state = load_project_state(project)
+        state = load_state(project.state_file)
         state.plan_hash = plan_hash(plan)
         ctx = PhaseContext(
             project, config, plan, versions, state, say, options.dry_run, options.ignore_checks, options.confirm

@@ -12,7 +12,7 @@ from affordml import __version__
 from affordml.config.model import Config
 from affordml.errors import AffordmlError
 from affordml.phases.registry import PHASES, Phase
-from affordml.phases.state import State, load_state, now, save_state
+from affordml.phases.state import State, now, save_state
 from affordml.plan.model import Plan
 from affordml.project import Project
 
@@ -105,7 +105,3 @@ def _one(ctx: PhaseContext, phase: Phase, execute, force: bool) -> str:
 
 def _save(ctx: PhaseContext) -> None:
     save_state(ctx.project.state_file, ctx.state)
-
-
-def load_project_state(project: Project) -> State:
-    return load_state(project.state_file)

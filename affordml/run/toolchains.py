@@ -35,11 +35,6 @@ def kolla_toolchain(lock: dict) -> Toolchain:
     return Toolchain("kolla-ansible", (f"kolla-ansible=={entry['version']}", f"ansible-core{entry['ansible_core']}"))
 
 
-def kubespray_toolchain(lock: dict) -> Toolchain:
-    entry = lock["kubespray"]
-    return Toolchain("kubespray", (f"ansible=={entry['ansible']}", "jmespath", "netaddr"))
-
-
 def own_bin() -> Path:
     """affordml's own ansible-playbook lives beside the Python that runs affordml."""
     return Path(sys.executable).parent
@@ -47,10 +42,6 @@ def own_bin() -> Path:
 
 def toolchain_dir(tc: Toolchain) -> Path:
     return cache_root() / tc.key
-
-
-def is_ready(tc: Toolchain) -> bool:
-    return (toolchain_dir(tc) / READY_MARK).exists()
 
 
 def ensure(tc: Toolchain, log) -> Path:
