@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import json
+from dataclasses import asdict
 
+from affordml.errors import StateError
+from affordml.phases.state import load_state
 from affordml.project import Project
+from affordml.render.engine import read_stamp
 
 
 def project_status(project: Project, query_cloud: bool = True) -> dict:
@@ -13,16 +16,17 @@ def project_status(project: Project, query_cloud: bool = True) -> dict:
         "config": str(project.config_file) if project.config_file.exists() else "none (defaults)",
         "facts": str(project.facts_file) if project.facts_file.exists() else "not saved",
     }
-    state: dict = {}
-    if project.state_file.exists():
-        try:
-            state = json.loads(project.state_file.read_text())
-        except (OSError, ValueError):
-            state = {"error": "state file unreadable"}
-        data["phases"] = state.get("phases", {})
-    else:
-        data["phases"] = "nothing has run yet"
-    data["cloud"] = cloud_section(project, (state.get("data") or {}).get("cloud"), query_cloud)
+    stamp = read_stamp(project.env_dir)
+    data["env"] = (
+        f"rendered by affordml {stamp['affordml_version']} for plan {stamp['plan_hash']}" if stamp else "not rendered"
+    )
+    try:
+        state = load_state(project.state_file)
+    except StateError as exc:
+        data["phases"] = exc.one_line()
+        return data | {"cloud": cloud_section(project, None, query_cloud)}
+    data["phases"] = {name: asdict(p) for name, p in state.phases.items()} or "nothing has run yet"
+    data["cloud"] = cloud_section(project, state.data.get("cloud"), query_cloud)
     return data
 
 

@@ -293,9 +293,16 @@ def status(
     if json_out:
         console.print_json(data)
         return
-    cloud = data.pop("cloud")
+    cloud, phases = data.pop("cloud"), data.pop("phases")
     for key, value in data.items():
         console.line(f"{key}: {value}")
+    if isinstance(phases, dict):
+        console.line("phases:")
+        for name, record in phases.items():
+            message = f": {record['message']}" if record.get("message") else ""
+            console.line(f"  {name}  {record['status']}{message}")
+    else:
+        console.line(f"phases: {phases}")
     where = "from OpenStack" if cloud.get("source") == "api" else "as recorded by the last cloud phase"
     console.line(f"servers ({where}):" if cloud.get("servers") else f"servers: {cloud.get('note', 'none')}")
     for line in server_lines(cloud):
