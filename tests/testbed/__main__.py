@@ -33,12 +33,13 @@ def serve(directory: Path, names: list[str]) -> int:
     with Testbed() as bed:
         try:
             hosts = bed.start(len(names), names)
-            for source, name in ((bed.key_path, "id_ed25519"), (bed.known_hosts, "known_hosts"),
-                                 (bed.ssh_guard, "ssh-guarded")):
+            for source, name in (
+                (bed.key_path, "id_ed25519"),
+                (bed.known_hosts, "known_hosts"),
+                (bed.ssh_guard, "ssh-guarded"),
+            ):
                 shutil.copy2(source, directory / name)
-            instances = [
-                {"name": h.name, "address": h.address, "user": h.user, "port": h.port} for h in hosts
-            ]
+            instances = [{"name": h.name, "address": h.address, "user": h.user, "port": h.port} for h in hosts]
             partial = directory / "instances.json.partial"
             partial.write_text(json.dumps({"bridge": bed.bridge, "instances": instances}, indent=2))
             partial.rename(directory / "instances.json")
@@ -60,7 +61,10 @@ def up(directory: Path, names: list[str], timeout_s: float = UP_TIMEOUT_S) -> in
     with open(directory / "owner.log", "ab") as log:
         owner = subprocess.Popen(
             [sys.executable, "-m", "tests.testbed", "serve", "--dir", str(directory), "--names", *names],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     (directory / "owner.pid").write_text(f"{owner.pid}\n")
     deadline = time.monotonic() + timeout_s

@@ -76,14 +76,22 @@ class TestHost:
     def ssh_options(self) -> list[str]:
         """ssh client options: our key, our known_hosts, strict checking, no prompts, one attempt."""
         return [
-            "-i", str(self.key_path),
-            "-o", "IdentitiesOnly=yes",
-            "-o", "StrictHostKeyChecking=yes",
-            "-o", f"UserKnownHostsFile={self.known_hosts}",
-            "-o", "BatchMode=yes",
-            "-o", "ConnectionAttempts=1",
-            "-o", f"ConnectTimeout={SSH_OPTIONS_TIMEOUT_S}",
-            "-p", str(self.port),
+            "-i",
+            str(self.key_path),
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            f"UserKnownHostsFile={self.known_hosts}",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectionAttempts=1",
+            "-o",
+            f"ConnectTimeout={SSH_OPTIONS_TIMEOUT_S}",
+            "-p",
+            str(self.port),
         ]
 
     def ssh(self, command: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -305,8 +313,7 @@ class Testbed:
         assert self.state is not None
         self.state.workdir = str(self.workdir)
         self.state.save()
-        run_command(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "affordml-testbed",
-                     "-f", str(self.key_path)])
+        run_command(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "affordml-testbed", "-f", str(self.key_path)])
 
     def _define_host(self, index: int, name: str) -> TestHost:
         """Names and address of the index-th host (nothing is created yet)."""
@@ -349,7 +356,10 @@ class Testbed:
         with open(host.log_path, "wb") as log:
             host.process = subprocess.Popen(
                 nspawn_command(host, self.nspawn_args),
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
                 preexec_fn=lambda: join_cgroups(cgroups),
             )
         self.state.pids.append(host.process.pid)
@@ -385,8 +395,12 @@ class Testbed:
 
         try:
             netsafety.guarded_retry(
-                attempt, host.check_route, max_attempts=int(self.boot_timeout_s / 0.2),
-                deadline_s=self.boot_timeout_s, delay_s=0.2, what=f"sshd on {host.name}",
+                attempt,
+                host.check_route,
+                max_attempts=int(self.boot_timeout_s / 0.2),
+                deadline_s=self.boot_timeout_s,
+                delay_s=0.2,
+                what=f"sshd on {host.name}",
             )
         except TimeoutError as error:
             raise TestbedError(f"{error}\n{host.log_tail()}") from error
@@ -395,10 +409,22 @@ class Testbed:
 def nspawn_command(host: TestHost, extra_args: Sequence[str] = ()) -> list[str]:
     """The systemd-nspawn command line that boots the host inside its network namespace."""
     return [
-        "systemd-nspawn", "-q", "--register=no", "--keep-unit", "--console=passive", "--boot",
-        "--link-journal=no", "--resolv-conf=off", "--timezone=off",
-        "--private-network", f"--network-namespace-path=/run/netns/{host.netns}",
-        "-M", host.name, "-D", str(host.root), *extra_args,
+        "systemd-nspawn",
+        "-q",
+        "--register=no",
+        "--keep-unit",
+        "--console=passive",
+        "--boot",
+        "--link-journal=no",
+        "--resolv-conf=off",
+        "--timezone=off",
+        "--private-network",
+        f"--network-namespace-path=/run/netns/{host.netns}",
+        "-M",
+        host.name,
+        "-D",
+        str(host.root),
+        *extra_args,
     ]
 
 
@@ -514,8 +540,7 @@ def write_host_identity(host: TestHost, all_hosts: Sequence[TestHost], authorize
     (ssh_dir / "authorized_keys").write_text(authorized_key)
     (ssh_dir / "authorized_keys").chmod(0o600)
     host_key = root / "etc/ssh/ssh_host_ed25519_key"
-    run_command(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{host.name}",
-                 "-f", str(host_key)])
+    run_command(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{host.name}", "-f", str(host_key)])
 
 
 def ssh_banner_received(address: str, port: int, timeout: float = 1.0) -> bool:
@@ -564,9 +589,7 @@ def _netns_exists(name: str) -> bool:
     return Path("/run/netns", name).exists()
 
 
-def stop_containers(
-    bridge: str, pids: Sequence[int], processes: Sequence[subprocess.Popen], errors: list[str]
-) -> None:
+def stop_containers(bridge: str, pids: Sequence[int], processes: Sequence[subprocess.Popen], errors: list[str]) -> None:
     """SIGTERM every nspawn (clean poweroff), then SIGKILL what is left after STOP_TIMEOUT_S."""
     alive = [pid for pid in pids if _is_our_nspawn(pid, bridge)]
     for pid in alive:

@@ -23,9 +23,7 @@ def test_molecule_test_passes_for_the_host_role(testbed_rootfs: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "MOLECULE_"))}
     env["NO_COLOR"] = "1"
     started = time.monotonic()
-    result = subprocess.run(
-        [molecule, "test"], cwd=ROLE_DIR, env=env, capture_output=True, text=True, timeout=1200
-    )
+    result = subprocess.run([molecule, "test"], cwd=ROLE_DIR, env=env, capture_output=True, text=True, timeout=1200)
     elapsed = time.monotonic() - started
     print(f"molecule test of the host role took {elapsed:.1f} s")
     output = result.stdout + result.stderr
