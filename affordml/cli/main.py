@@ -236,9 +236,17 @@ def init(
     confirm: Confirm = False,
 ) -> None:
     """Run every phase in order; a second run resumes where the last one stopped."""
-    ctx.obj = {"dry_run": dry_run, "ignore_check": ignore_check, "facts_file": facts_file, "confirm": confirm}
+    from affordml.phases.init import InitOptions
+
+    ctx.obj = InitOptions(
+        facts_file=facts_file,
+        skip=frozenset(skip_phase or ()),
+        dry_run=dry_run,
+        ignore_checks=frozenset(ignore_check or ()),
+        confirm=confirm,
+    )
     if ctx.invoked_subcommand is None:
-        _run_init(None, skip_phase or [], dry_run, ignore_check or [], facts_file, confirm)
+        _run_init(ctx.obj)
 
 
 @init_app.command("phase")
@@ -247,22 +255,15 @@ def init_phase(
     name: Annotated[str, typer.Argument(help="preflight, host, openstack, cloud, kubernetes, gpu, ml or verify")],
 ) -> None:
     """Run one phase (again), whatever its state."""
-    opts = ctx.obj or {}
-    _run_init(
-        name,
-        [],
-        opts.get("dry_run", False),
-        opts.get("ignore_check") or [],
-        opts.get("facts_file"),
-        opts.get("confirm"),
-    )
+    from dataclasses import replace
+
+    _run_init(replace(ctx.obj, only=name, skip=frozenset()))
 
 
-def _run_init(only, skip, dry_run, ignore, facts_file, confirm=False) -> None:
+def _run_init(options) -> None:
     from affordml import console
-    from affordml.phases.init import InitOptions, run_init
+    from affordml.phases.init import run_init
 
-    options = InitOptions(facts_file, only, frozenset(skip), dry_run, frozenset(ignore), bool(confirm))
     ctx = run_init(_project(), options, console.line)
     for note in ctx.notes:
         console.line(f"[init] {note}", style="bold yellow")
