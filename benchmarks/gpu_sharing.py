@@ -37,7 +37,10 @@ def _model_step(workload: str):
 
         return step
     model = torch.nn.Sequential(
-        torch.nn.Linear(512, 1024), torch.nn.ReLU(), torch.nn.Linear(1024, 1024), torch.nn.ReLU(),
+        torch.nn.Linear(512, 1024),
+        torch.nn.ReLU(),
+        torch.nn.Linear(1024, 1024),
+        torch.nn.ReLU(),
         torch.nn.Linear(1024, 10),
     ).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
@@ -137,8 +140,12 @@ class MpsDaemon:
 
 
 def gpu_memory_mib() -> int:
-    out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return int(out.split()[0])
 
 
@@ -158,8 +165,15 @@ def main() -> None:
         base = run_jobs(workload, 1, opts.seconds)
         for n in counts:
             ts = base if n == 1 else run_jobs(workload, n, opts.seconds)
-            report["rows"].append({"workload": workload, "jobs": n, "mode": "time-slicing",
-                                   "steps_per_s": round(ts, 1), "speedup": round(ts / base, 2)})
+            report["rows"].append(
+                {
+                    "workload": workload,
+                    "jobs": n,
+                    "mode": "time-slicing",
+                    "steps_per_s": round(ts, 1),
+                    "speedup": round(ts / base, 2),
+                }
+            )
             print(f"{workload:7} N={n:<2} time-slicing {ts:10.1f} steps/s  {ts / base:5.2f}x", flush=True)
         if opts.no_mps or not shutil.which("nvidia-cuda-mps-control"):
             continue
@@ -169,8 +183,15 @@ def main() -> None:
                     os.environ["CUDA_MPS_PINNED_DEVICE_MEM_LIMIT"] = f"0={memory // n}M"
                 mps = run_jobs(workload, n, opts.seconds)
             label = f"mps (limit {memory // n} MiB)" if opts.mps_limit else "mps"
-            report["rows"].append({"workload": workload, "jobs": n, "mode": label,
-                                   "steps_per_s": round(mps, 1), "speedup": round(mps / base, 2)})
+            report["rows"].append(
+                {
+                    "workload": workload,
+                    "jobs": n,
+                    "mode": label,
+                    "steps_per_s": round(mps, 1),
+                    "speedup": round(mps / base, 2),
+                }
+            )
             print(f"{workload:7} N={n:<2} {label:22} {mps:10.1f} steps/s  {mps / base:5.2f}x", flush=True)
     if opts.mps_limit and not opts.no_mps and shutil.which("nvidia-cuda-mps-control"):
         for n in (n for n in counts if n > 1):
@@ -179,8 +200,9 @@ def main() -> None:
                 os.environ["CUDA_MPS_PINNED_DEVICE_MEM_LIMIT"] = f"0={limit}M"
                 outcome = probe_limit(limit)
             report["limit_probes"].append({"jobs": n, "limit_mib": limit, **outcome})
-            print(f"limit probe N={n}: limit {limit} MiB: half {outcome['half']}; double {outcome['double']}",
-                  flush=True)
+            print(
+                f"limit probe N={n}: limit {limit} MiB: half {outcome['half']}; double {outcome['double']}", flush=True
+            )
     if opts.json:
         with open(opts.json, "w") as handle:
             json.dump(report, handle, indent=1)

@@ -144,22 +144,28 @@ def test_subnet_candidates_are_distinct_24s_in_the_range() -> None:
 
 
 def test_overlapping_routes_ignore_default_and_find_covering_or_exact_routes() -> None:
-    routes = json.dumps([
-        {"dst": "default", "gateway": "192.0.2.1", "dev": "eth0"},
-        {"dst": "192.0.2.0/24", "dev": "eth0"},
-        {"dst": "10.0.0.0/8", "dev": "tun0"},
-        {"dst": "10.213.42.0/24", "dev": "br0"},
-        {"dst": "fd00::/64", "dev": "br0"},
-    ])
+    routes = json.dumps(
+        [
+            {"dst": "default", "gateway": "192.0.2.1", "dev": "eth0"},
+            {"dst": "192.0.2.0/24", "dev": "eth0"},
+            {"dst": "10.0.0.0/8", "dev": "tun0"},
+            {"dst": "10.213.42.0/24", "dev": "br0"},
+            {"dst": "fd00::/64", "dev": "br0"},
+        ]
+    )
     assert netsafety.overlapping_routes(SUBNET, routes) == ["10.0.0.0/8 dev tun0", "10.213.42.0/24 dev br0"]
 
 
 def test_overlapping_addresses_find_interface_addresses_in_the_subnet() -> None:
-    links = json.dumps([
-        {"ifname": "eth0", "addr_info": [{"family": "inet", "local": "192.0.2.2"}]},
-        {"ifname": "br9", "addr_info": [{"family": "inet6", "local": "fe80::1"},
-                                        {"family": "inet", "local": "10.213.42.1"}]},
-    ])
+    links = json.dumps(
+        [
+            {"ifname": "eth0", "addr_info": [{"family": "inet", "local": "192.0.2.2"}]},
+            {
+                "ifname": "br9",
+                "addr_info": [{"family": "inet6", "local": "fe80::1"}, {"family": "inet", "local": "10.213.42.1"}],
+            },
+        ]
+    )
     assert netsafety.overlapping_addresses(SUBNET, links) == ["10.213.42.1 on br9"]
 
 

@@ -112,9 +112,7 @@ def test_kubernetes_minor_matches_version(components: dict) -> None:
 
 
 def test_kubernetes_validate_supports_minor(components: dict) -> None:
-    kubernetes_validate = pytest.importorskip(
-        "kubernetes_validate", reason="kubernetes-validate is not installed"
-    )
+    kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is not installed")
     from kubernetes_validate import utils
 
     minor = components["kubernetes"]["kubernetes_minor"]
@@ -140,10 +138,7 @@ def test_driver_branch_matches_version(components: dict) -> None:
 
 
 def test_device_plugin_matches_operator(components: dict) -> None:
-    assert (
-        components["gpu_operator"]["operands"]["device_plugin"]
-        == components["nvidia_device_plugin"]["version"]
-    )
+    assert components["gpu_operator"]["operands"]["device_plugin"] == components["nvidia_device_plugin"]["version"]
 
 
 def test_guest_image_is_noble(components: dict) -> None:

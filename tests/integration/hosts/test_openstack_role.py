@@ -80,7 +80,10 @@ def sha256(text: str | bytes) -> str:
 def inventory_groups(kolla_bin: Path, inventory: Path) -> dict:
     listed = subprocess.run(
         [str(kolla_bin / "ansible-inventory"), "-i", str(inventory), "--list"],
-        capture_output=True, text=True, timeout=120, check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     data = json.loads(listed.stdout)
     return {name: value for name, value in data.items() if name != "_meta"}
@@ -90,14 +93,24 @@ def syntax_check(kolla_bin: Path, project: Path, playbook: str) -> subprocess.Co
     share = kolla_share(kolla_bin) / "ansible"
     return subprocess.run(
         [
-            str(kolla_bin / "ansible-playbook"), "--syntax-check",
-            "-i", str(project / "env" / "kolla" / "inventory.ini"),
-            "-e", f"@{project / 'env' / 'kolla' / 'globals.yml'}",
-            "-e", f"@{project / 'secrets' / 'kolla-passwords.yml'}",
-            "-e", "CONFIG_DIR=/etc/kolla", "-e", "kolla_action=deploy",
+            str(kolla_bin / "ansible-playbook"),
+            "--syntax-check",
+            "-i",
+            str(project / "env" / "kolla" / "inventory.ini"),
+            "-e",
+            f"@{project / 'env' / 'kolla' / 'globals.yml'}",
+            "-e",
+            f"@{project / 'secrets' / 'kolla-passwords.yml'}",
+            "-e",
+            "CONFIG_DIR=/etc/kolla",
+            "-e",
+            "kolla_action=deploy",
             str(share / playbook),
         ],
-        capture_output=True, text=True, timeout=300, cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=project,
     )
 
 
@@ -165,9 +178,17 @@ def test_openstack_phase_puts_kolla_in_place_and_kolla_playbooks_accept_it(
 
     # After kolla's post-deploy (simulated: its clouds.yaml on the host), the admin cloud reaches the project's
     # secrets/clouds.yaml as affordml-admin, beside the entry the cloud phase keeps there.
-    kolla_admin = {"auth": {"auth_url": "http://192.0.2.1:5000", "username": "admin", "password": "s3cret",
-                            "project_name": "admin", "user_domain_name": "Default",
-                            "project_domain_name": "Default"}, "region_name": "RegionOne"}
+    kolla_admin = {
+        "auth": {
+            "auth_url": "http://192.0.2.1:5000",
+            "username": "admin",
+            "password": "s3cret",
+            "project_name": "admin",
+            "user_domain_name": "Default",
+            "project_domain_name": "Default",
+        },
+        "region_name": "RegionOne",
+    }
     host.ssh(f"cat > /etc/kolla/clouds.yaml <<'EOF'\n{yaml.safe_dump({'clouds': {'kolla-admin': kolla_admin}})}EOF")
     clouds_file = project / "secrets" / "clouds.yaml"
     clouds_file.write_text(yaml.safe_dump({"clouds": {"affordml": {"auth": {"username": "affordml"}}}}))

@@ -103,7 +103,11 @@ def test_ansible_playbook_reaches_every_host(two_hosts: Testbed, tmp_path: Path)
     env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0"}
     result = subprocess.run(
         ["ansible-playbook", "-i", str(two_hosts.inventory_path), str(playbook)],
-        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     for host in two_hosts.hosts:

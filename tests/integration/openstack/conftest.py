@@ -53,8 +53,9 @@ def _unavailable(reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def openstack_cloud(request: pytest.FixtureRequest,
-                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenStackCloud]:
+def openstack_cloud(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OpenStackCloud]:
     """Bring the control plane up once (or reuse one started with `up`), and always take ours down."""
     report = _reporter(request.config)
     started_by_hand = running_control_plane(owner="cli")

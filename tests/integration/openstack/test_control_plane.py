@@ -79,31 +79,39 @@ def _gpus_in_use(admin: Any, resource_class: str) -> int:
     response.raise_for_status()
     total = 0
     for provider in response.json()["resource_providers"]:
-        usages = admin.placement.get(f"/resource_providers/{provider['uuid']}/usages",
-                                     microversion=PLACEMENT_MICROVERSION).json()["usages"]
+        usages = admin.placement.get(
+            f"/resource_providers/{provider['uuid']}/usages", microversion=PLACEMENT_MICROVERSION
+        ).json()["usages"]
         total += usages.get(resource_class, 0)
     return total
 
 
 def _boot(conn: Any, name: str, flavor: Any, image: Any, network: Any, key_name: str, group: str) -> Any:
     """Ask nova for one server on the tenant network (without waiting)."""
-    return conn.compute.create_server(name=name, flavor_id=flavor.id, image_id=image.id,
-                                      networks=[{"uuid": network.id}], key_name=key_name,
-                                      security_groups=[{"name": group}])
+    return conn.compute.create_server(
+        name=name,
+        flavor_id=flavor.id,
+        image_id=image.id,
+        networks=[{"uuid": network.id}],
+        key_name=key_name,
+        security_groups=[{"name": group}],
+    )
 
 
 def _wait_active(conn: Any, server: Any) -> Any:
     """Wait for ACTIVE; on ERROR fail with nova's fault message."""
     try:
-        return conn.compute.wait_for_server(server, status="ACTIVE", failures=["ERROR"], interval=1,
-                                            wait=SERVER_TIMEOUT_S)
+        return conn.compute.wait_for_server(
+            server, status="ACTIVE", failures=["ERROR"], interval=1, wait=SERVER_TIMEOUT_S
+        )
     except Exception as error:
         fault = conn.compute.get_server(server.id).fault
         raise AssertionError(f"server {server.name} did not become ACTIVE: {error}; fault: {fault}") from error
 
 
-def test_tenant_boots_normal_and_gpu_servers(openstack_cloud: OpenStackCloud, tmp_path: Path,
-                                             cleanup: Callable[[Callable[[], Any]], None]) -> None:
+def test_tenant_boots_normal_and_gpu_servers(
+    openstack_cloud: OpenStackCloud, tmp_path: Path, cleanup: Callable[[Callable[[], Any]], None]
+) -> None:
     """Project, user, image, flavors, network, router, keypair, security group, servers with and without GPU."""
     admin = openstack_cloud.connect()
     suffix = secrets.token_hex(3)
@@ -112,8 +120,7 @@ def test_tenant_boots_normal_and_gpu_servers(openstack_cloud: OpenStackCloud, tm
     project = admin.identity.create_project(name=name, domain_id="default")
     cleanup(lambda: admin.identity.delete_project(project))
     password = secrets.token_urlsafe(12)
-    user = admin.identity.create_user(name=name, password=password, domain_id="default",
-                                      default_project_id=project.id)
+    user = admin.identity.create_user(name=name, password=password, domain_id="default", default_project_id=project.id)
     cleanup(lambda: admin.identity.delete_user(user))
     admin.identity.assign_project_role_to_user(project, user, admin.identity.find_role("member"))
     tenant_credentials = CloudCredentials(username=name, password=password, project_name=name)
@@ -122,8 +129,9 @@ def test_tenant_boots_normal_and_gpu_servers(openstack_cloud: OpenStackCloud, tm
 
     image_file = tmp_path / "tiny.img"
     image_file.write_bytes(b"affordml-smoke-image\n" * 200)
-    image = tenant.image.create_image(name=name, filename=str(image_file), disk_format="raw",
-                                      container_format="bare", wait=True)
+    image = tenant.image.create_image(
+        name=name, filename=str(image_file), disk_format="raw", container_format="bare", wait=True
+    )
     cleanup(lambda: tenant.image.delete_image(image))
     assert tenant.image.get_image(image.id).status == "active"
 
@@ -155,9 +163,15 @@ def test_tenant_boots_normal_and_gpu_servers(openstack_cloud: OpenStackCloud, tm
     cleanup(lambda: tenant.compute.delete_keypair(keypair))
     group = tenant.network.create_security_group(name=name, description="smoke test")
     cleanup(lambda: tenant.network.delete_security_group(group))
-    tenant.network.create_security_group_rule(security_group_id=group.id, direction="ingress", protocol="tcp",
-                                              port_range_min=22, port_range_max=22,
-                                              remote_ip_prefix="0.0.0.0/0", ethertype="IPv4")
+    tenant.network.create_security_group_rule(
+        security_group_id=group.id,
+        direction="ingress",
+        protocol="tcp",
+        port_range_min=22,
+        port_range_max=22,
+        remote_ip_prefix="0.0.0.0/0",
+        ethertype="IPv4",
+    )
 
     servers: list[Any] = []
 
@@ -188,8 +202,9 @@ def test_tenant_boots_normal_and_gpu_servers(openstack_cloud: OpenStackCloud, tm
     assert _gpus_in_use(admin, resource_class) == openstack_cloud.gpu_count
 
     one_too_many = boot(f"{name}-gpu-{openstack_cloud.gpu_count}", gpu_flavor)
-    refused = tenant.compute.wait_for_server(one_too_many, status="ERROR", failures=["ACTIVE"], interval=1,
-                                             wait=SERVER_TIMEOUT_S)
+    refused = tenant.compute.wait_for_server(
+        one_too_many, status="ERROR", failures=["ACTIVE"], interval=1, wait=SERVER_TIMEOUT_S
+    )
     assert "No valid host" in (refused.fault or {}).get("message", ""), refused.fault
 
     _delete_servers(tenant, servers)

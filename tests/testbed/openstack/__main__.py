@@ -38,8 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="install what is missing and start every service")
     up.add_argument("--run-dir", type=Path, help="folder for configs, logs and data (default: in the cache)")
-    up.add_argument("--gpu", type=parse_gpu, action="append", dest="gpus",
-                    help="a fake GPU model, VENDOR:PRODUCT[:COUNT[:MODEL]] (repeatable)")
+    up.add_argument(
+        "--gpu",
+        type=parse_gpu,
+        action="append",
+        dest="gpus",
+        help="a fake GPU model, VENDOR:PRODUCT[:COUNT[:MODEL]] (repeatable)",
+    )
     up.add_argument("--no-public-network", action="store_true", help="skip the external 'public' network")
     down = commands.add_parser("down", help="stop every process of the control plane")
     down.add_argument("--run-dir", type=Path, help="the run folder (default: the one that is up)")
@@ -66,8 +71,11 @@ def command_down(args: argparse.Namespace) -> int:
             with exclusive_use(wait_s=0):
                 stopped = stop_run(None)
         except ServiceFailed:
-            print(f"a test session is using the control plane in {plane.layout.root}; "
-                  "it stops it itself (use --force to stop it anyway)", file=sys.stderr)
+            print(
+                f"a test session is using the control plane in {plane.layout.root}; "
+                "it stops it itself (use --force to stop it anyway)",
+                file=sys.stderr,
+            )
             return 1
     else:
         stopped = stop_run(args.run_dir)

@@ -32,8 +32,13 @@ class OpenStackCloud:
     @classmethod
     def from_plane(cls, plane: ControlPlane) -> OpenStackCloud:
         """Describe a running control plane."""
-        return cls(clouds_yaml=plane.clouds_yaml, cloud_name=plane.cloud_name, gpus=plane.gpus,
-                   external_network=plane.external_network, run_dir=plane.layout.root)
+        return cls(
+            clouds_yaml=plane.clouds_yaml,
+            cloud_name=plane.cloud_name,
+            gpus=plane.gpus,
+            external_network=plane.external_network,
+            run_dir=plane.layout.root,
+        )
 
     @property
     def gpu_count(self) -> int:

@@ -25,14 +25,24 @@ class CloudCredentials:
 
     def auth(self) -> dict[str, str]:
         """The auth mapping of a clouds.yaml entry or of openstack.connect()."""
-        return {"auth_url": keystone_url(), "username": self.username, "password": self.password,
-                "project_name": self.project_name, "user_domain_name": "Default",
-                "project_domain_name": "Default"}
+        return {
+            "auth_url": keystone_url(),
+            "username": self.username,
+            "password": self.password,
+            "project_name": self.project_name,
+            "user_domain_name": "Default",
+            "project_domain_name": "Default",
+        }
 
     def cloud_entry(self) -> dict[str, Any]:
         """One cloud entry of clouds.yaml."""
-        return {"auth": self.auth(), "auth_type": "password", "region_name": REGION,
-                "identity_api_version": 3, "interface": "public"}
+        return {
+            "auth": self.auth(),
+            "auth_type": "password",
+            "region_name": REGION,
+            "identity_api_version": 3,
+            "interface": "public",
+        }
 
 
 ADMIN = CloudCredentials(username="admin", password=PASSWORD, project_name="admin")
@@ -42,8 +52,9 @@ def write_clouds_yaml(path: Path, clouds: Mapping[str, CloudCredentials] | None 
     """Write clouds.yaml with the admin entry and any others given; return its path."""
     entries = {ADMIN_CLOUD_NAME: ADMIN, **(clouds or {})}
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump({"clouds": {name: cred.cloud_entry() for name, cred in entries.items()}},
-                                   sort_keys=False))
+    path.write_text(
+        yaml.safe_dump({"clouds": {name: cred.cloud_entry() for name, cred in entries.items()}}, sort_keys=False)
+    )
     return path
 
 
@@ -51,9 +62,15 @@ def connect(credentials: CloudCredentials = ADMIN) -> openstack.connection.Conne
     """An openstacksdk connection from these credentials alone (no clouds.yaml, no OS_* variables)."""
     import openstack
 
-    return openstack.connect(load_yaml_config=False, load_envvars=False, auth_type="password",
-                             auth=credentials.auth(), region_name=REGION, identity_api_version="3",
-                             interface="public")
+    return openstack.connect(
+        load_yaml_config=False,
+        load_envvars=False,
+        auth_type="password",
+        auth=credentials.auth(),
+        region_name=REGION,
+        identity_api_version="3",
+        interface="public",
+    )
 
 
 def connect_from_clouds_yaml(path: Path, cloud: str) -> openstack.connection.Connection:

@@ -26,8 +26,14 @@ from .settings import (
 IniValue = str | int | bool | Sequence[str]
 IniSections = Mapping[str, Mapping[str, IniValue]]
 
-SCHEDULER_FILTERS = ("ComputeFilter", "ComputeCapabilitiesFilter", "ImagePropertiesFilter",
-                     "ServerGroupAntiAffinityFilter", "ServerGroupAffinityFilter", "PciPassthroughFilter")
+SCHEDULER_FILTERS = (
+    "ComputeFilter",
+    "ComputeCapabilitiesFilter",
+    "ImagePropertiesFilter",
+    "ServerGroupAntiAffinityFilter",
+    "ServerGroupAffinityFilter",
+    "PciPassthroughFilter",
+)
 
 
 def render_ini(sections: IniSections) -> str:
@@ -51,57 +57,82 @@ def _ini_scalar(value: str | int | bool) -> str:
 
 def keystone_authtoken(user: str) -> dict[str, IniValue]:
     """The [keystone_authtoken] section with which a service checks tokens."""
-    return {"www_authenticate_uri": keystone_url(), "auth_url": keystone_url(), "auth_type": "password",
-            "project_domain_name": "Default", "user_domain_name": "Default", "project_name": "service",
-            "username": user, "password": PASSWORD, "service_token_roles_required": True,
-            "region_name": REGION}
+    return {
+        "www_authenticate_uri": keystone_url(),
+        "auth_url": keystone_url(),
+        "auth_type": "password",
+        "project_domain_name": "Default",
+        "user_domain_name": "Default",
+        "project_name": "service",
+        "username": user,
+        "password": PASSWORD,
+        "service_token_roles_required": True,
+        "region_name": REGION,
+    }
 
 
 def service_credentials(user: str) -> dict[str, IniValue]:
     """A keystoneauth section with which a service calls another one."""
-    return {"auth_url": keystone_url(), "auth_type": "password", "project_domain_name": "Default",
-            "user_domain_name": "Default", "project_name": "service", "username": user,
-            "password": PASSWORD, "region_name": REGION}
+    return {
+        "auth_url": keystone_url(),
+        "auth_type": "password",
+        "project_domain_name": "Default",
+        "user_domain_name": "Default",
+        "project_name": "service",
+        "username": user,
+        "password": PASSWORD,
+        "region_name": REGION,
+    }
 
 
 def keystone_conf(layout: Layout) -> IniSections:
     """keystone.conf."""
     keys = layout.keystone_keys
-    return {"DEFAULT": {"debug": False},
-            "database": {"connection": database_url("keystone")},
-            "token": {"provider": "fernet"},
-            "fernet_tokens": {"key_repository": str(keys / "fernet-keys")},
-            "fernet_receipts": {"key_repository": str(keys / "fernet-keys")},
-            "credential": {"key_repository": str(keys / "credential-keys")}}
+    return {
+        "DEFAULT": {"debug": False},
+        "database": {"connection": database_url("keystone")},
+        "token": {"provider": "fernet"},
+        "fernet_tokens": {"key_repository": str(keys / "fernet-keys")},
+        "fernet_receipts": {"key_repository": str(keys / "fernet-keys")},
+        "credential": {"key_repository": str(keys / "credential-keys")},
+    }
 
 
 def placement_conf() -> IniSections:
     """placement.conf."""
-    return {"DEFAULT": {"debug": False},
-            "api": {"auth_strategy": "keystone"},
-            "placement_database": {"connection": database_url("placement")},
-            "keystone_authtoken": keystone_authtoken("placement")}
+    return {
+        "DEFAULT": {"debug": False},
+        "api": {"auth_strategy": "keystone"},
+        "placement_database": {"connection": database_url("placement")},
+        "keystone_authtoken": keystone_authtoken("placement"),
+    }
 
 
 def glance_conf(layout: Layout) -> IniSections:
     """glance-api.conf with a file store in the run folder."""
     images = layout.state / "glance"
-    return {"DEFAULT": {"debug": False, "enabled_backends": "fs:file"},
-            "database": {"connection": database_url("glance")},
-            "glance_store": {"default_backend": "fs"},
-            "fs": {"filesystem_store_datadir": str(images / "images")},
-            "os_glance_staging_store": {"filesystem_store_datadir": str(images / "staging")},
-            "os_glance_tasks_store": {"filesystem_store_datadir": str(images / "tasks")},
-            "paste_deploy": {"flavor": "keystone"},
-            "oslo_concurrency": {"lock_path": str(images / "lock")},
-            "keystone_authtoken": keystone_authtoken("glance")}
+    return {
+        "DEFAULT": {"debug": False, "enabled_backends": "fs:file"},
+        "database": {"connection": database_url("glance")},
+        "glance_store": {"default_backend": "fs"},
+        "fs": {"filesystem_store_datadir": str(images / "images")},
+        "os_glance_staging_store": {"filesystem_store_datadir": str(images / "staging")},
+        "os_glance_tasks_store": {"filesystem_store_datadir": str(images / "tasks")},
+        "paste_deploy": {"flavor": "keystone"},
+        "oslo_concurrency": {"lock_path": str(images / "lock")},
+        "keystone_authtoken": keystone_authtoken("glance"),
+    }
 
 
 def pci_device_specs(gpus: Sequence[FakeGpu]) -> str:
     """[pci] device_spec: every fake GPU model, all counted in placement as one GPU resource class."""
     models = sorted({(gpu.vendor_id, gpu.product_id) for gpu in gpus})
-    return json.dumps([{"vendor_id": vendor, "product_id": product, "resource_class": GPU_RESOURCE_CLASS}
-                       for vendor, product in models])
+    return json.dumps(
+        [
+            {"vendor_id": vendor, "product_id": product, "resource_class": GPU_RESOURCE_CLASS}
+            for vendor, product in models
+        ]
+    )
 
 
 def pci_alias() -> str:
@@ -113,10 +144,17 @@ def nova_conf(layout: Layout, gpus: Sequence[FakeGpu]) -> IniSections:
     """nova.conf shared by nova-api, conductor, scheduler and compute."""
     state = layout.state / "nova"
     return {
-        "DEFAULT": {"debug": False, "transport_url": transport_url(),
-                    "compute_driver": f"{FAKE_GPU_DRIVER_MODULE}.FakeGpuDriver", "host": COMPUTE_HOST,
-                    "my_ip": HOST, "state_path": str(state), "instances_path": str(state / "instances"),
-                    "update_resources_interval": 10, "graceful_shutdown_timeout": 2},
+        "DEFAULT": {
+            "debug": False,
+            "transport_url": transport_url(),
+            "compute_driver": f"{FAKE_GPU_DRIVER_MODULE}.FakeGpuDriver",
+            "host": COMPUTE_HOST,
+            "my_ip": HOST,
+            "state_path": str(state),
+            "instances_path": str(state / "instances"),
+            "update_resources_interval": 10,
+            "graceful_shutdown_timeout": 2,
+        },
         "api": {"auth_strategy": "keystone"},
         "wsgi": {"api_paste_config": str(layout.etc / "nova" / "api-paste.ini")},
         "api_database": {"connection": database_url("nova_api")},
@@ -139,10 +177,18 @@ def neutron_conf(layout: Layout) -> IniSections:
     """neutron.conf: ML2 and routers, no agents, no RPC server."""
     state = layout.state / "neutron"
     return {
-        "DEFAULT": {"debug": False, "core_plugin": "ml2", "service_plugins": "router",
-                    "transport_url": transport_url(), "auth_strategy": "keystone", "state_path": str(state),
-                    "api_workers": 1, "rpc_workers": 0, "rpc_state_report_workers": 0,
-                    "dhcp_agent_notification": False},
+        "DEFAULT": {
+            "debug": False,
+            "core_plugin": "ml2",
+            "service_plugins": "router",
+            "transport_url": transport_url(),
+            "auth_strategy": "keystone",
+            "state_path": str(state),
+            "api_workers": 1,
+            "rpc_workers": 0,
+            "rpc_state_report_workers": 0,
+            "dhcp_agent_notification": False,
+        },
         "database": {"connection": database_url("neutron")},
         "oslo_concurrency": {"lock_path": str(state / "lock")},
         "keystone_authtoken": keystone_authtoken("neutron"),
@@ -152,10 +198,16 @@ def neutron_conf(layout: Layout) -> IniSections:
 
 def ml2_conf() -> IniSections:
     """plugins/ml2/ml2_conf.ini: vxlan tenant networks, one flat provider network, our binding driver."""
-    return {"ml2": {"type_drivers": "flat,vxlan", "tenant_network_types": "vxlan",
-                    "mechanism_drivers": BIND_ALL_DRIVER_NAME, "extension_drivers": "port_security"},
-            "ml2_type_vxlan": {"vni_ranges": "1:1000"},
-            "ml2_type_flat": {"flat_networks": PUBLIC_PHYSNET}}
+    return {
+        "ml2": {
+            "type_drivers": "flat,vxlan",
+            "tenant_network_types": "vxlan",
+            "mechanism_drivers": BIND_ALL_DRIVER_NAME,
+            "extension_drivers": "port_security",
+        },
+        "ml2_type_vxlan": {"vni_ranges": "1:1000"},
+        "ml2_type_flat": {"flat_networks": PUBLIC_PHYSNET},
+    }
 
 
 def _copy_paste_ini(venv: Path, source: str, target: Path) -> None:
@@ -180,13 +232,24 @@ def write_all(layout: Layout, venv: Path, gpus: Sequence[FakeGpu]) -> None:
     _copy_paste_ini(venv, "nova/api-paste.ini", layout.etc / "nova" / "api-paste.ini")
     _copy_paste_ini(venv, "neutron/api-paste.ini", layout.etc / "neutron" / "api-paste.ini")
     _copy_paste_ini(venv, "glance/glance-api-paste.ini", layout.etc / "glance" / "glance-api-paste.ini")
-    for folder in ("glance/images", "glance/staging", "glance/tasks", "glance/lock", "nova/instances",
-                   "nova/lock", "neutron/lock", "keystone"):
+    for folder in (
+        "glance/images",
+        "glance/staging",
+        "glance/tasks",
+        "glance/lock",
+        "nova/instances",
+        "nova/lock",
+        "neutron/lock",
+        "keystone",
+    ):
         (layout.state / folder).mkdir(parents=True, exist_ok=True)
 
 
 def neutron_config_args(layout: Layout) -> list[str]:
     """The --config-file arguments of neutron's command-line tools."""
-    return ["--config-file", str(layout.etc / "neutron" / "neutron.conf"),
-            "--config-file", str(layout.etc / "neutron" / "plugins" / "ml2" / "ml2_conf.ini")]
-
+    return [
+        "--config-file",
+        str(layout.etc / "neutron" / "neutron.conf"),
+        "--config-file",
+        str(layout.etc / "neutron" / "plugins" / "ml2" / "ml2_conf.ini"),
+    ]

@@ -92,10 +92,14 @@ class ControlPlane:
 
     def save(self) -> None:
         """Write the state file."""
-        record = {"run_dir": str(self.layout.root), "venv": str(self.venv), "owner": self.owner,
-                  "gpus": [asdict(gpu) for gpu in self.gpus],
-                  "processes": [process.to_json() for process in self.processes],
-                  "external_network": asdict(self.external_network) if self.external_network else None}
+        record = {
+            "run_dir": str(self.layout.root),
+            "venv": str(self.venv),
+            "owner": self.owner,
+            "gpus": [asdict(gpu) for gpu in self.gpus],
+            "processes": [process.to_json() for process in self.processes],
+            "external_network": asdict(self.external_network) if self.external_network else None,
+        }
         self.layout.root.mkdir(parents=True, exist_ok=True)
         self.layout.state_file.write_text(json.dumps(record, indent=2) + "\n")
 
@@ -107,11 +111,14 @@ class ControlPlane:
             return None
         record = json.loads(layout.state_file.read_text())
         network = record.get("external_network")
-        return cls(layout=layout, venv=Path(record["venv"]),
-                   gpus=tuple(FakeGpu(**gpu) for gpu in record["gpus"]),
-                   processes=[Started.from_json(process) for process in record["processes"]],
-                   external_network=ExternalNetwork(**network) if network else None,
-                   owner=str(record.get("owner", "cli")))
+        return cls(
+            layout=layout,
+            venv=Path(record["venv"]),
+            gpus=tuple(FakeGpu(**gpu) for gpu in record["gpus"]),
+            processes=[Started.from_json(process) for process in record["processes"]],
+            external_network=ExternalNetwork(**network) if network else None,
+            owner=str(record.get("owner", "cli")),
+        )
 
     def alive(self) -> dict[str, bool]:
         """Each tracked process and whether it still runs."""
@@ -180,8 +187,7 @@ def exclusive_use(wait_s: float, report: Report = print_report) -> Iterator[None
 
 def _ports_in_use() -> list[str]:
     """Our ports on 127.0.0.1 that something already listens on."""
-    return [f"{name} {port}" for name, port in asdict(PORTS).items()
-            if name != "rabbitmq_dist" and port_open(port)]
+    return [f"{name} {port}" for name, port in asdict(PORTS).items() if name != "rabbitmq_dist" and port_open(port)]
 
 
 def _check_machine() -> None:
@@ -192,8 +198,10 @@ def _check_machine() -> None:
     if busy:
         hint = ""
         if current_run_pointer().exists():
-            hint = (f" (a control plane from {current_run_pointer().read_text().strip()} may still run:"
-                    " python3 -m tests.testbed.openstack down)")
+            hint = (
+                f" (a control plane from {current_run_pointer().read_text().strip()} may still run:"
+                " python3 -m tests.testbed.openstack down)"
+            )
         raise ServiceFailed(f"ports already in use on 127.0.0.1: {', '.join(busy)}{hint}")
 
 
@@ -222,14 +230,20 @@ def _start_openstack(plane: ControlPlane, rabbitmq: Started, timer: StepTimer) -
     """Start the APIs and nova's daemons together, then nova-compute once its peers are there."""
     layout, venv = plane.layout, plane.venv
     with timer.step("start keystone, placement, glance, neutron, nova-api, conductor, scheduler"):
-        apis = [(api, plane.track(services.start_api(api, layout, venv)))
-                for api in (services.KEYSTONE, *services.APIS_AFTER_KEYSTONE)]
+        apis = [
+            (api, plane.track(services.start_api(api, layout, venv)))
+            for api in (services.KEYSTONE, *services.APIS_AFTER_KEYSTONE)
+        ]
         daemons = [plane.track(services.start_nova_daemon(name, layout, venv)) for name in services.NOVA_DAEMONS]
         infra.wait_for_rabbitmq(rabbitmq)
         for api, process in apis[:2]:
             services.wait_for_api(api, process)
-        wait_until("nova-conductor to register", lambda: _nova_service_registered(layout, "nova-conductor"),
-                   SERVICE_REGISTER_TIMEOUT_S, watched=daemons[0])
+        wait_until(
+            "nova-conductor to register",
+            lambda: _nova_service_registered(layout, "nova-conductor"),
+            SERVICE_REGISTER_TIMEOUT_S,
+            watched=daemons[0],
+        )
         compute = plane.track(services.start_nova_compute(layout, venv, plane.gpus))
         for api, process in apis[2:]:
             services.wait_for_api(api, process)
@@ -252,8 +266,10 @@ def _compute_node_recorded(layout: Layout) -> bool:
 def _gpu_inventory_total(layout: Layout) -> int:
     """How many GPUs placement holds in inventory (0 while nova-compute has not reported them)."""
     answer = infra.mariadb_query(
-        layout, "SELECT COALESCE(SUM(i.total), 0) FROM placement.inventories i JOIN placement.resource_classes c"
-                f" ON i.resource_class_id = c.id WHERE c.name = '{GPU_RESOURCE_CLASS}'")
+        layout,
+        "SELECT COALESCE(SUM(i.total), 0) FROM placement.inventories i JOIN placement.resource_classes c"
+        f" ON i.resource_class_id = c.id WHERE c.name = '{GPU_RESOURCE_CLASS}'",
+    )
     return int(answer.strip() or 0)
 
 
@@ -265,27 +281,56 @@ def _host_mapped(layout: Layout) -> bool:
 
 def _map_compute_host(plane: ControlPlane) -> None:
     """Map the new compute host into cell1 now, instead of waiting for the scheduler's periodic discovery."""
-    command = [str(plane.venv / "bin" / "nova-manage"), *services.nova_config_args(plane.layout),
-               "cell_v2", "discover_hosts"]
-    run_checked("nova-manage cell_v2 discover_hosts", command, plane.layout.logs / "nova-manage.log",
-                env=services.service_environment(), timeout_s=120)
+    command = [
+        str(plane.venv / "bin" / "nova-manage"),
+        *services.nova_config_args(plane.layout),
+        "cell_v2",
+        "discover_hosts",
+    ]
+    run_checked(
+        "nova-manage cell_v2 discover_hosts",
+        command,
+        plane.layout.logs / "nova-manage.log",
+        env=services.service_environment(),
+        timeout_s=120,
+    )
 
 
 def _wait_for_compute(plane: ControlPlane, compute: Started) -> None:
     """Wait for the compute node record, map its host, and wait until placement has every fake GPU."""
     layout, wanted = plane.layout, plane.gpu_count
-    wait_until("nova-compute's compute node record", lambda: _compute_node_recorded(layout),
-               COMPUTE_READY_TIMEOUT_S, watched=compute, interval_s=0.5)
+    wait_until(
+        "nova-compute's compute node record",
+        lambda: _compute_node_recorded(layout),
+        COMPUTE_READY_TIMEOUT_S,
+        watched=compute,
+        interval_s=0.5,
+    )
     if not _host_mapped(layout):
         _map_compute_host(plane)
-    wait_until("nova-compute's host mapping", lambda: _host_mapped(layout), COMPUTE_READY_TIMEOUT_S,
-               watched=compute, interval_s=0.5)
-    wait_until(f"{wanted} {GPU_RESOURCE_CLASS} in placement", lambda: _gpu_inventory_total(layout) == wanted,
-               COMPUTE_READY_TIMEOUT_S, watched=compute, interval_s=0.5)
+    wait_until(
+        "nova-compute's host mapping",
+        lambda: _host_mapped(layout),
+        COMPUTE_READY_TIMEOUT_S,
+        watched=compute,
+        interval_s=0.5,
+    )
+    wait_until(
+        f"{wanted} {GPU_RESOURCE_CLASS} in placement",
+        lambda: _gpu_inventory_total(layout) == wanted,
+        COMPUTE_READY_TIMEOUT_S,
+        watched=compute,
+        interval_s=0.5,
+    )
 
 
-def bring_up(run_dir: Path | None = None, gpus: Sequence[FakeGpu] = DEFAULT_GPUS, report: Report = print_report,
-             with_public_network: bool = True, owner: str = "cli") -> ControlPlane:
+def bring_up(
+    run_dir: Path | None = None,
+    gpus: Sequence[FakeGpu] = DEFAULT_GPUS,
+    report: Report = print_report,
+    with_public_network: bool = True,
+    owner: str = "cli",
+) -> ControlPlane:
     """Install what is missing, start every service on 127.0.0.1 and return the running control plane."""
     timer = StepTimer(report)
     _check_machine()
@@ -380,8 +425,10 @@ def describe(plane: ControlPlane) -> list[str]:
         if process.name in urls:
             answer = ", answers" if http_answers(urls[process.name]) else ", does not answer"
         lines.append(f"  {process.name:15} pid {process.pid:<8} {state}{answer}  log {process.log}")
-    lines.append(f"memory (PSS) {plane.memory_mib():.0f} MiB; fake GPUs: "
-                 + ", ".join(f"{g.count}x {g.vendor_id}:{g.product_id} ({g.model})" for g in plane.gpus))
+    lines.append(
+        f"memory (PSS) {plane.memory_mib():.0f} MiB; fake GPUs: "
+        + ", ".join(f"{g.count}x {g.vendor_id}:{g.product_id} ({g.model})" for g in plane.gpus)
+    )
     return lines
 
 

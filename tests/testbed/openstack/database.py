@@ -35,24 +35,48 @@ def _sync_keystone(layout: Layout, venv: Path) -> None:
     run_checked("keystone-manage fernet_setup", [*base, "fernet_setup", *owner], log)
     run_checked("keystone-manage credential_setup", [*base, "credential_setup", *owner], log)
     url = keystone_url()
-    run_checked("keystone-manage bootstrap",
-                [*base, "bootstrap", "--bootstrap-password", PASSWORD, "--bootstrap-region-id", REGION,
-                 "--bootstrap-admin-url", url, "--bootstrap-internal-url", url, "--bootstrap-public-url", url],
-                log)
+    run_checked(
+        "keystone-manage bootstrap",
+        [
+            *base,
+            "bootstrap",
+            "--bootstrap-password",
+            PASSWORD,
+            "--bootstrap-region-id",
+            REGION,
+            "--bootstrap-admin-url",
+            url,
+            "--bootstrap-internal-url",
+            url,
+            "--bootstrap-public-url",
+            url,
+        ],
+        log,
+    )
 
 
 def _sync_placement(layout: Layout, venv: Path) -> None:
     """Placement's schema."""
-    run_checked("placement-manage db sync",
-                [_tool(venv, "placement-manage"), "--config-file", str(layout.etc / "placement" / "placement.conf"),
-                 "db", "sync"], layout.logs / "sync-placement.log")
+    run_checked(
+        "placement-manage db sync",
+        [
+            _tool(venv, "placement-manage"),
+            "--config-file",
+            str(layout.etc / "placement" / "placement.conf"),
+            "db",
+            "sync",
+        ],
+        layout.logs / "sync-placement.log",
+    )
 
 
 def _sync_glance(layout: Layout, venv: Path) -> None:
     """Glance's schema."""
-    run_checked("glance-manage db_sync",
-                [_tool(venv, "glance-manage"), "--config-file", str(layout.etc / "glance" / "glance-api.conf"),
-                 "db_sync"], layout.logs / "sync-glance.log")
+    run_checked(
+        "glance-manage db_sync",
+        [_tool(venv, "glance-manage"), "--config-file", str(layout.etc / "glance" / "glance-api.conf"), "db_sync"],
+        layout.logs / "sync-glance.log",
+    )
 
 
 def _sync_nova(layout: Layout, venv: Path) -> None:
@@ -60,21 +84,31 @@ def _sync_nova(layout: Layout, venv: Path) -> None:
     log = layout.logs / "sync-nova.log"
     base = [_tool(venv, "nova-manage"), *services.nova_config_args(layout)]
     run_checked("nova-manage api_db sync", [*base, "api_db", "sync"], log)
-    run_checked("nova-manage cell_v2 map_cell0",
-                [*base, "cell_v2", "map_cell0", "--database_connection", database_url("nova_cell0")], log)
+    run_checked(
+        "nova-manage cell_v2 map_cell0",
+        [*base, "cell_v2", "map_cell0", "--database_connection", database_url("nova_cell0")],
+        log,
+    )
     run_checked("nova-manage cell_v2 create_cell", [*base, "cell_v2", "create_cell", "--name", "cell1"], log)
     run_checked("nova-manage db sync", [*base, "db", "sync"], log)
 
 
 def _sync_neutron(layout: Layout, venv: Path) -> None:
     """Neutron's schema with every installed migration branch."""
-    run_checked("neutron-db-manage upgrade head",
-                [_tool(venv, "neutron-db-manage"), *configs.neutron_config_args(layout), "upgrade", "head"],
-                layout.logs / "sync-neutron.log")
+    run_checked(
+        "neutron-db-manage upgrade head",
+        [_tool(venv, "neutron-db-manage"), *configs.neutron_config_args(layout), "upgrade", "head"],
+        layout.logs / "sync-neutron.log",
+    )
 
 
 SCHEMA_SYNCS: tuple[Callable[[Layout, Path], None], ...] = (
-    _sync_neutron, _sync_nova, _sync_keystone, _sync_placement, _sync_glance)
+    _sync_neutron,
+    _sync_nova,
+    _sync_keystone,
+    _sync_placement,
+    _sync_glance,
+)
 
 
 def sync_all_schemas(layout: Layout, venv: Path) -> None:

@@ -28,27 +28,51 @@ def _require(path: str) -> str:
 def initialize_mariadb_datadir(layout: Layout, log: Path) -> None:
     """Create an empty MariaDB data folder for this run."""
     layout.mysql.mkdir(parents=True, exist_ok=True)
-    command = [_require(MARIADB_INSTALL_DB), "--no-defaults", f"--datadir={layout.mysql}", "--user=root",
-               "--skip-test-db", "--auth-root-authentication-method=socket"]
+    command = [
+        _require(MARIADB_INSTALL_DB),
+        "--no-defaults",
+        f"--datadir={layout.mysql}",
+        "--user=root",
+        "--skip-test-db",
+        "--auth-root-authentication-method=socket",
+    ]
     run_checked("mariadb-install-db", command, log, timeout_s=180)
 
 
 def start_mariadb(layout: Layout) -> Started:
     """Start mariadbd on 127.0.0.1 with the run's data folder, tuned for a throwaway test database."""
-    command = [_require(MARIADB_SERVER), "--no-defaults", f"--datadir={layout.mysql}", "--user=root",
-               f"--socket={layout.mysql_socket}", f"--pid-file={layout.root / 'mysqld.pid'}",
-               f"--port={PORTS.mariadb}", f"--bind-address={HOST}", "--skip-name-resolve",
-               "--skip-log-bin", "--performance-schema=OFF", "--max-connections=1000",
-               "--innodb-buffer-pool-size=128M", "--innodb-log-file-size=32M",
-               "--innodb-flush-log-at-trx-commit=0", "--innodb-doublewrite=0", "--sync-binlog=0",
-               "--character-set-server=utf8mb3", "--collation-server=utf8mb3_general_ci"]
+    command = [
+        _require(MARIADB_SERVER),
+        "--no-defaults",
+        f"--datadir={layout.mysql}",
+        "--user=root",
+        f"--socket={layout.mysql_socket}",
+        f"--pid-file={layout.root / 'mysqld.pid'}",
+        f"--port={PORTS.mariadb}",
+        f"--bind-address={HOST}",
+        "--skip-name-resolve",
+        "--skip-log-bin",
+        "--performance-schema=OFF",
+        "--max-connections=1000",
+        "--innodb-buffer-pool-size=128M",
+        "--innodb-log-file-size=32M",
+        "--innodb-flush-log-at-trx-commit=0",
+        "--innodb-doublewrite=0",
+        "--sync-binlog=0",
+        "--character-set-server=utf8mb3",
+        "--collation-server=utf8mb3_general_ci",
+    ]
     return start_background("mariadb", command, layout.logs / "mariadb.log")
 
 
 def wait_for_mariadb(process: Started, layout: Layout) -> None:
     """Wait until MariaDB accepts connections on its socket and its port."""
-    wait_until("MariaDB to listen", lambda: layout.mysql_socket.exists() and port_open(PORTS.mariadb),
-               timeout_s=90, watched=process)
+    wait_until(
+        "MariaDB to listen",
+        lambda: layout.mysql_socket.exists() and port_open(PORTS.mariadb),
+        timeout_s=90,
+        watched=process,
+    )
 
 
 def mariadb_sql(layout: Layout, sql: str, log: Path) -> None:
@@ -59,8 +83,16 @@ def mariadb_sql(layout: Layout, sql: str, log: Path) -> None:
 
 def mariadb_query(layout: Layout, sql: str) -> str:
     """Run a query as root over the socket and return its tab-separated output."""
-    command = [_require(MARIADB_CLIENT), "--no-defaults", f"--socket={layout.mysql_socket}", "-uroot",
-               "--batch", "--skip-column-names", "-e", sql]
+    command = [
+        _require(MARIADB_CLIENT),
+        "--no-defaults",
+        f"--socket={layout.mysql_socket}",
+        "-uroot",
+        "--batch",
+        "--skip-column-names",
+        "-e",
+        sql,
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=30)
     return result.stdout if result.returncode == 0 else ""
 
@@ -68,8 +100,11 @@ def mariadb_query(layout: Layout, sql: str) -> str:
 def create_databases(layout: Layout, log: Path) -> None:
     """Create the services' databases and the one account they share, reachable from 127.0.0.1 only."""
     statements = [f"CREATE DATABASE IF NOT EXISTS {name};" for name in DATABASES]
-    statements += [f"CREATE USER IF NOT EXISTS '{DB_USER}'@'{HOST}' IDENTIFIED BY '{PASSWORD}';",
-                   f"GRANT ALL PRIVILEGES ON *.* TO '{DB_USER}'@'{HOST}';", "FLUSH PRIVILEGES;"]
+    statements += [
+        f"CREATE USER IF NOT EXISTS '{DB_USER}'@'{HOST}' IDENTIFIED BY '{PASSWORD}';",
+        f"GRANT ALL PRIVILEGES ON *.* TO '{DB_USER}'@'{HOST}';",
+        "FLUSH PRIVILEGES;",
+    ]
     mariadb_sql(layout, "\n".join(statements), log)
 
 
@@ -91,24 +126,26 @@ def rabbitmq_environment(layout: Layout) -> dict[str, str]:
     """Environment that keeps RabbitMQ's node, data, logs, cookie and ports inside the run."""
     base = layout.rabbitmq
     env = {key: value for key, value in os.environ.items() if not key.startswith(("RABBITMQ_", "ERL_"))}
-    env.update({
-        "HOME": str(base),
-        "RABBITMQ_NODENAME": "affordml@localhost",
-        "RABBITMQ_NODE_IP_ADDRESS": HOST,
-        "RABBITMQ_NODE_PORT": str(PORTS.rabbitmq),
-        "RABBITMQ_DIST_PORT": str(PORTS.rabbitmq_dist),
-        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
-        "ERL_EPMD_ADDRESS": HOST,
-        "ERL_EPMD_PORT": str(PORTS.epmd),
-        "RABBITMQ_CONF_ENV_FILE": str(base / "rabbitmq-env.conf"),
-        "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
-        "RABBITMQ_ADVANCED_CONFIG_FILE": str(base / "advanced.config"),
-        "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
-        "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
-        "RABBITMQ_LOG_BASE": str(base / "log"),
-        "RABBITMQ_LOGS": "-",
-        "RABBITMQ_PID_FILE": str(base / "rabbitmq.pid"),
-    })
+    env.update(
+        {
+            "HOME": str(base),
+            "RABBITMQ_NODENAME": "affordml@localhost",
+            "RABBITMQ_NODE_IP_ADDRESS": HOST,
+            "RABBITMQ_NODE_PORT": str(PORTS.rabbitmq),
+            "RABBITMQ_DIST_PORT": str(PORTS.rabbitmq_dist),
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+            "ERL_EPMD_ADDRESS": HOST,
+            "ERL_EPMD_PORT": str(PORTS.epmd),
+            "RABBITMQ_CONF_ENV_FILE": str(base / "rabbitmq-env.conf"),
+            "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(base / "advanced.config"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(base / "log"),
+            "RABBITMQ_LOGS": "-",
+            "RABBITMQ_PID_FILE": str(base / "rabbitmq.pid"),
+        }
+    )
     return env
 
 
@@ -121,7 +158,8 @@ def write_rabbitmq_config(layout: Layout) -> None:
         f"listeners.tcp.default = {HOST}:{PORTS.rabbitmq}\n"
         "loopback_users.guest = true\n"
         "disk_free_limit.absolute = 50MB\n"
-        "vm_memory_high_watermark.relative = 0.4\n")
+        "vm_memory_high_watermark.relative = 0.4\n"
+    )
     (base / "enabled_plugins").write_text("[].\n")
     (base / "rabbitmq-env.conf").write_text("# all settings come from the environment\n")
 
@@ -129,8 +167,13 @@ def write_rabbitmq_config(layout: Layout) -> None:
 def start_rabbitmq(layout: Layout) -> Started:
     """Start RabbitMQ in the foreground as root with the run's settings."""
     write_rabbitmq_config(layout)
-    return start_background("rabbitmq", [_require(RABBITMQ_SERVER)], layout.logs / "rabbitmq.log",
-                            env=rabbitmq_environment(layout), cwd=layout.rabbitmq)
+    return start_background(
+        "rabbitmq",
+        [_require(RABBITMQ_SERVER)],
+        layout.logs / "rabbitmq.log",
+        env=rabbitmq_environment(layout),
+        cwd=layout.rabbitmq,
+    )
 
 
 def wait_for_rabbitmq(process: Started) -> None:

@@ -130,8 +130,7 @@ def ensure_venv(log: Path) -> Path:
         run_checked("python -m venv", [sys.executable, "-m", "venv", str(venv)], log, timeout_s=300)
         pip = venv / "bin" / "pip"
         _check_package_index(pip, log)
-        install = [str(pip), "install", "--disable-pip-version-check", "-c", str(CONSTRAINTS_FILE),
-                   *_requirements()]
+        install = [str(pip), "install", "--disable-pip-version-check", "-c", str(CONSTRAINTS_FILE), *_requirements()]
         try:
             run_checked("pip install of the OpenStack services", install, log, timeout_s=1500)
         except ServiceFailed:
@@ -166,8 +165,12 @@ def install_plugins(venv: Path) -> None:
     dist = packages / BIND_ALL_DIST
     _write_if_changed(dist / "METADATA", "Metadata-Version: 2.1\nName: affordml-bind-all\nVersion: 1.0\n")
     _write_if_changed(dist / "INSTALLER", "affordml-testbed\n")
-    _write_if_changed(dist / "entry_points.txt", "[neutron.ml2.mechanism_drivers]\n"
-                      f"{BIND_ALL_DRIVER_NAME} = {BIND_ALL_MODULE}:BindEveryPortDriver\n")
-    _write_if_changed(dist / "RECORD", f"{BIND_ALL_MODULE}.py,,\n{BIND_ALL_DIST}/METADATA,,\n"
-                      f"{BIND_ALL_DIST}/entry_points.txt,,\n{BIND_ALL_DIST}/RECORD,,\n")
-
+    _write_if_changed(
+        dist / "entry_points.txt",
+        f"[neutron.ml2.mechanism_drivers]\n{BIND_ALL_DRIVER_NAME} = {BIND_ALL_MODULE}:BindEveryPortDriver\n",
+    )
+    _write_if_changed(
+        dist / "RECORD",
+        f"{BIND_ALL_MODULE}.py,,\n{BIND_ALL_DIST}/METADATA,,\n"
+        f"{BIND_ALL_DIST}/entry_points.txt,,\n{BIND_ALL_DIST}/RECORD,,\n",
+    )

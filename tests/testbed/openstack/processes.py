@@ -35,8 +35,12 @@ class Started:
     @classmethod
     def from_json(cls, record: Mapping[str, object]) -> Started:
         """Read a record back from the state file."""
-        return cls(name=str(record["name"]), pid=int(record["pid"]),  # type: ignore[call-overload]
-                   start_ticks=int(record["start_ticks"]), log=str(record["log"]))  # type: ignore[call-overload]
+        return cls(
+            name=str(record["name"]),
+            pid=int(record["pid"]),  # type: ignore[call-overload]
+            start_ticks=int(record["start_ticks"]),
+            log=str(record["log"]),
+        )  # type: ignore[call-overload]
 
 
 def log_tail(path: Path | str, lines: int = 30) -> str:
@@ -54,7 +58,7 @@ def _proc_stat(pid: int) -> list[str] | None:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return raw[raw.rindex(")") + 2:].split()
+    return raw[raw.rindex(")") + 2 :].split()
 
 
 def start_ticks_of(pid: int) -> int:
@@ -69,13 +73,21 @@ def is_running(process: Started) -> bool:
     return bool(fields) and fields[0] != "Z" and int(fields[19]) == process.start_ticks
 
 
-def start_background(name: str, command: list[str], log: Path, env: Mapping[str, str] | None = None,
-                     cwd: Path | None = None) -> Started:
+def start_background(
+    name: str, command: list[str], log: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> Started:
     """Start a command in a new session with output to its log file and return its record."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                 env=dict(env) if env is not None else None, cwd=cwd, start_new_session=True)
+        child = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=True,
+        )
     return Started(name=name, pid=child.pid, start_ticks=start_ticks_of(child.pid), log=str(log))
 
 
@@ -140,33 +152,47 @@ def _wait_gone(process: Started, timeout_s: float) -> None:
         time.sleep(0.1)
 
 
-def run_checked(name: str, command: list[str], log: Path, env: Mapping[str, str] | None = None,
-                timeout_s: float = 600, input_text: str | None = None) -> None:
+def run_checked(
+    name: str,
+    command: list[str],
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    timeout_s: float = 600,
+    input_text: str | None = None,
+) -> None:
     """Run a setup command to completion with its output in a log; raise with the log's tail on failure."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         out.write(f"\n$ {' '.join(command)}\n".encode())
         out.flush()
         try:
-            subprocess.run(command, input=input_text.encode() if input_text else None, stdout=out,
-                           stderr=subprocess.STDOUT, env=dict(env) if env is not None else None,
-                           timeout=timeout_s, check=True)
+            subprocess.run(
+                command,
+                input=input_text.encode() if input_text else None,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=dict(env) if env is not None else None,
+                timeout=timeout_s,
+                check=True,
+            )
         except subprocess.TimeoutExpired as error:
             raise ServiceFailed(f"{name} took more than {timeout_s:.0f}s; log {log}:\n{log_tail(log)}") from error
         except subprocess.CalledProcessError as error:
             raise ServiceFailed(f"{name} failed (exit {error.returncode}); log {log}:\n{log_tail(log)}") from error
 
 
-def wait_until(what: str, ready: Callable[[], bool], timeout_s: float, watched: Started | None = None,
-               interval_s: float = 0.25) -> None:
+def wait_until(
+    what: str, ready: Callable[[], bool], timeout_s: float, watched: Started | None = None, interval_s: float = 0.25
+) -> None:
     """Poll until ready() holds; fail early if the watched process died, and at the deadline."""
     deadline = time.monotonic() + timeout_s
     while True:
         if ready():
             return
         if watched is not None and not is_running(watched):
-            raise ServiceFailed(f"{watched.name} exited while waiting for {what}; log {watched.log}:\n"
-                                f"{log_tail(watched.log)}")
+            raise ServiceFailed(
+                f"{watched.name} exited while waiting for {what}; log {watched.log}:\n{log_tail(watched.log)}"
+            )
         if time.monotonic() > deadline:
             where = f"; log {watched.log}:\n{log_tail(watched.log)}" if watched else ""
             raise ServiceFailed(f"timed out after {timeout_s:.0f}s waiting for {what}{where}")

@@ -28,15 +28,13 @@ class ApiService:
         return f"http://{HOST}:{self.port}/"
 
 
-KEYSTONE = ApiService("keystone", PORTS.keystone, "keystone.wsgi.api:application", "OS_KEYSTONE_CONFIG_DIR",
-                      "keystone")
-PLACEMENT = ApiService("placement", PORTS.placement, "placement.wsgi.api:application",
-                       "OS_PLACEMENT_CONFIG_DIR", "placement")
+KEYSTONE = ApiService("keystone", PORTS.keystone, "keystone.wsgi.api:application", "OS_KEYSTONE_CONFIG_DIR", "keystone")
+PLACEMENT = ApiService(
+    "placement", PORTS.placement, "placement.wsgi.api:application", "OS_PLACEMENT_CONFIG_DIR", "placement"
+)
 GLANCE = ApiService("glance-api", PORTS.glance, "glance.wsgi.api:application", "OS_GLANCE_CONFIG_DIR", "glance")
-NEUTRON = ApiService("neutron-api", PORTS.neutron, "neutron.wsgi.api:application", "OS_NEUTRON_CONFIG_DIR",
-                     "neutron")
-NOVA_API = ApiService("nova-api", PORTS.nova, "nova.wsgi.osapi_compute:application", "OS_NOVA_CONFIG_DIR",
-                      "nova")
+NEUTRON = ApiService("neutron-api", PORTS.neutron, "neutron.wsgi.api:application", "OS_NEUTRON_CONFIG_DIR", "neutron")
+NOVA_API = ApiService("nova-api", PORTS.nova, "nova.wsgi.osapi_compute:application", "OS_NOVA_CONFIG_DIR", "nova")
 APIS_AFTER_KEYSTONE = (PLACEMENT, GLANCE, NEUTRON, NOVA_API)
 NOVA_DAEMONS = ("nova-conductor", "nova-scheduler")
 FAKE_GPUS_VARIABLE = "AFFORDML_FAKE_GPUS"
@@ -44,24 +42,33 @@ FAKE_GPUS_VARIABLE = "AFFORDML_FAKE_GPUS"
 
 def service_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The caller's environment without OpenStack client or config variables, plus extras."""
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("OS_", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"))}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("OS_", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"))
+    }
     env.update(extra or {})
     return env
 
 
 def start_api(service: ApiService, layout: Layout, venv: Path) -> Started:
     """Start one API under gunicorn, bound to 127.0.0.1 only."""
-    command = [str(venv / "bin" / "python"), str(WSGI_SERVE_SCRIPT), service.name, f"{HOST}:{service.port}",
-               service.application]
+    command = [
+        str(venv / "bin" / "python"),
+        str(WSGI_SERVE_SCRIPT),
+        service.name,
+        f"{HOST}:{service.port}",
+        service.application,
+    ]
     env = service_environment({service.config_variable: str(layout.etc / service.config_folder)})
     return start_background(service.name, command, layout.logs / f"{service.name}.log", env=env, cwd=layout.root)
 
 
 def wait_for_api(service: ApiService, process: Started, timeout_s: float = 180) -> None:
     """Wait until an API answers its version document."""
-    wait_until(f"{service.name} to answer on {service.url}", lambda: http_answers(service.url), timeout_s,
-               watched=process)
+    wait_until(
+        f"{service.name} to answer on {service.url}", lambda: http_answers(service.url), timeout_s, watched=process
+    )
 
 
 def nova_config_args(layout: Layout) -> list[str]:
@@ -72,8 +79,9 @@ def nova_config_args(layout: Layout) -> list[str]:
 def start_nova_daemon(name: str, layout: Layout, venv: Path, extra_env: Mapping[str, str] | None = None) -> Started:
     """Start nova-conductor, nova-scheduler or nova-compute."""
     command = [str(venv / "bin" / name), *nova_config_args(layout)]
-    return start_background(name, command, layout.logs / f"{name}.log", env=service_environment(extra_env),
-                            cwd=layout.root)
+    return start_background(
+        name, command, layout.logs / f"{name}.log", env=service_environment(extra_env), cwd=layout.root
+    )
 
 
 def fake_gpus_json(gpus: Sequence[FakeGpu]) -> str:

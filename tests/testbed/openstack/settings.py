@@ -176,12 +176,19 @@ def short_hash(*parts: str) -> str:
 def venv_key() -> str:
     """Names the venv after everything that decides its content."""
     python = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
-    return short_hash(python, json.dumps(SERVICE_RELEASES, sort_keys=True), ",".join(EXTRA_REQUIREMENTS),
-                      CONSTRAINTS_FILE.read_text())
+    return short_hash(
+        python, json.dumps(SERVICE_RELEASES, sort_keys=True), ",".join(EXTRA_REQUIREMENTS), CONSTRAINTS_FILE.read_text()
+    )
 
 
 def snapshot_key() -> str:
     """Names the database snapshot after the venv and every address stored in the databases."""
-    stored_facts = {"ports": asdict(PORTS), "password": PASSWORD, "transport": transport_url(),
-                    "keystone": keystone_url(), "region": REGION, "revision": DATABASE_SNAPSHOT_REVISION}
+    stored_facts = {
+        "ports": asdict(PORTS),
+        "password": PASSWORD,
+        "transport": transport_url(),
+        "keystone": keystone_url(),
+        "region": REGION,
+        "revision": DATABASE_SNAPSHOT_REVISION,
+    }
     return short_hash(venv_key(), json.dumps(stored_facts, sort_keys=True))

@@ -37,8 +37,16 @@ def main() -> None:
     """Parse the three arguments, hide them from oslo.config and serve."""
     name, bind, target = sys.argv[1:4]
     sys.argv = [name]
-    options = {"bind": bind, "workers": 1, "threads": 8, "timeout": 300, "graceful_timeout": 2,
-               "proc_name": name, "accesslog": "-", "errorlog": "-"}
+    options = {
+        "bind": bind,
+        "workers": 1,
+        "threads": 8,
+        "timeout": 300,
+        "graceful_timeout": 2,
+        "proc_name": name,
+        "accesslog": "-",
+        "errorlog": "-",
+    }
     SingleAppServer(target, options).run()
 
 

@@ -24,6 +24,7 @@ class BindEveryPortDriver(api.MechanismDriver):
         """Bind the port to the first segment offered."""
         for segment in context.segments_to_bind:
             details = {portbindings.CAP_PORT_FILTER: True, portbindings.OVS_HYBRID_PLUG: False}
-            context.set_binding(segment[api.ID], portbindings.VIF_TYPE_OVS, details,
-                                status=constants.PORT_STATUS_ACTIVE)
+            context.set_binding(
+                segment[api.ID], portbindings.VIF_TYPE_OVS, details, status=constants.PORT_STATUS_ACTIVE
+            )
             return

@@ -13,8 +13,10 @@ from oslo_serialization import jsonutils
 
 GPUS_VARIABLE = "AFFORDML_FAKE_GPUS"
 FIRST_BUS = 0x81
-DEFAULT_GPUS = [{"vendor_id": "10de", "product_id": "2684", "count": 1},
-                {"vendor_id": "10de", "product_id": "2335", "count": 1}]
+DEFAULT_GPUS = [
+    {"vendor_id": "10de", "product_id": "2684", "count": 1},
+    {"vendor_id": "10de", "product_id": "2335", "count": 1},
+]
 
 
 def configured_gpus():
@@ -29,16 +31,18 @@ def fake_pci_devices():
     for gpu in configured_gpus():
         for _ in range(int(gpu.get("count", 1))):
             bus = FIRST_BUS + len(devices)
-            devices.append({
-                "address": f"0000:{bus:02x}:00.0",
-                "vendor_id": gpu["vendor_id"],
-                "product_id": gpu["product_id"],
-                "dev_type": "type-PCI",
-                "status": "available",
-                "parent_addr": None,
-                "numa_node": None,
-                "label": f"label_{gpu['vendor_id']}_{gpu['product_id']}",
-            })
+            devices.append(
+                {
+                    "address": f"0000:{bus:02x}:00.0",
+                    "vendor_id": gpu["vendor_id"],
+                    "product_id": gpu["product_id"],
+                    "dev_type": "type-PCI",
+                    "status": "available",
+                    "parent_addr": None,
+                    "numa_node": None,
+                    "label": f"label_{gpu['vendor_id']}_{gpu['product_id']}",
+                }
+            )
     return devices
 
 
