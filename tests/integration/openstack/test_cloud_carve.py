@@ -382,3 +382,35 @@ def test_plan_change_refused_then_confirmed_and_rules_repaired(cloud, admin, pro
     assert new["id"] != old and new["flavor"] == "affordml.worker.1c2g5d" and new["address"] == "10.42.0.12"
     assert any("deleted server affordml-worker-2" in c for c in result["changes"])
     assert any("allowed tcp 22 from 0.0.0.0/0" in c for c in result["changes"])
+
+
+def test_carve_creates_its_own_external_network(cloud, admin, project, options, requests_seen):
+    """No external network given: affordml creates one on a free flat physnet from the plan's external subnet,
+    gateway and floating pool, puts the router's gateway on it, keeps it on a second carve and destroys it."""
+    from tests.testbed.openstack.settings import PLATFORM_PHYSNET
+
+    plan = fit(plan_of("desktop-rtx4090"), cloud)
+    net_plan = plan.network
+    first_ip, last_ip = net_plan["floating_range"].split("-")
+    own = dataclasses.replace(options, external_network=None, physical_network=PLATFORM_PHYSNET)
+    run_cloud_phase(context(project, plan), own)
+
+    network = admin.network.find_network(names.EXTERNAL_NETWORK)
+    assert network is not None and network.is_router_external
+    assert (network.provider_network_type, network.provider_physical_network) == ("flat", PLATFORM_PHYSNET)
+    subnet = admin.network.find_subnet(names.EXTERNAL_SUBNET, network_id=network.id)
+    assert subnet.cidr == net_plan["external_subnet"] and subnet.gateway_ip == net_plan["external_gateway"]
+    assert not subnet.is_dhcp_enabled
+    assert [(p["start"], p["end"]) for p in subnet.allocation_pools] == [(first_ip, last_ip)]
+    router = next(r for r in admin.network.routers() if r.name.startswith(names.PREFIX))
+    gateway = router.external_gateway_info
+    assert gateway["network_id"] == network.id
+    assert gateway["external_fixed_ips"][0]["subnet_id"] == subnet.id
+
+    requests_seen.seen.clear()
+    run_cloud_phase(context(project, plan), own)
+    assert requests_seen.writes == []
+
+    run_destroy(project, lambda _: None)
+    assert admin.network.find_network(names.EXTERNAL_NETWORK) is None
+    assert our_leftovers(admin) == []

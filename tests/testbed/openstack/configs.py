@@ -14,6 +14,7 @@ from .settings import (
     GPU_RESOURCE_CLASS,
     HOST,
     PASSWORD,
+    PLATFORM_PHYSNET,
     PUBLIC_PHYSNET,
     REGION,
     FakeGpu,
@@ -206,7 +207,7 @@ def ml2_conf() -> IniSections:
             "extension_drivers": "port_security",
         },
         "ml2_type_vxlan": {"vni_ranges": "1:1000"},
-        "ml2_type_flat": {"flat_networks": PUBLIC_PHYSNET},
+        "ml2_type_flat": {"flat_networks": f"{PUBLIC_PHYSNET},{PLATFORM_PHYSNET}"},
     }
 
 

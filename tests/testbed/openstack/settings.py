@@ -35,6 +35,8 @@ DATABASE_SNAPSHOT_REVISION = "1"
 
 PUBLIC_NETWORK_NAME = "public"
 PUBLIC_PHYSNET = "public"
+# A second, unused flat physnet (kolla names its provider physnet so) where affordml may create its own network.
+PLATFORM_PHYSNET = "physnet1"
 PUBLIC_CIDR = "203.0.113.0/24"
 PUBLIC_GATEWAY = "203.0.113.1"
 PUBLIC_POOL = ("203.0.113.10", "203.0.113.250")
