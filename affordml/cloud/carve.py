@@ -368,7 +368,7 @@ class Carver:
             self.changed(f"router {names.ROUTER}: gateway set to {external.name}")
         ports = self.call("list router ports", network_api.ports, device_id=router.id, network_id=net.id)
         if not any(ip.get("subnet_id") == subnet.id for p in ports for ip in p.fixed_ips or []):
-            self.call("attach router", network_api.add_interface_to_router, router, subnet_id=subnet.id)
+            self.call("attach router", network_api.add_interface_to_router, router, subnet.id)
             self.changed(f"attached router {names.ROUTER} to {want.cidr}")
         self.out.router_id = router.id
 

@@ -134,7 +134,8 @@ def _delete_network_side(network, pid: str, gone: Callable[[str], None]) -> None
         for port in network.ports(device_id=router.id):
             if port.device_owner == "network:router_interface":
                 for ip in port.fixed_ips or []:
-                    network.remove_interface_from_router(router, subnet_id=ip["subnet_id"])
+                    # positional: openstacksdk 4.x renamed the keyword
+                    network.remove_interface_from_router(router, ip["subnet_id"])
         if router.external_gateway_info:
             network.update_router(router, external_gateway_info={})
         network.delete_router(router, ignore_missing=True)
