@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,13 +57,7 @@ def cmdline(args: RunArgs) -> str:
         words += ["--check", "--diff"]
     if args.limit:
         words += ["--limit", args.limit]
-    return " ".join(_quote(w) for w in words)
-
-
-def _quote(word: str) -> str:
-    import shlex
-
-    return shlex.quote(word)
+    return shlex.join(words)
 
 
 def environment(args: RunArgs, base: dict[str, str]) -> dict[str, str]:
