@@ -16,7 +16,7 @@ SYSTEM_PYTHON = Path("/usr/bin/python3")
 
 
 def _externally_managed(python: Path) -> bool:
-    code = "import sysconfig, os; print(os.path.exists(os.path.join(sysconfig.get_path('stdlib'), 'EXTERNALLY-MANAGED')))"
+    code = "import os, sysconfig; print(os.path.exists(sysconfig.get_path('stdlib') + '/EXTERNALLY-MANAGED'))"
     done = subprocess.run([str(python), "-c", code], capture_output=True, text=True)
     return done.stdout.strip() == "True"
 
@@ -33,7 +33,8 @@ def test_install_script_works_where_pip_is_refused(tmp_path):
         "PYTHON": str(SYSTEM_PYTHON),
         "PIP_CACHE_DIR": os.environ.get("PIP_CACHE_DIR", str(Path.home() / ".cache" / "pip")),
     }
-    done = subprocess.run(["sh", str(REPO / "scripts" / "install")], capture_output=True, text=True, env=env, timeout=900)
+    install = ["sh", str(REPO / "scripts" / "install")]
+    done = subprocess.run(install, capture_output=True, text=True, env=env, timeout=900)
     assert done.returncode == 0, done.stderr
     command = home / ".local" / "bin" / "affordml"
     assert command.is_symlink() and command.resolve().is_relative_to(home / ".local" / "share" / "affordml" / "venv")
