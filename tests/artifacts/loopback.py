@@ -21,6 +21,7 @@ class Route:
     stall_s: float = 0.0
     honour_range: bool = True
     headers: dict[str, str] = field(default_factory=dict)
+    require_auth: str | None = None  # answer 401 (with `headers`, e.g. a Bearer challenge) without this header
 
 
 class Loopback:
@@ -72,11 +73,13 @@ class Loopback:
                 route = owner.routes.get(path)
                 if route is None:
                     return self._simple(404, b"not found")
+                if route.require_auth and self.headers.get("Authorization") != route.require_auth:
+                    return self._simple(401, b"unauthorized", route.headers)
                 if route.stall_s:
                     time.sleep(route.stall_s)
                 if route.status != 200:
                     return self._simple(route.status, b"error", route.headers)
-                body, status, extra = route.body, 200, dict(route.headers)
+                body, status, extra = route.body, 200, {} if route.require_auth else dict(route.headers)
                 start = _range_start(self.headers.get("Range")) if route.honour_range else None
                 if start is not None:
                     if start >= len(body):
