@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from affordml.errors import RunError
 from affordml import ansible_data
+from affordml.errors import RunError
 from affordml.run.args import RunArgs, environment, run_vars_file, runner_kwargs
 from affordml.run.progress import Progress
 

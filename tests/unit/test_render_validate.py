@@ -3,7 +3,8 @@ own validators and data, read at test time from ../shared/upstream (see its SOUR
 kolla-ansible package:
 
 - YAML parses (yaml.safe_load_all, reading Ansible's `!unsafe` tag as the string it marks; the files Ansible reads
-  also with Ansible's own loader, where every string must come back untrusted as a template); INI parses (configparser, strict=False for nova's repeated keys), and each
+  also with Ansible's own loader, where no string it would template holds template syntax); INI parses
+  (configparser, strict=False for nova's repeated keys), and each
   nova `device_spec` / `alias` value is JSON with hex vendor/product ids;
 - Kubernetes objects: kubernetes-validate --strict for the lock's kubernetes_minor; Kueue objects also against
   the Kueue CRDs' openAPIV3Schema (jsonschema + a walker that rejects fields the schema does not list, which the
