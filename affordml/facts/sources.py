@@ -136,10 +136,20 @@ def ssh_snapshot(
         stdin, stdout, _ = client.exec_command("sh -s", timeout=120)
         stdin.write(collector_script())
         stdin.channel.shutdown_write()
-        text = stdout.read().decode(errors="replace")
+        text = _read_bounded(stdout, address)
     finally:
         client.close()
     return parse_records(text, source=f"ssh://{user}@{address}:{port}")
+
+
+def _read_bounded(stream, address: str) -> str:
+    """The collector's output, at most FACTS_LIMIT bytes: a host cannot fill this PC's memory."""
+    data = stream.read(FACTS_LIMIT + 1)
+    if len(data) > FACTS_LIMIT:
+        raise FactsError(
+            f"{address} sent more than {FACTS_LIMIT // 1024**2} MiB of facts", "check what runs at login on that host"
+        )
+    return data.decode(errors="replace")
 
 
 class _UnknownHostKey(Exception):
