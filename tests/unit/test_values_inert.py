@@ -148,3 +148,22 @@ def test_kolla_ini_host_line_keeps_a_spaced_value_as_one_value(tmp_path):
     assert hostvars["ansible_host"] == sneaky
     assert hostvars["ansible_user"] == "ops x=1"
     assert "ansible_ssh_common_args" not in hostvars and "x" not in hostvars
+
+
+@pytest.mark.parametrize("value", ["a {{ b }}", "x: y", "a\nb", "enp5s0 # c", "{% raw %}"])
+def test_a_template_cannot_print_free_text_unquoted(tmp_path, value):
+    """Jinja's finalize stops a bare `{{ value }}` that is not a plain token; through `quote` it is data."""
+    from affordml.render.engine import UnquotedValue, environment
+
+    (tmp_path / "t.j2").write_text("k: {{ v }}\n")
+    (tmp_path / "q.j2").write_text("k: {{ v | quote }}\n")
+    env = environment(tmp_path, "ansible")
+    with pytest.raises(UnquotedValue):
+        env.get_template("t.j2").render(v=value)
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
+    assert yaml.load(env.get_template("q.j2").render(v=value), Loader=Loader) == {"k": value}  # noqa: S506
