@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+import unicodedata
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -14,28 +16,44 @@ err = Console(stderr=True, highlight=False)
 STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skipped": "dim"}
 
 
+def _visible(char: str) -> str:
+    """A control character as its escape (ESC -> \\x1b), so it shows instead of acting on the terminal."""
+    if unicodedata.category(char) not in ("Cc", "Cf"):
+        return char
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def plain(text, style: str | None = None) -> Text:
+    """Any text (names from facts, a remote host's output, an error) as Rich text: no markup is interpreted
+    and no escape sequence reaches the terminal."""
+    return Text("".join(map(_visible, str(text))), style=style or "")
+
+
+def styled(*parts) -> Text:
+    """Text from pieces: a (literal markup-free label, style) pair, or any value shown as plain text."""
+    return Text.assemble(*(part if isinstance(part, tuple) else plain(part) for part in parts))
+
+
 def print_json(data) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def line(text: str, style: str | None = None) -> None:
-    out.print(text, style=style, markup=False)
+    out.print(plain(text, style))
 
 
 def error_line(label: str, text: str) -> None:
-    err.print(f"[bold red]error[/] ({label}): ", end="")
-    err.print(text, markup=False, highlight=False, soft_wrap=True)
+    err.print(styled(("error", "bold red"), f" ({label}): ", text), highlight=False, soft_wrap=True)
 
 
 def print_checks(results) -> None:
     """kubeadm-style preflight lines: [status] name: finding, then the fix indented below."""
     width = max(len(r.name) for r in results) if results else 0
     for r in results:
-        out.print(f"[{STATUS_STYLE[r.status]}]{r.status:>7}[/] {r.name:<{width}}  ", end="")
-        out.print(r.message, markup=False)
+        out.print(styled((f"{r.status:>7}", STATUS_STYLE[r.status]), f" {r.name:<{width}}  ", r.message))
         if r.fix:
-            out.print(f"{'':>8} {'':<{width}}  fix: ", end="", style="bold")
-            out.print(r.fix, markup=False)
+            out.print(styled((f"{'':>8} {'':<{width}}  fix: ", "bold"), r.fix))
     counts = {s: sum(1 for r in results if r.status == s) for s in STATUS_STYLE}
     out.print(
         f"{counts['pass']} passed, {counts['warn']} warnings, {counts['fail']} failed, {counts['skipped']} skipped"
@@ -43,7 +61,7 @@ def print_checks(results) -> None:
 
 
 def print_facts(facts) -> None:
-    table = Table(title=f"facts: {facts.hostname} ({facts.source})", show_header=False)
+    table = Table(title=plain(f"facts: {facts.hostname} ({facts.source})"), show_header=False)
     table.add_column("fact", style="bold")
     table.add_column("value", overflow="fold")
     rows = [
@@ -74,7 +92,7 @@ def print_facts(facts) -> None:
             )
         )
     for key, value in rows:
-        table.add_row(key, value)
+        table.add_row(plain(key), plain(value))
     out.print(table)
 
 
@@ -84,8 +102,10 @@ def _gib(value: int | None) -> str:
 
 def print_plan(plan) -> None:
     out.print(
-        f"[bold]Plan for {plan.host}[/]: {plan.host_vcpus} threads, {plan.host_ram_gib} GiB RAM, "
-        f"{plan.host_disk_free_gib} GiB free disk"
+        styled(
+            (f"Plan for {plain(plan.host)}", "bold"),
+            f": {plan.host_vcpus} threads, {plan.host_ram_gib} GiB RAM, {plan.host_disk_free_gib} GiB free disk",
+        )
     )
     table = Table(title="how the PC is carved")
     for col, justify in (
@@ -97,29 +117,26 @@ def print_plan(plan) -> None:
     ):
         table.add_column(col, justify=justify, overflow="fold")
     for r in plan.reservations:
-        table.add_row(r.name, str(r.vcpus), str(r.ram_gib), str(r.disk_gib), r.why)
+        table.add_row(*map(plain, (r.name, r.vcpus, r.ram_gib, r.disk_gib, r.why)))
     for vm in plan.vms:
         gpu = f"; GPU {', '.join(vm.gpus)}" if vm.gpus else ""
-        table.add_row(
-            f"VM {vm.name} ({vm.role})", str(vm.vcpus), str(vm.ram_gib), str(vm.disk_gib), f"flavor {vm.flavor}{gpu}"
-        )
+        cells = (f"VM {vm.name} ({vm.role})", vm.vcpus, vm.ram_gib, vm.disk_gib, f"flavor {vm.flavor}{gpu}")
+        table.add_row(*map(plain, cells))
     out.print(table)
     for g in plan.gpus:
         memory = f", {g.memory_mib} MiB" if g.memory_mib else ""
         out.print(
-            f"[bold]GPU {g.address}[/] {g.name} [{g.ids}{memory}] -> VM {g.vm}, nova alias {g.nova_alias}",
-            markup=True,
-            highlight=False,
+            styled((f"GPU {g.address}", "bold"), f" {g.name} [{g.ids}{memory}] -> VM {g.vm}, nova alias {g.nova_alias}")
         )
-        out.print("  functions: " + ", ".join(f"{f.address} {f.ids} ({f.role})" for f in g.functions), markup=False)
+        out.print(plain("  functions: " + ", ".join(f"{f.address} {f.ids} ({f.role})" for f in g.functions)))
         mode = g.sharing.mode + (
             f" {g.sharing.mig_layout} {list(g.sharing.mig_instances)}" if g.sharing.mig_layout else ""
         )
-        out.print(f"  sharing: {mode}, {g.sharing.slots} job slot(s): {g.sharing.reason}", markup=False)
+        out.print(plain(f"  sharing: {mode}, {g.sharing.slots} job slot(s): {g.sharing.reason}"))
     if plan.vfio_ids:
-        out.print(f"vfio-pci ids: {','.join(plan.vfio_ids)}", markup=False)
-    out.print("network: " + ", ".join(f"{k} {v}" for k, v in plan.network.items()), markup=False)
-    out.print("  " + network_note(plan.network), markup=False)
+        out.print(plain(f"vfio-pci ids: {','.join(plan.vfio_ids)}"))
+    out.print(plain("network: " + ", ".join(f"{k} {v}" for k, v in plan.network.items())))
+    out.print(plain("  " + network_note(plan.network)))
     totals = plan.totals()
     out.print(
         f"[bold]Platform overhead[/]: {totals['platform_vcpus']} vCPU, {totals['platform_ram_gib']} GiB RAM "
@@ -127,9 +144,9 @@ def print_plan(plan) -> None:
         f"[bold]For ML work[/]: {totals['ml_vcpus']} vCPU, {totals['ml_ram_gib']} GiB RAM, "
         f"{totals['ml_gpu_slots']} GPU job slot(s)"
     )
-    out.print("versions: " + ", ".join(f"{k} {v}" for k, v in plan.versions.items()), markup=False)
+    out.print(plain("versions: " + ", ".join(f"{k} {v}" for k, v in plan.versions.items())))
     for w in plan.warnings:
-        out.print(f"[yellow]warning[/] ({w.code}): {w.message}")
+        out.print(styled(("warning", "yellow"), f" ({w.code}): {w.message}"))
 
 
 def network_note(network: dict[str, str]) -> str:
@@ -166,12 +183,13 @@ class _RunView:
         if self.live:
             self.live.__exit__(*exc)
 
-    def _render(self) -> str:
+    def _render(self) -> Text:
         p = self.progress
         t = p.totals()
-        return (
-            f"[bold][{p.phase}][/] {p.task or 'starting'}  ok {t.ok} changed {t.changed} "
-            f"failed {t.failed} unreachable {t.unreachable}  {p.elapsed:.0f}s"
+        return styled(
+            (f"[{p.phase}]", "bold"),
+            f" {p.task or 'starting'}  ok {t.ok} changed {t.changed} "
+            f"failed {t.failed} unreachable {t.unreachable}  {p.elapsed:.0f}s",
         )
 
     def on_event(self, progress, event: dict) -> None:
@@ -179,7 +197,7 @@ class _RunView:
             self.live.update(self._render())
         elif progress.task != self.last_task:
             self.last_task = progress.task
-            out.print(f"[{progress.phase}] {progress.task}", markup=False)
+            out.print(plain(f"[{progress.phase}] {progress.task}"))
 
 
 def run_view(progress) -> _RunView:

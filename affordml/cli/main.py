@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from affordml import __version__
+from affordml.errors import ConfigError
 
 app = typer.Typer(
     name="affordml",
@@ -73,9 +74,16 @@ def main(
 
 
 def _project(project_dir: Path | None = None):
+    from affordml import values
     from affordml.project import Project, default_project_dir
 
-    return Project((project_dir or _State.project_dir or default_project_dir()).expanduser())
+    root = (project_dir or _State.project_dir or default_project_dir()).expanduser()
+    if values.path_problem(str(root)):
+        raise ConfigError(
+            f"--project-dir {str(root)[:80]!r} {values.path_problem(str(root))}",
+            "choose a folder whose path is one line of visible characters",
+        )
+    return Project(root)
 
 
 def _config(project):

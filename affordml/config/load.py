@@ -9,22 +9,57 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from affordml import textfile
 from affordml.config.model import Config
 from affordml.errors import ConfigError
 
 ENV_PREFIX = "AFFORDML_"
+CONFIG_LIMIT = 1024**2  # an affordml.yaml is a few KiB
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key given twice in one mapping (YAML would silently keep the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise DuplicateKey(key, key_node.start_mark.line + 1, seen[key])
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+class DuplicateKey(yaml.YAMLError):
+    def __init__(self, key, line: int, first_line: int) -> None:
+        super().__init__(f"key {key!r} at line {line} is already set at line {first_line}")
+        self.key, self.line, self.first_line = key, line, first_line
 
 
 def read_user_file(path: Path) -> dict:
     """The values the user wrote, as a dict ({} when the file does not exist)."""
     try:
-        text = path.read_text()
+        text = textfile.read_text(path, CONFIG_LIMIT)
     except FileNotFoundError:
         return {}
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path} cannot be read ({exc})", "check the file's permissions") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {exc.start} is {exc.object[exc.start : exc.start + 1]!r})",
+            "save the file as UTF-8 (plain text)",
+        ) from None
+    except textfile.NotRegularFile:
+        raise ConfigError(f"{path} is not a regular file", "point at an affordml.yaml file") from None
+    except textfile.TooLarge:
+        raise ConfigError(f"{path} is larger than {CONFIG_LIMIT // 1024**2} MiB", "point at an affordml.yaml") from None
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be read ({exc.strerror or exc})", "check the file's permissions") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except DuplicateKey as exc:
+        raise ConfigError(
+            f"{path}: key {exc.key!r} at line {exc.line} is already set at line {exc.first_line}",
+            "keep one of them: YAML would silently use the last",
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

@@ -4,12 +4,44 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-PCI_ADDRESS = re.compile(r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
-HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+from affordml import values
+
+MIG_LAYOUT = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
+def _checked(problem: Callable[[str], str | None]) -> AfterValidator:
+    """A pydantic check from one of affordml.values' problem functions."""
+
+    def check(value: str) -> str:
+        reason = problem(value)
+        if reason:
+            raise ValueError(reason)
+        return value
+
+    return AfterValidator(check)
+
+
+def _address_or_local(value: str) -> str | None:
+    return None if value == "local" else values.address_problem(value)
+
+
+def _interface_or(*words: str) -> Callable[[str], str | None]:
+    return lambda value: None if value in words else values.interface_problem(value)
+
+
+def _mig_layout(value: str) -> str | None:
+    return None if MIG_LAYOUT.fullmatch(value) else f"{value!r} is not a mig-parted layout name like all-1g.10gb"
+
+
+Address = Annotated[str, _checked(_address_or_local)]
+User = Annotated[str, _checked(values.user_problem)]
+PathText = Annotated[str, _checked(values.path_problem)]
+Text = Annotated[str, _checked(values.text_problem)]
 
 
 class Strict(BaseModel):
@@ -20,16 +52,17 @@ class Host(Strict):
     """A PC in the platform. The first host is the one that runs OpenStack's control plane."""
 
     name: str = Field(description="short host name (lowercase letters, digits, dashes)")
-    address: str = Field("local", description='"local" for this PC, otherwise an IP address or DNS name')
-    user: str = Field("root", description="SSH user (needs sudo without a password)")
-    ssh_key: str | None = Field(None, description="private key file for SSH; default: ssh-agent / ~/.ssh")
+    address: Address = Field("local", description='"local" for this PC, otherwise an IP address or DNS name')
+    user: User = Field("root", description="SSH user (needs sudo without a password)")
+    ssh_key: PathText | None = Field(None, description="private key file for SSH; default: ssh-agent / ~/.ssh")
     port: int = Field(22, ge=1, le=65535)
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not HOST_NAME.match(value):
-            raise ValueError("must be lowercase letters, digits and dashes, 1-63 characters")
+        reason = values.host_name_problem(value)
+        if reason:
+            raise ValueError(reason)
         return value
 
     @property
@@ -38,8 +71,10 @@ class Host(Strict):
 
 
 class Network(Strict):
-    management_interface: str = Field("auto", description='NIC for management; "auto" = the one with the default route')
-    external_interface: str = Field(
+    management_interface: Annotated[str, _checked(_interface_or("auto"))] = Field(
+        "auto", description='NIC for management; "auto" = the one with the default route'
+    )
+    external_interface: Annotated[str, _checked(_interface_or("auto", "create"))] = Field(
         "auto",
         description='NIC given to neutron for VM traffic; "create" makes a veth pair (one-NIC PC); '
         '"auto" = a second unused wired NIC, else "create"',
@@ -121,7 +156,9 @@ class Mps(Strict):
 
 class Mig(Strict):
     mode: Literal["mig"]
-    layout: str = Field("all-balanced", description="a mig-parted layout name, e.g. all-1g.10gb, all-balanced")
+    layout: Annotated[str, _checked(_mig_layout)] = Field(
+        "all-balanced", description="a mig-parted layout name, e.g. all-1g.10gb, all-balanced"
+    )
 
 
 class Hami(Strict):
@@ -169,16 +206,17 @@ class Gpu(Strict):
 
 
 def _check_pci_address(address: str) -> str:
-    if not PCI_ADDRESS.match(address):
-        raise ValueError(f"{address!r} is not a PCI address like 0000:01:00.0 (see `lspci -D`)")
+    reason = values.pci_address_problem(address)
+    if reason:
+        raise ValueError(reason)
     return address
 
 
 class Cloud(Strict):
-    guest_image: str | None = Field(
+    guest_image: PathText | None = Field(
         None, description="image file or http(s) URL for the VMs; default: the version lock's Ubuntu cloud image"
     )
-    external_network: str | None = Field(
+    external_network: Text | None = Field(
         None, description="an existing OpenStack external network for the router; default: affordml creates one"
     )
 

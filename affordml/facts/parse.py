@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 from typing import NamedTuple
 
 from affordml.errors import FactsError
+from affordml.facts.check import check_facts
 from affordml.facts.gpu_catalog import card_info
 from affordml.facts.model import (
     NVIDIA_VENDOR,
@@ -27,7 +28,7 @@ from affordml.facts.snapshot import Snapshot
 PCI_ROOT = "/sys/bus/pci/devices"
 NET_ROOT = "/sys/class/net"
 GROUPS_ROOT = "/sys/kernel/iommu_groups"
-_PCI_ADDRESS = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
+_PCI_ADDRESS = re.compile(r"[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]")
 
 
 def parse_os_release(text: str | None) -> OsRelease:
@@ -249,7 +250,7 @@ def _link_tail(target: str | None) -> str | None:
 def parse_pci_devices(snap: Snapshot) -> list[PciDevice]:
     devices = []
     for address in snap.listdir(PCI_ROOT):
-        if not _PCI_ADDRESS.match(address):
+        if not _PCI_ADDRESS.fullmatch(address):
             raise FactsError(f"PCI address {address!r} in {PCI_ROOT} is malformed", "collect the facts again")
         base = f"{PCI_ROOT}/{address}"
         group = _link_tail(snap.link(f"{base}/iommu_group"))
@@ -386,7 +387,7 @@ def facts_from_snapshot(snap: Snapshot) -> HostFacts:
     groups = iommu_groups(snap)
     enabled, pt = parse_iommu_cmdline(cmdline, cpu.vendor)
     uid = (snap.command("id -u") or "").strip()
-    return HostFacts(
+    facts = HostFacts(
         hostname=(snap.file("/etc/hostname") or "unknown").strip() or "unknown",
         source=snap.source,
         arch=(snap.command("uname -m") or "unknown").strip(),
@@ -411,3 +412,4 @@ def facts_from_snapshot(snap: Snapshot) -> HostFacts:
         nvidia_driver_version=driver_version,
         default_gateway=parse_gateway(snap),
     )
+    return check_facts(facts)

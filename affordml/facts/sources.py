@@ -7,23 +7,52 @@ import hashlib
 import json
 from pathlib import Path
 
+from affordml import textfile
 from affordml.errors import FactsError
 from affordml.facts.collect import collector_script, parse_records
 from affordml.facts.snapshot import SNAPSHOT_FORMAT, Snapshot
+
+FACTS_LIMIT = 32 * 1024**2  # a snapshot is a few hundred KiB; a host's facts never come near this
+
+
+def _unique_keys(pairs: list) -> dict:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen = set()
+        repeated = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"key {repeated!r} appears twice in one object")
+    return data
 
 
 def load_snapshot_file(path: Path) -> Snapshot:
     """A snapshot saved by `affordml facts --save` (or a test fixture)."""
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(textfile.read_text(path, FACTS_LIMIT), object_pairs_hook=_unique_keys)
     except FileNotFoundError:
         raise FactsError(f"facts file {path} does not exist", "run `affordml facts --save FILE` first") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FactsError(f"facts file {path} cannot be read ({exc})", "check the path and permissions") from None
+    except textfile.NotRegularFile:
+        raise FactsError(f"facts file {path} is not a regular file", "point --facts at a saved facts file") from None
+    except textfile.TooLarge:
+        raise FactsError(
+            f"facts file {path} is larger than {FACTS_LIMIT // 1024**2} MiB", "point --facts at a saved facts file"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise FactsError(
+            f"facts file {path} is not UTF-8 text (byte {exc.start})",
+            "save the facts again with `affordml facts --save FILE`",
+        ) from None
+    except OSError as exc:
+        raise FactsError(
+            f"facts file {path} cannot be read ({exc.strerror or exc})", "check the path and permissions"
+        ) from None
     except json.JSONDecodeError as exc:
         raise FactsError(
             f"facts file {path} is not JSON (line {exc.lineno}: {exc.msg})",
             "save the facts again with `affordml facts --save FILE`",
+        ) from None
+    except ValueError as exc:
+        raise FactsError(
+            f"facts file {path}: {exc}", "save the facts again with `affordml facts --save FILE`"
         ) from None
     if not isinstance(data, dict) or data.get("format") != SNAPSHOT_FORMAT:
         raise FactsError(
@@ -107,10 +136,20 @@ def ssh_snapshot(
         stdin, stdout, _ = client.exec_command("sh -s", timeout=120)
         stdin.write(collector_script())
         stdin.channel.shutdown_write()
-        text = stdout.read().decode(errors="replace")
+        text = _read_bounded(stdout, address)
     finally:
         client.close()
     return parse_records(text, source=f"ssh://{user}@{address}:{port}")
+
+
+def _read_bounded(stream, address: str) -> str:
+    """The collector's output, at most FACTS_LIMIT bytes: a host cannot fill this PC's memory."""
+    data = stream.read(FACTS_LIMIT + 1)
+    if len(data) > FACTS_LIMIT:
+        raise FactsError(
+            f"{address} sent more than {FACTS_LIMIT // 1024**2} MiB of facts", "check what runs at login on that host"
+        )
+    return data.decode(errors="replace")
 
 
 class _UnknownHostKey(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from affordml import ansible_data
 from affordml.errors import ConfigError
 from affordml.resources import data_dir
 
@@ -21,27 +23,28 @@ class Output:
     template: str
     target: str  # relative to env/
     when: str = "always"  # always | gpu | jupyterhub | training_queue | inference | monitoring | hami
+    reader: str = "ansible"  # ansible: YAML that Ansible loads | helm: chart values | ini: kolla's merged config
 
 
 OUTPUTS: tuple[Output, ...] = (
     Output("affordml/inventory.yml.j2", "inventory/hosts.yml"),
     Output("affordml/plan-vars.yml.j2", "vars/plan.yml"),
     Output("kolla/globals.yml.j2", "kolla/globals.yml"),
-    Output("kolla/nova-compute.conf.j2", "kolla/config/nova/nova-compute.conf", "gpu"),
-    Output("kolla/nova-api.conf.j2", "kolla/config/nova/nova-api.conf", "gpu"),
-    Output("kolla/nova-scheduler.conf.j2", "kolla/config/nova/nova-scheduler.conf", "gpu"),
+    Output("kolla/nova-compute.conf.j2", "kolla/config/nova/nova-compute.conf", "gpu", "ini"),
+    Output("kolla/nova-api.conf.j2", "kolla/config/nova/nova-api.conf", "gpu", "ini"),
+    Output("kolla/nova-scheduler.conf.j2", "kolla/config/nova/nova-scheduler.conf", "gpu", "ini"),
     Output("kubespray/inventory.yml.j2", "kubespray/inventory.yml"),
     Output("kubespray/k8s-cluster.yml.j2", "kubespray/group_vars/k8s_cluster/k8s-cluster.yml"),
     Output("kubespray/addons.yml.j2", "kubespray/group_vars/k8s_cluster/addons.yml"),
     Output("kubespray/all.yml.j2", "kubespray/group_vars/all/all.yml"),
-    Output("gpu/gpu-operator-values.yaml.j2", "gpu/gpu-operator-values.yaml", "gpu"),
-    Output("gpu/device-plugin-config.yaml.j2", "gpu/device-plugin-config.yaml", "gpu"),
-    Output("gpu/node-labels.yaml.j2", "gpu/node-labels.yaml", "gpu"),
-    Output("gpu/hami-values.yaml.j2", "gpu/hami-values.yaml", "hami"),
-    Output("ml/jupyterhub-values.yaml.j2", "ml/jupyterhub-values.yaml", "jupyterhub"),
-    Output("ml/kueue-queues.yaml.j2", "ml/kueue-queues.yaml", "training_queue"),
-    Output("ml/kube-prometheus-stack-values.yaml.j2", "ml/kube-prometheus-stack-values.yaml", "monitoring"),
-    Output("ml/kserve-values.yaml.j2", "ml/kserve-values.yaml", "inference"),
+    Output("gpu/gpu-operator-values.yaml.j2", "gpu/gpu-operator-values.yaml", "gpu", "helm"),
+    Output("gpu/device-plugin-config.yaml.j2", "gpu/device-plugin-config.yaml", "gpu", "helm"),
+    Output("gpu/node-labels.yaml.j2", "gpu/node-labels.yaml", "gpu", "helm"),
+    Output("gpu/hami-values.yaml.j2", "gpu/hami-values.yaml", "hami", "helm"),
+    Output("ml/jupyterhub-values.yaml.j2", "ml/jupyterhub-values.yaml", "jupyterhub", "helm"),
+    Output("ml/kueue-queues.yaml.j2", "ml/kueue-queues.yaml", "training_queue", "helm"),
+    Output("ml/kube-prometheus-stack-values.yaml.j2", "ml/kube-prometheus-stack-values.yaml", "monitoring", "helm"),
+    Output("ml/kserve-values.yaml.j2", "ml/kserve-values.yaml", "inference", "helm"),
 )
 
 
@@ -56,7 +59,51 @@ def applies(output: Output, context: dict) -> bool:
     return bool(context["ml"].get(output.when))
 
 
-def environment(template_dir: Path | None = None):
+# What a bare `{{ value }}` may print: a plain YAML/INI token (names, numbers, versions, PCI ids, JSON of
+# validated ids). Anything else, above all user or host text, must go through `quote` or `to_yaml`.
+BARE_VALUE = re.compile(r'[A-Za-z0-9_.:/@+,=-]*|\{"[A-Za-z0-9_.:@+," -]*\}')
+
+
+class Quoted(str):
+    """Text that a filter already wrote as a YAML scalar or flow collection."""
+
+
+def _double_quoted(value) -> str:
+    return yaml.safe_dump(str(value), default_style='"', allow_unicode=True, width=float("inf")).rstrip("\n")
+
+
+def _filters(reader: str) -> dict:
+    """quote and to_yaml for a file's reader: for Ansible every string is !unsafe (data, never a template)."""
+    if reader == "ansible":
+        return {
+            "quote": lambda value: Quoted(ansible_data.dump(str(value), flow=True).strip()),
+            "to_yaml": lambda value: Quoted(ansible_data.dump(value, flow=True).strip()),
+        }
+    return {
+        "quote": lambda value: Quoted(_double_quoted(value)),
+        "to_yaml": lambda value: Quoted(
+            yaml.safe_dump(
+                value, sort_keys=False, default_flow_style=True, allow_unicode=True, width=float("inf")
+            ).strip()
+        ),
+    }
+
+
+def _bare(value):
+    """Jinja's finalize: a value printed without quote/to_yaml must be a plain token, or rendering stops."""
+    if isinstance(value, Quoted):
+        return value
+    text = str(value)
+    if not BARE_VALUE.fullmatch(text):
+        raise UnquotedValue(text)
+    return text
+
+
+class UnquotedValue(Exception):
+    """A template printed free text without quoting it: a bug in the template."""
+
+
+def environment(template_dir: Path | None = None, reader: str = "ansible"):
     import jinja2
 
     env = jinja2.Environment(
@@ -66,9 +113,9 @@ def environment(template_dir: Path | None = None):
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,
+        finalize=_bare,
     )
-    env.filters["to_yaml"] = lambda value: yaml.safe_dump(value, sort_keys=False, default_flow_style=True).strip()
-    env.filters["quote"] = lambda value: '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    env.filters.update(_filters(reader))
     return env
 
 
@@ -76,17 +123,22 @@ def render_files(context: dict, template_dir: Path | None = None) -> dict[str, s
     """Every output's text, keyed by its path under env/ (pure apart from reading templates)."""
     import jinja2
 
-    env = environment(template_dir)
+    envs = {reader: environment(template_dir, reader) for reader in ("ansible", "helm", "ini")}
     files = {}
     for output in OUTPUTS:
         if not applies(output, context):
             continue
         try:
-            files[output.target] = env.get_template(output.template).render(**context)
+            files[output.target] = envs[output.reader].get_template(output.template).render(**context)
         except jinja2.UndefinedError as exc:
             raise ConfigError(
                 f"Missing configuration value while rendering {output.template}: {exc.message}",
                 "this is a bug in affordml's templates or plan; report it with `affordml plan --json`",
+            ) from None
+        except UnquotedValue as exc:
+            raise ConfigError(
+                f"{output.template} prints {str(exc)[:60]!r} without quoting it",
+                "this is a bug in affordml's templates; report it with `affordml plan --json`",
             ) from None
     files[STAMP] = yaml.safe_dump(
         {"affordml_version": context["affordml_version"], "plan_hash": context["plan_hash"], "files": sorted(files)},

@@ -6,6 +6,7 @@ the other PCs are compute hosts it reaches over SSH."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from affordml.config.model import Host
@@ -18,7 +19,9 @@ TARGET = Path("kolla") / "inventory.ini"
 def host_line(host: Host, controller: bool) -> str:
     if controller:
         return f"{host.name} ansible_connection=local ansible_python_interpreter=/usr/bin/python3"
-    words = [host.name, f"ansible_host={host.address}", f"ansible_user={host.user}", f"ansible_port={host.port}"]
+    # Ansible splits a host line like a shell: quoted, a value stays one value whatever it holds
+    values = {"ansible_host": host.address, "ansible_user": host.user, "ansible_port": str(host.port)}
+    words = [shlex.quote(host.name)] + [f"{key}={shlex.quote(value)}" for key, value in values.items()]
     if host.user != "root":
         words.append("ansible_become=true")
     return " ".join(words)

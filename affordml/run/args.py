@@ -6,6 +6,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+RUN_VARS_FILE = "affordml-run-vars.yml"  # in the run's private data dir: extravars, every string !unsafe
 SAFE_ENV_KEYS = ("HOME", "LANG", "LC_ALL", "TERM", "USER", "LOGNAME", "SSH_AUTH_SOCK", "TMPDIR")
 
 
@@ -16,7 +17,7 @@ class RunArgs:
     playbook: Path
     inventories: tuple[Path, ...]
     vars_files: tuple[Path, ...] = ()
-    extravars: dict[str, str] = field(default_factory=dict)  # plain, non-secret values only
+    extravars: dict[str, str] = field(default_factory=dict)  # plain, non-secret values; Ansible reads them as data
     path_prepend: tuple[Path, ...] = ()
     check: bool = False
     limit: str | None = None
@@ -49,10 +50,16 @@ def build_run_args(
     )
 
 
+def run_vars_file(args: RunArgs) -> Path:
+    return args.private_data_dir / RUN_VARS_FILE
+
+
 def cmdline(args: RunArgs) -> str:
     words = []
     for path in args.vars_files:
         words += ["-e", f"@{path}"]
+    if args.extravars:  # a file of !unsafe strings, not ansible-runner's extravars (Ansible would template those)
+        words += ["-e", f"@{run_vars_file(args)}"]
     if args.check:
         words += ["--check", "--diff"]
     if args.limit:
@@ -81,7 +88,6 @@ def runner_kwargs(args: RunArgs) -> dict:
         "private_data_dir": str(args.private_data_dir),
         "playbook": str(args.playbook),
         "inventory": [str(p) for p in args.inventories],
-        "extravars": dict(args.extravars),
         "cmdline": cmdline(args),
         "ident": args.ident,
         "quiet": True,

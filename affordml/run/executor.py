@@ -7,8 +7,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from affordml import ansible_data
 from affordml.errors import RunError
-from affordml.run.args import RunArgs, environment, runner_kwargs
+from affordml.run.args import RunArgs, environment, run_vars_file, runner_kwargs
 from affordml.run.progress import Progress
 
 
@@ -38,6 +39,8 @@ def execute(args: RunArgs, progress: Progress, on_event: Callable[[Progress, dic
     import ansible_runner
 
     args.private_data_dir.mkdir(parents=True, exist_ok=True)
+    if args.extravars:
+        run_vars_file(args).write_text(ansible_data.dump(dict(args.extravars)))
 
     def handler(event: dict) -> bool:
         progress.on_event(event)

@@ -221,7 +221,7 @@ def test_bad_facts_file(cli, tmp_path, case):
 
 
 def test_facts_path_is_a_directory(cli, tmp_path):
-    assert_one_line(cli("plan", "--facts", tmp_path), ["cannot be read"], 3)
+    assert_one_line(cli("plan", "--facts", tmp_path), ["not a regular file"], 3)
 
 
 def test_bad_facts_stop_doctor_and_facts_too(cli, tmp_path):

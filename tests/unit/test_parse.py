@@ -752,3 +752,17 @@ def test_collector_on_this_machine_round_trips():
     assert facts.hostname == Path("/etc/hostname").read_text().strip() or not Path("/etc/hostname").exists()
     again = Snapshot.from_dict(json.loads(json.dumps(snap.to_dict())))
     assert facts_from_snapshot(again).to_dict() == facts.to_dict()
+
+
+def test_ssh_facts_output_is_read_bounded():
+    """A remote host that sends endless output is cut off at the facts size limit, with a one-line error."""
+    import io
+
+    from affordml.errors import FactsError
+    from affordml.facts import sources
+
+    small = io.BytesIO(b"x" * 100)
+    assert sources._read_bounded(small, "pc") == "x" * 100
+    endless = io.BytesIO(b"y" * (sources.FACTS_LIMIT + 10))
+    with pytest.raises(FactsError, match="more than 32 MiB"):
+        sources._read_bounded(endless, "pc")

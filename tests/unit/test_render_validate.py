@@ -2,7 +2,9 @@
 own validators and data, read at test time from ../shared/upstream (see its SOURCES.md) and from the installed
 kolla-ansible package:
 
-- YAML parses (yaml.safe_load_all); INI parses (configparser, strict=False for nova's repeated keys), and each
+- YAML parses (yaml.safe_load_all, reading Ansible's `!unsafe` tag as the string it marks; the files Ansible reads
+  also with Ansible's own loader, where no string it would template holds template syntax); INI parses
+  (configparser, strict=False for nova's repeated keys), and each
   nova `device_spec` / `alias` value is JSON with hex vendor/product ids;
 - Kubernetes objects: kubernetes-validate --strict for the lock's kubernetes_minor; Kueue objects also against
   the Kueue CRDs' openAPIV3Schema (jsonschema + a walker that rejects fields the schema does not list, which the
@@ -82,8 +84,19 @@ def load_upstream_yaml(rel: str):
     return _YAML_CACHE[rel]
 
 
+class RenderedLoader(yaml.SafeLoader):
+    """A safe loader that reads Ansible's `!unsafe` tag as the plain string it marks."""
+
+
+RenderedLoader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
+
+
+def load_rendered(text: str):
+    return yaml.load(text, Loader=RenderedLoader)  # noqa: S506 - a safe loader
+
+
 def docs(text: str) -> list:
-    return [d for d in yaml.safe_load_all(text) if d is not None]
+    return [d for d in yaml.load_all(text, Loader=RenderedLoader) if d is not None]  # noqa: S506 - a safe loader
 
 
 def yaml_files(files: dict[str, str]) -> dict[str, str]:
@@ -120,7 +133,7 @@ def check_yaml(files: dict[str, str]) -> list[str]:
             continue
         if not found or not all(isinstance(d, dict) and d for d in found):
             problems.append(f"{rel}: every document must be a non-empty mapping, got {found!r}")
-    if not problems and yaml.safe_load(files[STAMP])["files"] != sorted(set(files) - {STAMP}):
+    if not problems and load_rendered(files[STAMP])["files"] != sorted(set(files) - {STAMP}):
         problems.append("the stamp does not list the rendered files")
     strangers = set(files) - set(yaml_files(files)) - {f for f in files if f.endswith(".conf")}
     problems += [f"{rel}: neither YAML nor INI" for rel in sorted(strangers)]
@@ -209,7 +222,7 @@ def check_nova_ini(files: dict[str, str]) -> list[str]:
     spec_ids = {f"{s.get('vendor_id')}:{s.get('product_id')}" for s in specs}
     if {f"{a.get('vendor_id')}:{a.get('product_id')}" for a in aliases} != spec_ids:
         problems.append("every alias needs a device_spec and the other way round")
-    if spec_ids != set(yaml.safe_load(files["vars/plan.yml"])["affordml_vfio_ids"]):
+    if spec_ids != set(load_rendered(files["vars/plan.yml"])["affordml_vfio_ids"]):
         problems.append("device_spec must list exactly the ids bound to vfio-pci")
     scheduler = parsed["kolla/config/nova/nova-scheduler.conf"]
     enabled = scheduler.get("filter_scheduler", "enabled_filters", fallback="").split(",")
@@ -221,7 +234,7 @@ def check_nova_ini(files: dict[str, str]) -> list[str]:
 @pytest.mark.parametrize("case", ENV_CASES)
 def test_nova_ini_files_parse_and_pci_values_are_json(case):
     files = RENDERED[case]
-    if not yaml.safe_load(files["vars/plan.yml"])["affordml_vfio_ids"]:
+    if not load_rendered(files["vars/plan.yml"])["affordml_vfio_ids"]:
         assert not [f for f in files if f.endswith(".conf")], "a plan without GPUs needs no nova PCI config"
         pytest.skip(f"{case}: no GPU, no nova PCI config")
     problems = check_nova_ini(files)
@@ -309,7 +322,7 @@ def test_kubernetes_objects_validate_strict(case):
 def _crds(folder: str) -> dict[tuple[str, str], dict]:
     crds = {}
     for path in sorted(upstream(folder).glob("*.yaml")):
-        crd = yaml.safe_load(path.read_text())
+        crd = load_rendered(path.read_text())
         crds[(crd["spec"]["group"], crd["spec"]["names"]["kind"])] = crd
     return crds
 
@@ -491,7 +504,7 @@ HELM_VALUES = {
 
 def check_helm_values(files: dict[str, str], target: str) -> list[str]:
     theirs = load_upstream_yaml(HELM_VALUES[target])
-    return [f"{target}: {p}" for p in unknown_value_paths(yaml.safe_load(files[target]), theirs)]
+    return [f"{target}: {p}" for p in unknown_value_paths(load_rendered(files[target]), theirs)]
 
 
 @pytest.mark.parametrize("target", sorted(HELM_VALUES))
@@ -517,7 +530,7 @@ def check_clusterpolicy(files: dict[str, str]) -> list[str]:
         return value
 
     defaults = load_upstream_yaml("gpu-operator/deployments/gpu-operator/values.yaml")
-    ours = yaml.safe_load(files["gpu/gpu-operator-values.yaml"])
+    ours = load_rendered(files["gpu/gpu-operator-values.yaml"])
     validator = jsonschema.Draft4Validator(spec_schema)
     assert not list(validator.iter_errors(prune(defaults, spec_schema))), "upstream defaults should fit the CRD"
     assert {"driver", "mig", "devicePlugin", "dcgmExporter"} <= set(prune(ours, spec_schema))
@@ -539,7 +552,7 @@ def check_jupyterhub(files: dict[str, str]) -> list[str]:
 
     schema = load_upstream_yaml("zero-to-jupyterhub-k8s/jupyterhub/values.schema.yaml")
     defaults = load_upstream_yaml("zero-to-jupyterhub-k8s/jupyterhub/values.yaml")
-    ours = yaml.safe_load(files["ml/jupyterhub-values.yaml"])
+    ours = load_rendered(files["ml/jupyterhub-values.yaml"])
     validator = jsonschema.Draft7Validator(schema)
     assert not list(validator.iter_errors(defaults)), "the upstream values.yaml should pass its own schema"
     problems = [f"{dotted(e.path)}: {e.message}" for e in validator.iter_errors(coalesce(defaults, ours))]
@@ -590,7 +603,7 @@ def _example_shapes() -> dict[tuple, set[str]]:
 
     for text in texts:
         text = "\n".join(line for line in text.splitlines() if line.strip() != "...")
-        walk(yaml.safe_load(re.sub(r"<([a-z-]+)>", placeholder, text)), ())
+        walk(load_rendered(re.sub(r"<([a-z-]+)>", placeholder, text)), ())
     return shapes
 
 
@@ -609,8 +622,8 @@ def check_device_plugin(files: dict[str, str]) -> list[str]:
     mig_strategies = _values_seen("migStrategy")
     assert shapes and mig_strategies
     (configmap,) = docs(files["gpu/device-plugin-config.yaml"])
-    values = yaml.safe_load(files["gpu/gpu-operator-values.yaml"])
-    labels = yaml.safe_load(files["gpu/node-labels.yaml"])
+    values = load_rendered(files["gpu/gpu-operator-values.yaml"])
+    labels = load_rendered(files["gpu/node-labels.yaml"])
     problems = []
 
     def walk(value, path, key):
@@ -629,7 +642,7 @@ def check_device_plugin(files: dict[str, str]) -> list[str]:
         if not CONFIGMAP_KEY.match(key):
             problems.append(f"{key!r} is not a valid ConfigMap key")
         try:
-            config = yaml.safe_load(text)
+            config = load_rendered(text)
         except yaml.YAMLError as exc:
             problems.append(f"{key}: not YAML: {' '.join(str(exc).split())}")
             continue
@@ -676,9 +689,9 @@ def test_device_plugin_configs_have_the_upstream_shape(case):
 def check_gpu_resources(files: dict[str, str]) -> list[str]:
     """Labelled nodes are Kubespray nodes; every extended resource asked for is one the GPU stack advertises."""
     problems = []
-    inventory = yaml.safe_load(files["kubespray/inventory.yml"])
+    inventory = load_rendered(files["kubespray/inventory.yml"])
     kube_nodes = set(inventory["all"]["children"]["kube_node"]["hosts"] or {})
-    labels = yaml.safe_load(files.get("gpu/node-labels.yaml", "{}")) or {}
+    labels = load_rendered(files.get("gpu/node-labels.yaml", "{}")) or {}
     if not set(labels) <= kube_nodes:
         problems.append(f"labelled nodes {sorted(labels)} are not all in kube_node {sorted(kube_nodes)}")
     advertised = set()
@@ -691,7 +704,7 @@ def check_gpu_resources(files: dict[str, str]) -> list[str]:
         advertised |= {hami[k] for k in ("resourceName", "resourceMem", "resourceMemPercentage", "resourceCores")}
     requested = set()
     if "ml/jupyterhub-values.yaml" in files:
-        for profile in yaml.safe_load(files["ml/jupyterhub-values.yaml"])["singleuser"]["profileList"]:
+        for profile in load_rendered(files["ml/jupyterhub-values.yaml"])["singleuser"]["profileList"]:
             requested |= set(profile.get("kubespawner_override", {}).get("extra_resource_limits", {}))
     if "ml/kueue-queues.yaml" in files:
         for d in docs(files["ml/kueue-queues.yaml"]):
@@ -729,7 +742,7 @@ def kubespray_keys() -> dict[str, object]:
             text = path.read_text()
             for match in re.finditer(r"^#\s?([a-z_][a-z0-9_]*):", text, re.M):
                 keys.setdefault(match.group(1), None)
-            keys.update(yaml.safe_load(text) or {})
+            keys.update(load_rendered(text) or {})
     return keys
 
 
@@ -751,7 +764,7 @@ def check_kubespray_vars(files: dict[str, str]) -> list[str]:
     problems, ours = [], {}
     for rel, text in files.items():
         if rel.startswith("kubespray/group_vars/"):
-            for key, value in yaml.safe_load(text).items():
+            for key, value in load_rendered(text).items():
                 ours[key] = value
                 if key not in keys:
                     problems.append(f"{rel}: {key} is not a Kubespray variable")
@@ -775,7 +788,7 @@ def check_kubespray_vars(files: dict[str, str]) -> list[str]:
     checksums = load_upstream_yaml("kubespray/roles/kubespray_defaults/vars/main/checksums.yml")
     if ours["kube_version"] not in {str(v) for v in checksums["kubelet_checksums"]["amd64"]}:
         problems.append(f"kube_version {ours['kube_version']}: Kubespray has no kubelet checksum for it")
-    plan_vars = yaml.safe_load(files["vars/plan.yml"])
+    plan_vars = load_rendered(files["vars/plan.yml"])
     nets = {
         "kube_pods_subnet": ours["kube_pods_subnet"],
         "kube_service_addresses": ours["kube_service_addresses"],
@@ -896,7 +909,7 @@ def valid_options(context: str) -> set[str] | None:
 
 
 def check_kolla_globals(files: dict[str, str], share: Path) -> list[str]:
-    ours = yaml.safe_load(files["kolla/globals.yml"])
+    ours = load_rendered(files["kolla/globals.yml"])
     shipped = globals_keys((share / "etc_examples" / "kolla" / "globals.yml").read_text())
     version = LOCK["kolla_ansible"]["version"]
     problems = [f"{k}: not in kolla-ansible {version} globals.yml" for k in ours if k not in shipped]
@@ -906,7 +919,7 @@ def check_kolla_globals(files: dict[str, str], share: Path) -> list[str]:
         allowed = valid_options(shipped[key])
         if allowed and str(value) not in allowed:
             problems.append(f"{key}: {value!r} is not one of {sorted(allowed)}")
-    common = yaml.safe_load((share / "ansible" / "group_vars" / "all" / "common.yml").read_text())
+    common = load_rendered((share / "ansible" / "group_vars" / "all" / "common.yml").read_text())
     if ours.get("openstack_release") != common["openstack_release"]:
         release = common["openstack_release"]
         problems.append(f"openstack_release {ours.get('openstack_release')}: kolla-ansible {version} deploys {release}")
@@ -923,7 +936,7 @@ def test_kolla_globals_against_master_is_reported(kolla_share):
     """kolla-ansible master (the next release) against the installed one, for the keys we set: warnings only."""
     master = globals_keys(upstream("kolla-ansible/etc/kolla/globals.yml").read_text())
     shipped = globals_keys((kolla_share / "etc_examples" / "kolla" / "globals.yml").read_text())
-    ours = sorted({k for files in RENDERED.values() for k in yaml.safe_load(files["kolla/globals.yml"])})
+    ours = sorted({k for files in RENDERED.values() for k in load_rendered(files["kolla/globals.yml"])})
     assert ours and all(k in shipped for k in ours)
     report = [f"{k}: gone on master" for k in ours if k not in master]
     for key in ours:
@@ -938,7 +951,7 @@ def test_kolla_globals_against_master_is_reported(kolla_share):
 def check_kolla_custom_config(files: dict[str, str], share: Path) -> list[str]:
     services, problems = {}, []
     for role, var in (("nova", "nova_services"), ("nova-cell", "nova_cell_services")):
-        services.update(yaml.safe_load((share / "ansible" / "roles" / role / "defaults" / "main.yml").read_text())[var])
+        services.update(load_rendered((share / "ansible" / "roles" / role / "defaults" / "main.yml").read_text())[var])
         config_tasks = (share / "ansible" / "roles" / role / "tasks" / "config.yml").read_text()
         if "{{ node_custom_config }}/nova/{{ item.key }}.conf" not in config_tasks:
             problems.append(f"kolla-ansible's {role} role no longer merges nova/<service>.conf")
@@ -1055,7 +1068,7 @@ MUTATIONS = [
         "kubespray version",
         "check_kubespray_vars",
         "kubespray/group_vars/k8s_cluster/k8s-cluster.yml",
-        r'kube_version: "[^"]+"',
+        r'kube_version: !unsafe "[^"]+"',
         'kube_version: "1.20.0"',
     ),
     (
@@ -1086,7 +1099,13 @@ MUTATIONS = [
         r"  children:\n    kube_control_plane:",
         "  children:\n    - kube_control_plane:",
     ),
-    ("inventory ip", "check_inventories", "kubespray/inventory.yml", r'access_ip: "[^"]+"', 'access_ip: "10.9.9.9"'),
+    (
+        "inventory ip",
+        "check_inventories",
+        "kubespray/inventory.yml",
+        r'access_ip: !unsafe "[^"]+"',
+        'access_ip: "10.9.9.9"',
+    ),
 ]
 KOLLA_MUTATIONS = [
     ("globals unknown key", "check_kolla_globals", "kolla/globals.yml", r"enable_heat:", "enable_heatt:"),
@@ -1101,7 +1120,7 @@ KOLLA_MUTATIONS = [
         "globals release",
         "check_kolla_globals",
         "kolla/globals.yml",
-        r'openstack_release: "[^"]+"',
+        r'openstack_release: !unsafe "[^"]+"',
         'openstack_release: "2024.1"',
     ),
     (
@@ -1149,3 +1168,48 @@ def test_kueue_cel_rules_are_evaluated():
     pytest.importorskip("celpy", reason="cel-python (test extra) evaluates the CRDs' x-kubernetes-validations rules")
     files = _mutated("ml/kueue-queues.yaml", r'            - name: "cpu"\n              nominalQuota: "\d+"\n', "")
     assert any("CEL rule fails" in p for p in check_kueue(files)), check_kueue(files)
+
+
+def ansible_read_files(files: dict[str, str]) -> dict[str, str]:
+    """The rendered YAML files that Ansible itself loads (inventories, extra-vars files, group_vars)."""
+    from affordml.render.engine import OUTPUTS
+
+    return {o.target: files[o.target] for o in OUTPUTS if o.reader == "ansible" and o.target in files}
+
+
+def templatable_strings(value, path=()) -> list[str]:
+    """Paths of the strings in a value loaded by Ansible that Ansible would still template."""
+    from ansible.template import is_trusted_as_template
+
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in templatable_strings(v, (*path, k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in templatable_strings(v, (*path, i))]
+    if isinstance(value, str) and is_trusted_as_template(value):
+        return [".".join(str(p) for p in path) + f" = {value!r}"]
+    return []
+
+
+# Template strings affordml writes on purpose, for Kubespray's run: the VM key comes from the cloud phase.
+INTENDED_TEMPLATES = {
+    ("kubespray/inventory.yml", "all.vars.ansible_ssh_private_key_file = '{{ affordml_vm_ssh_key }}'")
+}
+
+
+@pytest.mark.parametrize("case", ENV_CASES)
+def test_ansible_loads_every_rendered_string_as_data(case, tmp_path):
+    """Ansible's own loader, trusting the file as a vars file (as Ansible does), marks what it may template: no
+    string it would template holds template syntax, but for the one affordml writes on purpose.
+    (tests/unit/test_values_inert.py renders payloads from every config and facts field.)"""
+    from ansible.parsing.dataloader import DataLoader
+
+    loader = DataLoader()
+    problems = []
+    for rel, text in ansible_read_files(RENDERED[case]).items():
+        path = tmp_path / rel.replace("/", "_")
+        path.write_text(text)
+        data = loader.load_from_file(str(path), cache="none", trusted_as_template=True)
+        for found in templatable_strings(data):
+            if re.search(r"\{[{%#]", found) and (rel, found) not in INTENDED_TEMPLATES:
+                problems.append(f"{rel}: {found}")
+    assert not problems, "\n".join(problems)

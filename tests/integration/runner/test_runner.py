@@ -208,3 +208,32 @@ def test_reboot_fact_reaches_progress(tmp_path):
     result, progress = _run(tmp_path, PLAY_REBOOT_FACT, _local(tmp_path))
     check_result(result, "test")
     assert progress.reboot_required == {"testhost"}
+
+
+def test_run_variables_reach_the_play_as_data(tmp_path):
+    """affordml's own run variables (paths that hold the project folder's name) go in as an !unsafe vars file:
+    a real ansible-playbook writes a Jinja payload back literally and never runs it."""
+    marker = tmp_path / "marker"
+    payload = f"{tmp_path}/x{{{{ lookup('pipe', 'touch {marker}') }}}}$(touch {marker}-shell)"
+    target = tmp_path / "out.txt"
+    play = tmp_path / "play.yml"
+    play.write_text(PLAY_OK_CHANGED.replace("{{ payload }}", "{{ affordml_env_dir }}"))
+    args = build_run_args(
+        ident="t1",
+        runs_dir=tmp_path / "runs",
+        playbook=play,
+        inventories=[_local(tmp_path)],
+        vars_files=[_vars(tmp_path, f"target: {target}\n")],
+        extravars={"affordml_env_dir": payload},
+        toolchain_bin=own_bin(),
+    )
+    result = execute(args, Progress("test"))
+    check_result(result, "test")
+    assert target.read_text() == payload
+    assert not list(tmp_path.glob("marker*"))
+
+
+def _vars(tmp: Path, text: str) -> Path:
+    path = tmp / "vars.yml"
+    path.write_text(text)
+    return path
