@@ -161,10 +161,10 @@ def test_second_concurrent_run_is_refused_and_stale_lock_recovered(tmp_path):
 
 def test_unavailable_phase_tells_the_truth_about_the_phases_before_it(tmp_path):
     """Finding 23: a dry run that stops at an unavailable phase did nothing: it must not say they are done."""
+    import dataclasses
+
     from affordml.errors import PhaseUnavailable
     from affordml.phases.steps import execute
-
-    import dataclasses
 
     unavailable = dataclasses.replace(get_phase("verify"), runs="python:no-such-step")  # a step not in this version
     ctx = _context(tmp_path)
