@@ -818,3 +818,19 @@ def test_collector_on_this_machine_round_trips():
     assert facts.hostname == Path("/etc/hostname").read_text().strip() or not Path("/etc/hostname").exists()
     again = Snapshot.from_dict(json.loads(json.dumps(snap.to_dict())))
     assert facts_from_snapshot(again).to_dict() == facts.to_dict()
+
+
+def test_collector_reads_what_the_kernel_reports_about_the_iommu_here():
+    """The new read-only records of collect.sh, on this machine: the ACPI table names and each group's type."""
+    import os
+    import shutil
+
+    snap = collect_local()
+    tables = Path("/sys/firmware/acpi/tables")
+    if tables.is_dir() and os.access(tables, os.R_OK):
+        assert snap.dirs["/sys/firmware/acpi/tables"] == sorted(os.listdir(tables))
+    for group in Path("/sys/kernel/iommu_groups").glob("*"):
+        if (group / "type").is_file():
+            assert snap.files[f"{group}/type"].strip() == (group / "type").read_text().strip()
+    if shutil.which("nvidia-smi") is None:
+        assert "nvidia-smi -q -x" not in snap.commands  # absent, not sh's "not found"
