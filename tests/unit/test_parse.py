@@ -10,13 +10,18 @@ import pytest
 from affordml.errors import FactsError
 from affordml.facts.collect import MARKER, collect_local, parse_records
 from affordml.facts.model import HostFacts
+from affordml.facts.nvidia_smi import (
+    normalise_bus_id,
+    nvidia_smi_failure,
+    parse_mig_gpu_instances,
+    parse_mig_profiles,
+    parse_nvidia_smi,
+)
 from affordml.facts.parse import (
     bar1_mib,
     cmdline_disables_iommu,
     cmdline_vfio_ids,
     facts_from_snapshot,
-    normalise_bus_id,
-    nvidia_smi_failure,
     parse_cpuinfo,
     parse_default_gateway,
     parse_default_route_devices,
@@ -26,9 +31,6 @@ from affordml.facts.parse import (
     parse_ip_addresses,
     parse_lsblk,
     parse_meminfo_total,
-    parse_mig_gpu_instances,
-    parse_mig_profiles,
-    parse_nvidia_smi,
     parse_os_release,
     parse_proc_net_route,
     parse_proc_net_route_gateway,
