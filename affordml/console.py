@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import unicodedata
 
@@ -10,8 +11,19 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+NOT_A_TERMINAL_WIDTH = 1000  # logs, CI, pipes: no wrapping at Rich's default of 80 columns
+
+
+def _console(stderr: bool = False) -> Console:
+    """A terminal gets its own width; anything else gets lines as long as they are (COLUMNS still wins)."""
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console = Console(stderr=stderr, highlight=False, width=NOT_A_TERMINAL_WIDTH)
+    return console
+
+
+out = _console()
+err = _console(stderr=True)
 
 STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skipped": "dim"}
 
@@ -54,10 +66,9 @@ def print_checks(results) -> None:
         out.print(styled((f"{r.status:>7}", STATUS_STYLE[r.status]), f" {r.name:<{width}}  ", r.message))
         if r.fix:
             out.print(styled((f"{'':>8} {'':<{width}}  fix: ", "bold"), r.fix))
-    counts = {s: sum(1 for r in results if r.status == s) for s in STATUS_STYLE}
-    out.print(
-        f"{counts['pass']} passed, {counts['warn']} warnings, {counts['fail']} failed, {counts['skipped']} skipped"
-    )
+    from affordml.plan.checks import summary
+
+    out.print(plain(summary(results)))
 
 
 def print_facts(facts) -> None:
@@ -70,7 +81,7 @@ def print_facts(facts) -> None:
         ("RAM", f"{facts.memory_bytes / 1024**3:.1f} GiB"),
         ("disk free", _gib(facts.varlib_free_bytes or facts.root_free_bytes) + " in /var/lib"),
         ("virtualization", f"{facts.virtualization}; /dev/kvm {'present' if facts.kvm_device else 'missing'}"),
-        ("IOMMU", f"cmdline {'on' if facts.iommu.cmdline_enabled else 'off'}, {facts.iommu.group_count} groups"),
+        ("IOMMU", _iommu_line(facts)),
         ("vfio-pci", "loaded" if facts.vfio.loaded else "available" if facts.vfio.available else "missing"),
         ("Secure Boot", {True: "on", False: "off", None: "unknown"}[facts.secure_boot]),
     ]
@@ -86,9 +97,11 @@ def print_facts(facts) -> None:
         rows.append(
             (
                 f"GPU {gpu.address}",
-                f"{gpu.name} [{gpu.ids}] {gpu.memory_mib or '?'} MiB, driver "
+                f"{gpu.name} [{gpu.ids}] {_memory(gpu.memory_mib, gpu.memory_source)}, "
+                f"{gpu.architecture or 'architecture unknown'}, driver "
                 f"{gpu.driver or 'none'}, IOMMU group {gpu.iommu_group}, MIG "
-                f"{'capable' if gpu.mig_capable else 'no'}",
+                f"{'capable' if gpu.mig_capable else 'no'}"
+                + (f", {len(gpu.mig_instances)} MIG instance(s) now" if gpu.mig_instances else ""),
             )
         )
     for key, value in rows:
@@ -96,14 +109,38 @@ def print_facts(facts) -> None:
     out.print(table)
 
 
+def _iommu_line(facts) -> str:
+    from affordml.plan.iommu import read_iommu
+
+    mode = f", default domain {facts.iommu.default_domain}" if facts.iommu.default_domain else ""
+    acs = f"; pcie_acs_override={facts.iommu.acs_override} (groups not real)" if facts.iommu.acs_override else ""
+    return f"{read_iommu(facts).why}{mode}{acs}"
+
+
 def _gib(value: int | None) -> str:
     return "unknown" if value is None else f"{value / 1024**3:.0f} GiB"
 
 
-def print_plan(plan) -> None:
+def _memory(mib: int | None, source: str) -> str:
+    if not mib:
+        return "memory unknown"
+    return f"{mib} MiB" + (" (affordml's catalog)" if source == "catalog" else "")
+
+
+def sample_note(sample: str) -> str:
+    return (
+        f"SAMPLE PC: this plan is for {sample}, a sample PC shipped with affordml (--example), not this machine; "
+        "run `affordml plan` on your PC for its own plan"
+    )
+
+
+def print_plan(plan, sample: str | None = None) -> None:
+    if sample:
+        out.print(sample_note(sample), style="bold yellow", markup=False)
+    what = f"the sample PC {plan.host}" if sample else plan.host
     out.print(
         styled(
-            (f"Plan for {plain(plan.host)}", "bold"),
+            (f"Plan for {plain(what)}", "bold"),
             f": {plan.host_vcpus} threads, {plan.host_ram_gib} GiB RAM, {plan.host_disk_free_gib} GiB free disk",
         )
     )
@@ -124,7 +161,7 @@ def print_plan(plan) -> None:
         table.add_row(*map(plain, cells))
     out.print(table)
     for g in plan.gpus:
-        memory = f", {g.memory_mib} MiB" if g.memory_mib else ""
+        memory = f", {_memory(g.memory_mib, g.memory_source)}"
         out.print(
             styled((f"GPU {g.address}", "bold"), f" {g.name} [{g.ids}{memory}] -> VM {g.vm}, nova alias {g.nova_alias}")
         )
@@ -133,6 +170,8 @@ def print_plan(plan) -> None:
             f" {g.sharing.mig_layout} {list(g.sharing.mig_instances)}" if g.sharing.mig_layout else ""
         )
         out.print(plain(f"  sharing: {mode}, {g.sharing.slots} job slot(s): {g.sharing.reason}"))
+        if g.mig_existing:
+            out.print(plain(f"  MIG instances on the card now: {', '.join(g.mig_existing)}"))
     if plan.vfio_ids:
         out.print(plain(f"vfio-pci ids: {','.join(plan.vfio_ids)}"))
     out.print(plain("network: " + ", ".join(f"{k} {v}" for k, v in plan.network.items())))

@@ -152,18 +152,19 @@ def doctor(
     """Check the host: virtualization, IOMMU, GPU isolation, vfio, RAM, disk, NICs; each problem with its fix."""
     from affordml import console
     from affordml.facts.gather import gather_facts
-    from affordml.plan.build import make_plan
-    from affordml.plan.checks import plan_feasibility, run_checks
+    from affordml.plan.checks import doctor_results
     from affordml.versions import load_lock, version_table
 
     project = _project()
     config = _config(project)
     host_facts = gather_facts(project, config, _facts_source(facts_file, example))
-    feasibility = plan_feasibility(lambda: make_plan(host_facts, config, version_table(load_lock())))
-    results = run_checks(host_facts, config, set(ignore_check or ()), feasibility)
+    results = doctor_results(host_facts, config, version_table(load_lock()), frozenset(ignore_check or ()))
     if json_out:
-        console.print_json({"host": host_facts.hostname, "checks": [r.to_dict() for r in results]})
+        data = {"host": host_facts.hostname, "checks": [r.to_dict() for r in results]}
+        console.print_json({"sample": example, **data} if example else data)
     else:
+        if example:
+            console.line(console.sample_note(example), style="bold yellow")
         console.print_checks(results)
     if any(r.status == "fail" for r in results):
         raise typer.Exit(1)
@@ -183,9 +184,10 @@ def plan(facts_file: FactsFile = None, example: Example = None, json_out: Json =
     the_plan = make_plan(host_facts, config, version_table(load_lock()))
     downloads = _download_plan(project, config)
     if json_out:
-        console.print_json({**the_plan.to_dict(), "downloads": downloads})
+        data = {**the_plan.to_dict(), "downloads": downloads}
+        console.print_json({"sample": example, **data} if example else data)
     else:
-        console.print_plan(the_plan)
+        console.print_plan(the_plan, sample=example)
         console.print_downloads(downloads)
 
 

@@ -17,6 +17,7 @@ file /proc/sys/kernel/osrelease
 file /proc/net/route
 dir /sys/firmware/efi
 dir /sys/firmware/efi/efivars
+dir /sys/firmware/acpi/tables
 file /sys/module/vfio_pci/initstate
 file /sys/module/kvm_intel/parameters/nested
 file /sys/module/kvm_amd/parameters/nested
@@ -31,11 +32,12 @@ dir /sys/bus/pci/devices
 for d in /sys/bus/pci/devices/*; do
   [ -d "$d" ] || continue
   for a in vendor device class subsystem_vendor subsystem_device numa_node; do file "$d/$a"; done
+  case $(cat "$d/class" 2>/dev/null) in 0x03*) file "$d/resource" ;; esac
   link "$d/driver"
   link "$d/iommu_group"
 done
 dir /sys/kernel/iommu_groups
-for g in /sys/kernel/iommu_groups/*; do dir "$g/devices"; done
+for g in /sys/kernel/iommu_groups/*; do dir "$g/devices"; file "$g/type"; done
 dir /sys/class/net
 for n in /sys/class/net/*; do
   [ -e "$n" ] || continue
@@ -53,6 +55,9 @@ cmd "systemd-detect-virt" systemd-detect-virt
 cmd "mokutil --sb-state" mokutil --sb-state
 cmd "id -u" id -u
 cmd "sudo -n true" sh -c 'sudo -n true && echo yes || echo no'
-cmd "nvidia-smi -q -x" nvidia-smi -q -x
+# stderr too: when no driver answers, nvidia-smi's complaint is what the doctor reports
+command -v nvidia-smi >/dev/null 2>&1 && cmd "nvidia-smi -q -x" sh -c 'nvidia-smi -q -x 2>&1'
+cmd "nvidia-smi mig -lgip" nvidia-smi mig -lgip
+cmd "nvidia-smi mig -lgi" nvidia-smi mig -lgi
 cmd "uname -m" uname -m
 exit 0

@@ -37,3 +37,27 @@ CATALOG: dict[str, CardInfo] = {
 
 def card_info(device_id: str) -> CardInfo | None:
     return CATALOG.get(device_id.lower())
+
+
+# The last driver branch that supports each architecture, from NVIDIA's "Unix Graphics Feature Deprecation
+# Schedule" (https://forums.developer.nvidia.com/t/unix-graphics-feature-deprecation-schedule/60588): Fermi ended
+# with 390, Kepler with 470, and "the release 580 series will be the last to support GPUs based on the Maxwell,
+# Pascal, and Volta architectures". Turing and newer are supported by the later branches.
+LAST_BRANCH: dict[str, int] = {"Fermi": 390, "Kepler": 470, "Maxwell": 580, "Pascal": 580, "Volta": 580}
+PRE_TURING = "Volta or older"
+FIRST_TURING_DEVICE_ID = 0x1E00  # TU102 (RTX 2080 Ti) is 1e02..1e07; every Kepler..Volta chip id is below 1e00
+LAST_BRANCH[PRE_TURING] = 580
+
+
+def architecture_from_device_id(device_id: str) -> str | None:
+    """Where nvidia-smi cannot tell: pre-Turing from the PCI device id, else unknown (None)."""
+    try:
+        number = int(device_id, 16)
+    except ValueError:
+        return None
+    return PRE_TURING if number < FIRST_TURING_DEVICE_ID else None
+
+
+def last_supported_branch(architecture: str | None) -> int | None:
+    """The newest driver branch that still supports this architecture; None when every current branch does."""
+    return LAST_BRANCH.get(architecture or "")

@@ -92,6 +92,12 @@ class Gpu:
     iommu_group: int | None
     functions: tuple[PciDevice, ...]  # every function in the GPU's slot, the GPU itself first
     group_others: tuple[str, ...] = ()  # devices in the IOMMU group that are neither its functions nor bridges
+    architecture: str | None = None  # nvidia-smi's product_architecture, else guessed from the PCI device id
+    bar1_mib: int | None = None  # size of BAR1 (the framebuffer aperture) from sysfs `resource`
+    memory_source: str = "unknown"  # nvidia-smi | catalog | unknown
+    mig_instances: tuple[MigInstance, ...] = ()  # GPU instances that exist now (MIG already enabled)
+    mig_profiles: tuple[MigProfile, ...] = ()  # what `nvidia-smi mig -lgip` lists for this GPU
+    group_gpus: tuple[str, ...] = ()  # other NVIDIA GPUs (and their functions) in the same IOMMU group
 
     @property
     def ids(self) -> str:
@@ -100,15 +106,47 @@ class Gpu:
     @property
     def isolatable(self) -> bool:
         """True when passthrough can take the GPU alone: it has a group and nobody else is in it."""
-        return self.iommu_group is not None and not self.group_others
+        return self.iommu_group is not None and not self.group_others and not self.group_gpus
+
+    @property
+    def isolatable_with_group_gpus(self) -> bool:
+        """True when the group holds only this GPU and other NVIDIA GPUs: they can go to one VM together."""
+        return self.iommu_group is not None and not self.group_others and bool(self.group_gpus)
+
+
+@dataclass(frozen=True)
+class MigInstance:
+    """One MIG GPU instance that exists on the card now."""
+
+    gpu_instance_id: int
+    profile: str  # e.g. 3g.40gb, from `nvidia-smi mig -lgi`; "" when only the XML was available
+    memory_mib: int | None = None
+
+
+@dataclass(frozen=True)
+class MigProfile:
+    """One GPU instance profile the card supports (`nvidia-smi mig -lgip`)."""
+
+    name: str  # e.g. 1g.10gb, 1g.10gb+me
+    profile_id: int
+    total: int  # how many instances of it fit on an empty card
+    memory_gib: float
 
 
 @dataclass(frozen=True)
 class Iommu:
-    cmdline_enabled: bool  # intel_iommu=on / amd_iommu=on (or on by default for AMD)
-    passthrough_mode: bool  # iommu=pt
+    """What the kernel command line asks for and what the running kernel reports. Judge by `active` and
+    `default_domain` (what the kernel did); the cmdline fields only explain why."""
+
+    cmdline_enabled: bool  # the command line turns it on (intel_iommu=on), or it is on by default (AMD)
+    passthrough_mode: bool  # the kernel runs identity domains (groups' type), else iommu=pt / iommu.passthrough=1
     active: bool  # the kernel created IOMMU groups
     group_count: int = 0
+    cmdline_disabled: str | None = None  # the argument that turns it off: intel_iommu=off, amd_iommu=off, iommu=off
+    default_domain: str | None = None  # the groups' type: identity (passthrough) | DMA | DMA-FQ; None if unknown
+    firmware_table: bool | None = None  # ACPI DMAR (Intel) / IVRS (AMD) table present: VT-d / AMD-Vi on in firmware
+    acs_override: str | None = None  # pcie_acs_override=... on the command line (an out-of-tree kernel patch)
+    cmdline_vfio_ids: tuple[str, ...] | None = None  # the words of vfio-pci.ids=..., None if absent
 
 
 @dataclass(frozen=True)
@@ -141,6 +179,7 @@ class HostFacts:
     is_root: bool | None
     sudo_without_password: bool | None
     nvidia_driver_version: str | None = None
+    nvidia_smi_error: str | None = None  # nvidia-smi is installed but could not talk to the driver (its own words)
     default_gateway: str | None = None  # the IPv4 next hop of the default route, when there is one
     notes: list[str] = field(default_factory=list)
 

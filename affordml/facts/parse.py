@@ -5,12 +5,11 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-import xml.etree.ElementTree as ET
 from typing import NamedTuple
 
 from affordml.errors import FactsError
 from affordml.facts.check import check_facts
-from affordml.facts.gpu_catalog import card_info
+from affordml.facts.gpu_catalog import architecture_from_device_id, card_info
 from affordml.facts.model import (
     NVIDIA_VENDOR,
     Cpu,
@@ -18,16 +17,26 @@ from affordml.facts.model import (
     Gpu,
     HostFacts,
     Iommu,
+    MigInstance,
+    MigProfile,
     Nic,
     OsRelease,
     PciDevice,
     Vfio,
+)
+from affordml.facts.nvidia_smi import (
+    SmiGpu,
+    nvidia_smi_failure,
+    parse_mig_gpu_instances,
+    parse_mig_profiles,
+    parse_nvidia_smi,
 )
 from affordml.facts.snapshot import Snapshot
 
 PCI_ROOT = "/sys/bus/pci/devices"
 NET_ROOT = "/sys/class/net"
 GROUPS_ROOT = "/sys/kernel/iommu_groups"
+ACPI_TABLES = "/sys/firmware/acpi/tables"
 _PCI_ADDRESS = re.compile(r"[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]")
 
 
@@ -187,51 +196,61 @@ def _json(text: str | None, what: str):
         raise FactsError(f"the output of `{what}` is not JSON ({exc.msg})", "collect the facts again") from None
 
 
-class SmiGpu(NamedTuple):
-    bus_id: str  # normalised to 0000:01:00.0
-    name: str
-    memory_mib: int | None
-    mig_mode: str  # Enabled | Disabled | N/A
-
-
-def parse_nvidia_smi(xml_text: str | None) -> tuple[str | None, list[SmiGpu]]:
-    """Driver version and GPUs from `nvidia-smi -q -x`."""
-    if not xml_text or not xml_text.strip():
-        return None, []
-    try:
-        root = ET.fromstring(xml_text.strip())
-    except ET.ParseError as exc:
-        raise FactsError(f"`nvidia-smi -q -x` gave invalid XML ({exc})", "check the NVIDIA driver") from None
-    gpus = []
-    for gpu in root.findall("gpu"):
-        memory = re.match(r"\s*(\d+)", gpu.findtext("fb_memory_usage/total") or "")
-        gpus.append(
-            SmiGpu(
-                bus_id=normalise_bus_id(gpu.get("id") or gpu.findtext("pci/pci_bus_id") or ""),
-                name=(gpu.findtext("product_name") or "NVIDIA GPU").strip(),
-                memory_mib=int(memory.group(1)) if memory else None,
-                mig_mode=(gpu.findtext("mig_mode/current_mig") or "N/A").strip(),
-            )
-        )
-    return (root.findtext("driver_version") or "").strip() or None, gpus
-
-
-def normalise_bus_id(bus_id: str) -> str:
-    """nvidia-smi writes 00000000:01:00.0; sysfs writes 0000:01:00.0."""
-    bus_id = bus_id.strip().lower()
-    domain, _, rest = bus_id.partition(":")
-    return f"{domain[-4:]}:{rest}" if rest else bus_id
-
-
 def parse_iommu_cmdline(cmdline: str, cpu_vendor: str) -> tuple[bool, bool]:
-    """(enabled, passthrough mode) from the kernel command line. AMD kernels turn the IOMMU on by default."""
+    """(enabled, passthrough mode) as the kernel command line asks (the last word of each key wins, as in the
+    kernel). AMD kernels turn the IOMMU on by default; `iommu.passthrough=1` is the generic spelling of iommu=pt.
+    Only an explanation: what the running kernel did is in the IOMMU groups (see `iommu_from_snapshot`)."""
     args = dict(_kv(word) for word in cmdline.split())
-    intel, amd = args.get("intel_iommu", ""), args.get("amd_iommu", "")
-    if cpu_vendor == "amd":
-        enabled = amd != "off" and args.get("iommu") != "off"
-    else:
-        enabled = intel.split(",")[0] == "on" or "on" in intel.split(",")
-    return enabled, args.get("iommu") == "pt"
+    if cmdline_disables_iommu(cmdline, cpu_vendor):
+        return False, False
+    intel = args.get("intel_iommu", "").split(",")
+    enabled = cpu_vendor == "amd" or "on" in intel
+    passthrough = args.get("iommu") == "pt" or args.get("iommu.passthrough", "") in ("1", "y", "Y", "on")
+    if args.get("iommu") == "nopt" or args.get("iommu.passthrough", "") in ("0", "n", "N", "off"):
+        passthrough = False
+    return enabled, passthrough
+
+
+def cmdline_disables_iommu(cmdline: str, cpu_vendor: str) -> str | None:
+    """The argument that turns the IOMMU off for this CPU's vendor, as written, or None."""
+    args = dict(_kv(word) for word in cmdline.split())
+    if args.get("iommu") == "off":
+        return "iommu=off"
+    if cpu_vendor == "amd" and "off" in args.get("amd_iommu", "").split(","):
+        return f"amd_iommu={args['amd_iommu']}"
+    if cpu_vendor != "amd" and "off" in args.get("intel_iommu", "").split(","):
+        return f"intel_iommu={args['intel_iommu']}"
+    return None
+
+
+def cmdline_vfio_ids(cmdline: str) -> tuple[str, ...] | None:
+    """The comma-separated words of `vfio-pci.ids=` (the kernel treats - and _ in module names alike)."""
+    args = dict(_kv(word) for word in cmdline.split())
+    raw = args.get("vfio-pci.ids", args.get("vfio_pci.ids"))
+    return None if raw is None else tuple(w for w in raw.strip('"').split(",") if w)
+
+
+def iommu_from_snapshot(snap: Snapshot, cmdline: str, cpu_vendor: str, groups: dict[int, list[str]]) -> Iommu:
+    """The IOMMU as the running kernel reports it: groups exist, and each group's `type` says the default domain
+    (identity = passthrough, DMA / DMA-FQ = translated), whatever spelling the command line used."""
+    enabled, pt = parse_iommu_cmdline(cmdline, cpu_vendor)
+    types = [(snap.file(f"{GROUPS_ROOT}/{g}/type") or "").strip() for g in groups]
+    types = [t for t in types if t]
+    domain = max(sorted(set(types)), key=types.count) if types else None
+    tables = snap.dirs.get(ACPI_TABLES)
+    wanted = "IVRS" if cpu_vendor == "amd" else "DMAR"
+    args = dict(_kv(word) for word in cmdline.split())
+    return Iommu(
+        cmdline_enabled=enabled,
+        passthrough_mode=domain == "identity" if domain else pt,
+        active=bool(groups),
+        group_count=len(groups),
+        cmdline_disabled=cmdline_disables_iommu(cmdline, cpu_vendor),
+        default_domain=domain,
+        firmware_table=None if tables is None else any(t.startswith(wanted) for t in tables),
+        acs_override=args.get("pcie_acs_override"),
+        cmdline_vfio_ids=cmdline_vfio_ids(cmdline),
+    )
 
 
 def _kv(word: str) -> tuple[str, str]:
@@ -275,10 +294,25 @@ def iommu_groups(snap: Snapshot) -> dict[int, list[str]]:
     return groups
 
 
-def build_gpus(devices: list[PciDevice], groups: dict[int, list[str]], smi: list[SmiGpu]) -> list[Gpu]:
-    """NVIDIA display/3D controllers, each with its slot's functions and the rest of its IOMMU group."""
+class GpuExtras(NamedTuple):
+    """What a GPU's record gets beyond its PCI functions: BAR1 size and nvidia-smi's MIG views."""
+
+    bar1_mib: int | None = None
+    mig_names: tuple[tuple[str, int], ...] = ()  # (profile, GPU instance id) from -lgi
+    mig_profiles: tuple[MigProfile, ...] = ()
+
+
+def build_gpus(
+    devices: list[PciDevice],
+    groups: dict[int, list[str]],
+    smi: list[SmiGpu],
+    extras: dict[str, GpuExtras] | None = None,
+) -> list[Gpu]:
+    """NVIDIA display/3D controllers, each with its slot's functions and the rest of its IOMMU group. Other NVIDIA
+    GPUs' functions in the group are kept apart from the rest: those cards can go to one VM together."""
     by_address = {d.address: d for d in devices}
     smi_by_bus = {g.bus_id: g for g in smi}
+    gpu_slots = {d.slot for d in devices if d.vendor_id == NVIDIA_VENDOR and d.is_gpu}
     gpus = []
     for dev in devices:
         if dev.vendor_id != NVIDIA_VENDOR or not dev.is_gpu:
@@ -286,16 +320,32 @@ def build_gpus(devices: list[PciDevice], groups: dict[int, list[str]], smi: list
         functions = tuple(sorted((d for d in devices if d.slot == dev.slot), key=lambda d: d.address != dev.address))
         own = {f.address for f in functions}
         members = groups.get(dev.iommu_group, []) if dev.iommu_group is not None else []
-        others = tuple(m for m in members if m not in own and not (m in by_address and by_address[m].is_bridge))
-        gpus.append(_gpu(dev, functions, others, smi_by_bus.get(dev.address)))
+        rest = [m for m in members if m not in own and not (m in by_address and by_address[m].is_bridge)]
+        mates = tuple(m for m in rest if m in by_address and by_address[m].slot in gpu_slots)
+        others = tuple(m for m in rest if m not in mates)
+        extra = (extras or {}).get(dev.address, GpuExtras())
+        gpus.append(_gpu(dev, functions, others, smi_by_bus.get(dev.address), extra, mates))
     return gpus
 
 
-def _gpu(dev: PciDevice, functions: tuple, others: tuple, smi: SmiGpu | None) -> Gpu:
+def _gpu(
+    dev: PciDevice, functions: tuple, others: tuple, smi: SmiGpu | None, extra: GpuExtras, mates: tuple = ()
+) -> Gpu:
     known = card_info(dev.device_id)
     name = smi.name if smi else known.name if known else f"NVIDIA GPU {dev.ids}"
-    memory = smi.memory_mib if smi and smi.memory_mib else known.memory_mib if known else None
+    memory, source = (
+        (smi.memory_mib, "nvidia-smi")
+        if smi and smi.memory_mib
+        else (known.memory_mib, "catalog")
+        if known
+        else (None, "unknown")
+    )
     mig_capable = smi.mig_mode in ("Enabled", "Disabled") if smi else bool(known and known.mig_capable)
+    names = dict((gi, profile) for profile, gi in extra.mig_names)
+    instances = tuple(
+        MigInstance(i.gpu_instance_id, names.get(i.gpu_instance_id, ""), i.memory_mib)
+        for i in (smi.mig_instances if smi else ())
+    ) or tuple(MigInstance(gi, profile) for profile, gi in sorted(extra.mig_names, key=lambda n: n[1]))
     return Gpu(
         address=dev.address,
         vendor_id=dev.vendor_id,
@@ -308,7 +358,44 @@ def _gpu(dev: PciDevice, functions: tuple, others: tuple, smi: SmiGpu | None) ->
         iommu_group=dev.iommu_group,
         functions=functions,
         group_others=others,
+        architecture=(smi.architecture if smi else None) or architecture_from_device_id(dev.device_id),
+        bar1_mib=extra.bar1_mib,
+        memory_source=source,
+        mig_instances=instances if smi is None or smi.mig_mode == "Enabled" else (),
+        mig_profiles=extra.mig_profiles,
+        group_gpus=mates,
     )
+
+
+def bar1_mib(resource: str | None) -> int | None:
+    """BAR1's size from a device's sysfs `resource` (one `start end flags` line per BAR; NVIDIA's BAR1 is the
+    framebuffer aperture: at most the card's memory on large-BAR cards, 256 MiB without resizable BAR)."""
+    lines = (resource or "").split("\n")
+    if len(lines) < 2:
+        return None
+    fields = lines[1].split()
+    try:
+        start, end = int(fields[0], 16), int(fields[1], 16)
+    except (IndexError, ValueError):
+        return None
+    return (end - start + 1) // (1024 * 1024) if start and end > start else None
+
+
+def gpu_extras(snap: Snapshot, devices: list[PciDevice], smi: list[SmiGpu]) -> dict[str, GpuExtras]:
+    """BAR1 per NVIDIA GPU, and the MIG tables by GPU index (nvidia-smi numbers GPUs in its XML's order)."""
+    names = parse_mig_gpu_instances(snap.command("nvidia-smi mig -lgi"))
+    profiles = parse_mig_profiles(snap.command("nvidia-smi mig -lgip"))
+    index = {g.bus_id: i for i, g in enumerate(smi)}
+    extras = {}
+    for dev in devices:
+        if dev.vendor_id == NVIDIA_VENDOR and dev.is_gpu:
+            i = index.get(dev.address)
+            extras[dev.address] = GpuExtras(
+                bar1_mib=bar1_mib(snap.file(f"{PCI_ROOT}/{dev.address}/resource")),
+                mig_names=tuple(names.get(i, ())) if i is not None else (),
+                mig_profiles=tuple(profiles.get(i, ())) if i is not None else (),
+            )
+    return extras
 
 
 def parse_nics(snap: Snapshot) -> list[Nic]:
@@ -382,10 +469,10 @@ def facts_from_snapshot(snap: Snapshot) -> HostFacts:
     """Every fact we use, parsed from one snapshot."""
     cpu = parse_cpuinfo(snap.file("/proc/cpuinfo"))
     cmdline = (snap.file("/proc/cmdline") or "").strip()
-    driver_version, smi = parse_nvidia_smi(snap.command("nvidia-smi -q -x"))
+    smi_text = snap.command("nvidia-smi -q -x")
+    driver_version, smi = parse_nvidia_smi(smi_text)
     devices = parse_pci_devices(snap)
     groups = iommu_groups(snap)
-    enabled, pt = parse_iommu_cmdline(cmdline, cpu.vendor)
     uid = (snap.command("id -u") or "").strip()
     facts = HostFacts(
         hostname=(snap.file("/etc/hostname") or "unknown").strip() or "unknown",
@@ -401,8 +488,8 @@ def facts_from_snapshot(snap: Snapshot) -> HostFacts:
         varlib_free_bytes=parse_df_available(snap.command("df -B1 -P /var/lib")),
         nics=parse_nics(snap),
         pci_devices=devices,
-        gpus=build_gpus(devices, groups, smi),
-        iommu=Iommu(cmdline_enabled=enabled, passthrough_mode=pt, active=bool(groups), group_count=len(groups)),
+        gpus=build_gpus(devices, groups, smi, gpu_extras(snap, devices, smi)),
+        iommu=iommu_from_snapshot(snap, cmdline, cpu.vendor, groups),
         vfio=parse_vfio(snap),
         kvm_device=snap.file("/dev/kvm") is not None,
         virtualization=(snap.command("systemd-detect-virt") or "").strip() or "unknown",
@@ -410,6 +497,7 @@ def facts_from_snapshot(snap: Snapshot) -> HostFacts:
         is_root=(uid == "0") if uid else None,
         sudo_without_password=_yes_no(snap.command("sudo -n true")),
         nvidia_driver_version=driver_version,
+        nvidia_smi_error=nvidia_smi_failure(smi_text),
         default_gateway=parse_gateway(snap),
     )
     return check_facts(facts)

@@ -20,8 +20,13 @@ def execute(phase: Phase, ctx: PhaseContext) -> str | None:
         return run_playbook(phase, ctx)
     step = PYTHON_STEPS.get(phase.target)
     if step is None:
+        before = (
+            "the phases before it were only checked (dry run), nothing was changed"
+            if ctx.dry_run
+            else ("the phases before it are done")
+        )
         raise PhaseUnavailable(
-            f"phase {phase.name} is not available in this affordml version; the phases before it are done",
+            f"phase {phase.name} is not available in this affordml version; {before}",
             f"run `affordml init --skip-phase {phase.name}` to go on without it, or upgrade affordml",
         )
     return step(ctx)
@@ -84,14 +89,15 @@ def _note_reboot(ctx: PhaseContext, progress) -> None:
 def preflight(ctx: PhaseContext) -> None:
     """Read each host over SSH (or locally) and run the doctor's checks on it."""
     from affordml.facts.gather import gather_facts
-    from affordml.plan.checks import run_checks
+    from affordml.plan.checks import doctor_results, summary
+    from affordml.versions import version_table
 
     failed = []
     for host in ctx.config.hosts:
         facts = gather_facts(ctx.project, ctx.config, None, host.name)
-        results = run_checks(facts, ctx.config, set(ctx.ignore_checks))
+        results = doctor_results(facts, ctx.config, version_table(ctx.lock), ctx.ignore_checks)
         bad = [r for r in results if r.status == "fail"]
-        ctx.say(f"[preflight] {host.name}: {len(results) - len(bad)} checks passed, {len(bad)} failed")
+        ctx.say(f"[preflight] {host.name}: {summary(results)} (the same checks as `affordml doctor`)")
         failed += [(host.name, r) for r in bad]
     if failed:
         host, first = failed[0]

@@ -5,17 +5,18 @@ from __future__ import annotations
 from affordml.config.model import Config
 from affordml.errors import PlanError
 from affordml.facts.model import Gpu, HostFacts
-from affordml.plan import carve, sharing
+from affordml.plan import carve, sharing, support
 from affordml.plan.model import GIB, GpuAssignment, PassthroughFunction, Plan, PlanWarning, VmSpec
 from affordml.plan.network import plan_network
+from affordml.plan.passthrough import passthrough_gpus, spread_over_workers
 
 
 def make_plan(facts: HostFacts, config: Config, versions: dict[str, str]) -> Plan:
-    gpus, warnings = passthrough_gpus(facts, config)
+    gpus, warnings = passthrough_gpus(facts, config, support.driver_branch(versions))
     worker_count = config.vms.workers.count
     if gpus and worker_count == 0:
         raise PlanError("vms.workers.count: 0 leaves no VM for the GPU", "set vms.workers.count to 1 or more")
-    gpu_worker = {i: [g for j, g in enumerate(gpus) if j % max(worker_count, 1) == i] for i in range(worker_count)}
+    gpu_worker = spread_over_workers(gpus, worker_count)
     flags = [bool(gpu_worker[i]) for i in range(worker_count)]
     reserved = carve.reservations(1 + worker_count)
     host_disk = disk_free_gib(facts)
@@ -37,6 +38,16 @@ def make_plan(facts: HostFacts, config: Config, versions: dict[str, str]) -> Pla
         PlanWarning("mig-reboot", f"{a.name}: switching MIG mode inside the VM may need a VM reboot")
         for a in assignments
         if a.sharing.mode == "mig"
+    ]
+    warnings += [
+        PlanWarning(
+            "mig-existing",
+            f"{a.name} at {a.address} is in MIG mode now with {len(a.mig_existing)} GPU instance(s) "
+            f"({', '.join(a.mig_existing)}); the gpu phase replaces them with "
+            f"{a.sharing.mig_layout or a.sharing.mode}",
+        )
+        for a in assignments
+        if a.mig_existing
     ]
     return Plan(
         host=facts.hostname,
@@ -78,41 +89,6 @@ def disk_free_gib(facts: HostFacts) -> int:
     return free // GIB
 
 
-def passthrough_gpus(facts: HostFacts, config: Config) -> tuple[list[Gpu], list[PlanWarning]]:
-    """NVIDIA GPUs that go to VMs; raises when there are GPUs but none can be isolated."""
-    candidates = [g for g in facts.nvidia_gpus if g.address not in config.gpu.exclude]
-    usable = [g for g in candidates if g.isolatable]
-    warnings = [
-        PlanWarning("gpu-not-isolatable", f"{g.name} at {g.address} stays on the host: {isolation_problem(g)}")
-        for g in candidates
-        if not g.isolatable
-    ]
-    if candidates and not usable:
-        first = candidates[0]
-        raise PlanError(
-            f"no GPU can be passed through: {first.name} at {first.address}: {isolation_problem(first)}",
-            isolation_fix(first, facts),
-        )
-    return sorted(usable, key=lambda g: g.address), warnings
-
-
-def isolation_problem(gpu: Gpu) -> str:
-    if gpu.iommu_group is None:
-        return "it has no IOMMU group (the IOMMU is off, or this host is itself a VM)"
-    return f"IOMMU group {gpu.iommu_group} also holds {', '.join(gpu.group_others)}"
-
-
-def isolation_fix(gpu: Gpu, facts: HostFacts) -> str:
-    if gpu.iommu_group is None and facts.is_vm:
-        return "run affordml on the bare-metal PC, not inside a VM"
-    if gpu.iommu_group is None:
-        return "turn on VT-d / AMD-Vi (IOMMU) in the firmware and run `affordml doctor` for the kernel arguments"
-    return (
-        "move the GPU to a CPU-attached slot (usually the top x16 slot), or update the firmware; "
-        "see `affordml doctor` (check gpu-isolatable)"
-    )
-
-
 def nova_aliases(gpus: list[Gpu]) -> dict[str, str]:
     """vendor:device -> nova PCI alias name. One GPU model: "gpu" and "gpu-audio"."""
     gpu_ids = sorted({g.ids for g in gpus})
@@ -151,6 +127,8 @@ def _assign(gpu: Gpu, vms: list[VmSpec], aliases: dict[str, str], config: Config
         nova_alias=aliases[gpu.ids],
         functions=tuple(PassthroughFunction(f.address, f.ids, _role(f.class_code)) for f in gpu.functions),
         sharing=sharing.decide(gpu, policy, path),
+        memory_source=gpu.memory_source,
+        mig_existing=tuple(i.profile or f"GI {i.gpu_instance_id}" for i in gpu.mig_instances),
     )
 
 

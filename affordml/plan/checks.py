@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from affordml.config.model import Config
 from affordml.errors import PlanError
 from affordml.facts.model import HostFacts
-from affordml.plan import carve
+from affordml.plan import carve, iommu
 from affordml.plan.model import GIB
 from affordml.plan.network import spare_nics
 
@@ -83,11 +83,52 @@ def privileges(facts: HostFacts, _: Config) -> list[CheckResult]:
     )
 
 
+CONTAINERS = {
+    "docker",
+    "podman",
+    "lxc",
+    "lxc-libvirt",
+    "systemd-nspawn",
+    "rkt",
+    "openvz",
+    "wsl",
+    "proot",
+    "container-other",
+}
+
+
+def skipped(name: str, message: str) -> list[CheckResult]:
+    return [CheckResult(name, "skipped", message)]
+
+
+def _host_kind(facts: HostFacts) -> str:
+    """What the host is, in words that are true: a container, a virtual machine, or both."""
+    if facts.virtualization in CONTAINERS:
+        inside = " inside a virtual machine" if facts.cpu.hypervisor else ""
+        return f"a container ({facts.virtualization}){inside}"
+    if facts.virtualization not in ("none", "unknown"):
+        return f"a virtual machine ({facts.virtualization})"
+    return "a virtual machine (the CPU reports a hypervisor)"
+
+
+@check("bare-metal", "affordml runs on the PC itself, not in a VM or a container")
+def bare_metal(facts: HostFacts, _: Config) -> list[CheckResult]:
+    if not facts.is_vm:
+        return ok("bare-metal", "not a virtual machine or container")
+    return fail(
+        "bare-metal",
+        f"this host is {_host_kind(facts)}; GPU passthrough into nested VMs does not work",
+        "run affordml on the physical PC",
+    )
+
+
 @check("cpu-virtualization", "VT-x / AMD-V exposed by the CPU")
 def cpu_virtualization(facts: HostFacts, _: Config) -> list[CheckResult]:
     name = "cpu-virtualization"
     if facts.cpu.virt_flag:
         return ok(name, f"{facts.cpu.model}: {facts.cpu.virt_flag}")
+    if facts.is_vm:
+        return skipped(name, f"depends on bare-metal: {_host_kind(facts)} shows no VT-x / AMD-V flag to its guest")
     setting = "SVM Mode (AMD-V)" if facts.cpu.vendor == "amd" else "Intel Virtualization Technology (VT-x)"
     return fail(
         name,
@@ -98,52 +139,74 @@ def cpu_virtualization(facts: HostFacts, _: Config) -> list[CheckResult]:
 
 @check("kvm", "/dev/kvm present")
 def kvm(facts: HostFacts, _: Config) -> list[CheckResult]:
+    if not facts.cpu.virt_flag:
+        where = "present" if facts.kvm_device else "missing"
+        return skipped(
+            "kvm", f"depends on cpu-virtualization: /dev/kvm is {where}, but KVM needs the CPU's VT-x / AMD-V"
+        )
     if facts.kvm_device:
         return ok("kvm", "/dev/kvm is present")
     module = "kvm_amd" if facts.cpu.vendor == "amd" else "kvm_intel"
     return fail(
         "kvm",
         "/dev/kvm is missing: VMs would run 50x slower under emulation",
-        f"enable CPU virtualization in the firmware, then `sudo modprobe {module}`",
+        f"`sudo modprobe {module}` (the CPU has {facts.cpu.virt_flag}, so only the module is missing)",
     )
 
 
-@check("bare-metal", "affordml runs on the PC itself, not in a VM")
-def bare_metal(facts: HostFacts, _: Config) -> list[CheckResult]:
-    if not facts.is_vm:
-        return ok("bare-metal", "not a virtual machine")
-    kind = facts.virtualization if facts.virtualization not in ("none", "unknown") else "the CPU reports a hypervisor"
-    return fail(
-        "bare-metal",
-        f"this host is a virtual machine ({kind}); GPU passthrough into nested VMs does not work",
-        "run affordml on the physical PC",
+def _grub_fix(args: list[str]) -> str:
+    return (
+        f"`affordml init` adds `{' '.join(args)}` in its host phase and asks for one reboot; by hand: add them to "
+        "GRUB_CMDLINE_LINUX_DEFAULT in /etc/default/grub, `sudo update-grub`, reboot"
     )
 
 
-@check("iommu-cmdline", "the IOMMU is on in the kernel command line")
+@check("iommu-cmdline", "the kernel command line leaves the IOMMU on, in passthrough mode")
 def iommu_cmdline(facts: HostFacts, _: Config) -> list[CheckResult]:
     name = "iommu-cmdline"
-    arg = "amd_iommu=on iommu=pt" if facts.cpu.vendor == "amd" else "intel_iommu=on iommu=pt"
-    fix = (
-        f"add `{arg}` to GRUB_CMDLINE_LINUX_DEFAULT in /etc/default/grub, run `sudo update-grub`, reboot "
-        "(`affordml init` does this for you in its host phase)"
-    )
-    if not facts.iommu.cmdline_enabled:
-        return fail(name, "the kernel command line does not turn the IOMMU on", fix)
-    if not facts.iommu.passthrough_mode:
-        return warn(name, "the IOMMU is on, without iommu=pt (slower host I/O)", fix)
-    return ok(name, "the IOMMU is on, in passthrough mode")
+    reading = iommu.read_iommu(facts)
+    args = iommu.host_kernel_args(facts.cpu.vendor)
+    if reading.state == iommu.IN_VM:
+        return skipped(name, "depends on bare-metal: a VM's command line does not matter here")
+    if reading.state == iommu.CMDLINE_OFF:
+        off = facts.iommu.cmdline_disabled
+        return fail(
+            name,
+            reading.why,
+            f"remove `{off}` from /etc/default/grub (and /etc/default/grub.d/), `sudo update-grub`, reboot",
+        )
+    if reading.state == iommu.HOST_PHASE:
+        return warn(name, reading.why, _grub_fix(args))
+    if reading.state == iommu.FIRMWARE_OFF:
+        return ok(name, "the command line does not keep the IOMMU off (see iommu-active)")
+    domain = facts.iommu.default_domain
+    if facts.iommu.passthrough_mode:
+        seen = "the kernel reports identity domains" if domain else "iommu=pt on the command line"
+        return ok(name, f"{reading.why}, in passthrough mode ({seen})")
+    mode = f"translated mode ({domain})" if domain else "translated mode (no iommu=pt)"
+    return ok(name, f"{reading.why}, in {mode}; the host phase adds iommu=pt (faster host I/O)")
 
 
 @check("iommu-active", "the kernel created IOMMU groups")
 def iommu_active(facts: HostFacts, _: Config) -> list[CheckResult]:
-    if facts.iommu.active:
-        return ok("iommu-active", f"{facts.iommu.group_count} IOMMU groups")
-    setting = "AMD-Vi / IOMMU" if facts.cpu.vendor == "amd" else "VT-d"
+    name = "iommu-active"
+    reading = iommu.read_iommu(facts)
+    if reading.state == iommu.ACTIVE:
+        return ok(name, f"{facts.iommu.group_count} IOMMU groups")
+    if reading.state == iommu.IN_VM:
+        return skipped(name, f"depends on bare-metal: {reading.why}")
+    if reading.state == iommu.CMDLINE_OFF:
+        return skipped(name, "depends on iommu-cmdline: no IOMMU groups while the command line turns it off")
+    if reading.state == iommu.HOST_PHASE:
+        return warn(
+            name,
+            "no IOMMU groups yet: they appear after the host phase's reboot (see iommu-cmdline)",
+            f"if none appear then, enable '{iommu.firmware_setting(facts.cpu.vendor)}' in the firmware setup",
+        )
     return fail(
-        "iommu-active",
-        "no IOMMU groups: the IOMMU is off",
-        f"enable '{setting}' (and 'Above 4G decoding') in the firmware setup, and check iommu-cmdline",
+        name,
+        f"no IOMMU groups: {reading.why}",
+        f"enable '{iommu.firmware_setting(facts.cpu.vendor)}' (and 'Above 4G decoding') in the firmware setup",
     )
 
 
@@ -159,18 +222,48 @@ def gpu_present(facts: HostFacts, _: Config) -> list[CheckResult]:
     )
 
 
+def _acs_fake(gpu_group: int | None, acs: str) -> str:
+    return (
+        f"IOMMU group {gpu_group} looks isolated only because `pcie_acs_override={acs}` is on the kernel command "
+        "line: that patch makes the kernel pretend the devices behind one bridge are isolated; they are not, "
+        "and a device in the VM could reach the others by peer-to-peer DMA"
+    )
+
+
 @check("gpu-isolatable", "each GPU is alone in its IOMMU group")
 def gpu_isolatable(facts: HostFacts, config: Config) -> list[CheckResult]:
     results = []
+    reading = iommu.read_iommu(facts)
     for gpu in facts.nvidia_gpus:
         name = f"gpu-isolatable:{gpu.address}"
         if gpu.address in config.gpu.exclude:
             results.append(CheckResult(name, "skipped", f"{gpu.name} is excluded in gpu.exclude"))
+        elif gpu.iommu_group is None and reading.state == iommu.HOST_PHASE:
+            results += warn(
+                name,
+                f"{gpu.name} has no IOMMU group yet: its isolation is known after the host phase's reboot",
+                "run `affordml doctor` again after that reboot; `affordml init` checks it again when it resumes",
+            )
+        elif gpu.iommu_group is None:
+            results += skipped(name, f"depends on iommu-active: {gpu.name} has no IOMMU group")
+        elif facts.iommu.acs_override is not None:
+            results += fail(
+                name,
+                _acs_fake(gpu.iommu_group, facts.iommu.acs_override),
+                "remove pcie_acs_override from the kernel command line and move the GPU to a CPU-attached "
+                "x16 slot (its real group must hold only the GPU), or list it in gpu.exclude",
+            )
         elif gpu.isolatable:
             functions = ", ".join(f.address for f in gpu.functions)
             results.append(CheckResult(name, "pass", f"IOMMU group {gpu.iommu_group} holds only {functions}"))
-        elif gpu.iommu_group is None:
-            results += fail(name, f"{gpu.name} has no IOMMU group", "turn the IOMMU on (see iommu-active)")
+        elif gpu.isolatable_with_group_gpus:
+            results += warn(
+                name,
+                f"IOMMU group {gpu.iommu_group} holds {gpu.name} and another GPU ({', '.join(gpu.group_gpus)}), "
+                "behind one root port: the cards can only go together, to one VM",
+                "nothing to do: the plan gives them to one VM; for one card per VM, move one to a slot on "
+                "another CPU root port",
+            )
         else:
             results += fail(
                 name,
@@ -178,6 +271,26 @@ def gpu_isolatable(facts: HostFacts, config: Config) -> list[CheckResult]:
                 "move the GPU to the CPU-attached x16 slot, update the firmware, or list it in "
                 "gpu.exclude; ACS-override kernel patches are unsafe and not supported",
             )
+    return results
+
+
+@check("guest-driver", "the GPU phase's driver branch supports each GPU")
+def guest_driver(facts: HostFacts, config: Config) -> list[CheckResult]:
+    from affordml.plan.support import driver_branch, unsupported_reason
+    from affordml.versions import load_lock, version_table
+
+    branch = driver_branch(version_table(load_lock()))
+    results = []
+    for gpu in facts.nvidia_gpus:
+        name = f"guest-driver:{gpu.address}"
+        reason = unsupported_reason(gpu, branch)
+        if gpu.address in config.gpu.exclude:
+            results += skipped(name, f"{gpu.name} is excluded in gpu.exclude")
+        elif reason:
+            results += fail(name, f"{gpu.name}: {reason}", "use a Turing or newer card, or list it in gpu.exclude")
+        else:
+            arch = gpu.architecture or "architecture not reported"
+            results += ok(name, f"{gpu.name} ({arch}) is supported by the {branch} driver branch")
     return results
 
 
@@ -193,23 +306,60 @@ def vfio_pci(facts: HostFacts, _: Config) -> list[CheckResult]:
     )
 
 
-@check("gpu-driver", "which driver holds each GPU now")
+@check("vfio-cmdline", "a vfio-pci.ids= on the command line names every function passed through")
+def vfio_cmdline(facts: HostFacts, config: Config) -> list[CheckResult]:
+    from affordml.plan.support import vfio_ids_problems
+
+    words = facts.iommu.cmdline_vfio_ids
+    if words is None:
+        return ok("vfio-cmdline", "no vfio-pci.ids= on the command line (the host phase writes its own)")
+    functions = [f for g in facts.nvidia_gpus if g.address not in config.gpu.exclude for f in g.functions]
+    problems = vfio_ids_problems(words, functions, facts.pci_devices)
+    if not problems:
+        return ok("vfio-cmdline", f"vfio-pci.ids={','.join(words)} names every GPU function")
+    return warn(
+        "vfio-cmdline",
+        "; ".join(problems),
+        "fix or remove vfio-pci.ids= in /etc/default/grub, `sudo update-grub`, reboot (the host phase's own "
+        "vfio-pci.ids=, later on the command line, wins meanwhile)",
+    )
+
+
+@check("gpu-driver", "which driver holds each GPU function now")
 def gpu_driver(facts: HostFacts, _: Config) -> list[CheckResult]:
     results = []
     for gpu in facts.nvidia_gpus:
         name = f"gpu-driver:{gpu.address}"
-        if gpu.driver == "vfio-pci":
-            results += ok(name, "vfio-pci holds it: ready for passthrough")
-        elif gpu.driver in ("nvidia", "nouveau"):
-            results += warn(
-                name,
-                f"{gpu.driver} holds {gpu.name}; vfio-pci must take it at boot",
-                "`affordml init` binds vfio-pci early and blacklists nouveau; then reboot. "
-                "Don't use this GPU for the desktop display",
+        held = [f for f in gpu.functions if f.driver and f.driver != "vfio-pci"]
+        if not held:
+            on_vfio = all(f.driver == "vfio-pci" for f in gpu.functions)
+            results += ok(
+                name, "vfio-pci holds every function: ready for passthrough" if on_vfio else "no driver holds it"
             )
-        else:
-            results += ok(name, f"no driver holds {gpu.name}")
+            continue
+        which = ", ".join(f"{f.address} on {f.driver}" for f in held)
+        results += warn(
+            name,
+            f"{gpu.name}: {which}; vfio-pci must take every function at boot",
+            "`affordml init` binds vfio-pci early and blacklists nouveau; then reboot. "
+            "Don't use this GPU for the desktop display",
+        )
     return results
+
+
+@check("nvidia-smi", "nvidia-smi answers (when it is installed)")
+def nvidia_smi(facts: HostFacts, _: Config) -> list[CheckResult]:
+    if facts.nvidia_smi_error:
+        return warn(
+            "nvidia-smi",
+            f"nvidia-smi is installed but no NVIDIA driver answers it (it said: {facts.nvidia_smi_error!r}); "
+            "GPU names and memory come from affordml's catalog instead",
+            "nothing is needed for passthrough (vfio-pci takes the GPU); for the host's own use, load the driver "
+            "(`sudo modprobe nvidia`, or rebuild it for this kernel: `sudo dkms autoinstall`)",
+        )
+    if facts.nvidia_driver_version:
+        return ok("nvidia-smi", f"driver {facts.nvidia_driver_version}")
+    return ok("nvidia-smi", "not installed on the host (not needed: the driver runs inside the GPU VM)")
 
 
 @check("secure-boot", "Secure Boot vs unsigned kernel modules")
@@ -326,6 +476,19 @@ def run_checks(facts: HostFacts, config: Config, ignore: set[str] = frozenset(),
     if plan_check is not None:
         results.append(plan_check())
     return results
+
+
+def summary(results: list[CheckResult]) -> str:
+    """The one count line that doctor and init's preflight both print."""
+    counts = {s: sum(1 for r in results if r.status == s) for s in ("pass", "warn", "fail", "skipped")}
+    return f"{counts['pass']} passed, {counts['warn']} warnings, {counts['fail']} failed, {counts['skipped']} skipped"
+
+
+def doctor_results(facts: HostFacts, config: Config, versions: dict[str, str], ignore=frozenset()) -> list[CheckResult]:
+    """Every check plus the planner's own verdict: what `affordml doctor` shows and init's preflight counts."""
+    from affordml.plan.build import make_plan
+
+    return run_checks(facts, config, set(ignore), plan_feasibility(lambda: make_plan(facts, config, versions)))
 
 
 def plan_feasibility(make) -> Callable[[], CheckResult]:

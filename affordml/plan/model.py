@@ -48,6 +48,8 @@ class GpuAssignment:
     nova_alias: str
     functions: tuple[PassthroughFunction, ...]
     sharing: SharingDecision
+    memory_source: str = "nvidia-smi"  # nvidia-smi | catalog | unknown
+    mig_existing: tuple[str, ...] = ()  # MIG GPU instances on the card now (profiles), before the gpu phase
 
 
 @dataclass(frozen=True)

@@ -76,9 +76,22 @@ _MIG_CLASSES: list[tuple[int, dict[str, list[str]]]] = [
 ]
 
 
-def mig_layouts(memory_mib: int | None) -> dict[str, list[str]]:
+def mig_layouts(memory_mib: int | None, profiles: tuple = ()) -> dict[str, list[str]]:
+    """mig-parted layouts for the card. Where nvidia-smi listed the card's own profiles (`mig -lgip`), those win:
+    one all-<profile> layout per profile, and the table's all-balanced only if the card has all its profiles."""
     memory = memory_mib or 81920
-    return next(layouts for limit, layouts in _MIG_CLASSES if memory < limit)
+    table = next(layouts for limit, layouts in _MIG_CLASSES if memory < limit)
+    if not profiles:
+        return table
+    names = {p.name for p in profiles}
+    layouts = {f"all-{p.name}": [p.name] * p.total for p in profiles if "+" not in p.name and p.total > 0}
+    balanced = table["all-balanced"]
+    if set(balanced) <= names:
+        layouts["all-balanced"] = balanced
+    else:
+        smallest = min((p for p in profiles if "+" not in p.name and p.total > 0), key=lambda p: p.memory_gib)
+        layouts["all-balanced"] = [smallest.name] * smallest.total
+    return layouts
 
 
 def decide(gpu: Gpu, policy, field_path: str) -> SharingDecision:
@@ -117,17 +130,26 @@ def _auto(gpu: Gpu) -> SharingDecision:
     if gpu.mig_capable:
         return _mig(gpu, "all-balanced", "auto: MIG-capable card, so hardware-isolated slices", "gpu.sharing")
     clients = auto_mps_clients(gpu.memory_mib)
+    measured = "MPS measured 9.0x the throughput of one job at 8 small jobs (time-slicing 5.8x)"
+    if not gpu.memory_mib:
+        bar = f"; its BAR1 aperture is {gpu.bar1_mib} MiB, which bounds it" if gpu.bar1_mib else ""
+        return _mps(
+            gpu,
+            clients,
+            f"auto: {measured}; this card's memory is unknown (not in affordml's catalog and nvidia-smi did not "
+            f"answer{bar}), so only {clients} clients, each limited to 1/{clients} of whatever it has",
+        )
     return _mps(
         gpu,
         clients,
-        f"auto: MPS measured 9.0x the throughput of one job at 8 small jobs (time-slicing "
-        f"5.8x) and enforces a memory limit per job; {clients} clients of ~4 GiB each fit this card",
+        f"auto: {measured} and enforces a memory limit per job; {clients} clients of "
+        f"~{gpu.memory_mib / clients / 1024:.0f} GiB each fit this card",
     )
 
 
 def auto_mps_clients(memory_mib: int | None) -> int:
     if not memory_mib:
-        return 4
+        return 2  # unknown memory: the fewest clients that still share
     return max(2, min(MPS_MAX_AUTO_CLIENTS, memory_mib // MPS_SLOT_TARGET_MIB))
 
 
@@ -143,7 +165,7 @@ def _mig(gpu: Gpu, layout: str, why: str, field_path: str) -> SharingDecision:
             f"{gpu.address} is not",
             f"set {field_path} to mps or time-slicing",
         )
-    layouts = mig_layouts(gpu.memory_mib)
+    layouts = mig_layouts(gpu.memory_mib, gpu.mig_profiles)
     if layout not in layouts:
         raise PlanError(
             f"{field_path}: MIG layout {layout!r} does not exist for {gpu.name}",
@@ -153,7 +175,8 @@ def _mig(gpu: Gpu, layout: str, why: str, field_path: str) -> SharingDecision:
     return SharingDecision(
         "mig",
         len(instances),
-        f"{why}: MIG layout {layout} gives {len(instances)} isolated instances",
+        f"{why}: MIG layout {layout} gives {len(instances)} isolated instances"
+        + (" (profiles as the card lists them: nvidia-smi mig -lgip)" if gpu.mig_profiles else ""),
         mig_layout=layout,
         mig_instances=instances,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import re
 
 from affordml import __version__
 from affordml.config.model import Config
@@ -128,7 +129,7 @@ def jupyter_profiles(plan: Plan) -> list[dict]:
 def _gpu_profiles(gpu: GpuAssignment) -> list[dict]:
     s = gpu.sharing
     short = gpu.name.removeprefix("NVIDIA ").removeprefix("GeForce ")
-    slug = short.lower().replace(" ", "-").replace(".", "")
+    slug = re.sub(r"[^a-z0-9]+", "-", short.lower().replace(".", "")).strip("-")  # a DNS label, whatever the name
     if s.mode == "mig":
         return [
             {

@@ -22,8 +22,20 @@ from .conftest import FIXTURES
 
 KEY_LINE = re.compile(r"^\s*(- )?[a-z0-9_]+:( |$)")
 FIXTURE_NAMES = sorted(p.stem for p in FIXTURES.glob("*.json"))
-PLANNABLE = {"desktop-rtx4090", "server-a100-mig", "workstation-2gpu", "one-nic-pc"}
-DOCTOR_CLEAN = {"server-a100-mig"}  # the others were captured without root or have real problems
+PLANNABLE = {
+    "desktop-rtx4090",
+    "server-a100-mig",
+    "workstation-2gpu",
+    "one-nic-pc",
+    "intel-default-off",  # no IOMMU groups yet: the host phase turns the IOMMU on
+    "iommu-noncanonical",
+    "vfio-ids-typo",
+    "a100-mig-enabled",
+    "two-gpus-one-group",
+    "unknown-card",
+    "nvidia-smi-no-driver",
+}
+DOCTOR_CLEAN = {"server-a100-mig", "a100-mig-enabled"}  # the others were captured without root or have problems
 
 
 def fixture(name: str) -> Path:
@@ -97,6 +109,32 @@ def test_json_outputs_parse_and_match_the_core(cli, name):
     facts_json = cli("facts", "--facts", fixture(name), "--json")
     assert facts_json.rc == 0
     assert json.loads(facts_json.out) == json.loads(json.dumps(facts.to_dict()))
+
+
+def test_example_plan_says_it_is_a_sample_pc(cli):
+    """Finding 22: `plan --example` shows a sample PC's plan, and says so before anything else."""
+    result = cli("plan", "--example", "desktop-rtx4090")
+    assert result.rc == 0, result.err
+    first = result.out.splitlines()[0]
+    assert first.startswith("SAMPLE PC: ") and "not this machine" in first
+    assert "Plan for the sample PC " in result.out
+    data = json.loads(cli("plan", "--example", "desktop-rtx4090", "--json").out)
+    assert data["sample"] == "desktop-rtx4090"
+    assert "SAMPLE PC" in cli("doctor", "--example", "desktop-rtx4090").out.splitlines()[0]
+    assert "SAMPLE PC" not in cli("plan", "--facts", fixture("desktop-rtx4090")).out
+
+
+def test_output_that_is_not_a_terminal_is_not_wrapped(cli):
+    """Finding 24: a pipe (logs, CI, `| less`) gets whole lines, not Rich's 80 columns."""
+    result = cli("doctor", "--facts", fixture("iommu-off"), env={"COLUMNS": ""})
+    lines = result.out.splitlines()
+    assert max(len(line) for line in lines) > 120  # long findings stay on their line
+    for line in lines[:-1]:  # every line is a check or its fix, none a wrapped remainder
+        assert line.split()[0] in ("pass", "warn", "fail", "skipped", "fix:"), line
+    table = cli("facts", "--facts", fixture("workstation-2gpu"), env={"COLUMNS": ""}).out
+    assert any(
+        "NVIDIA RTX A6000 [10de:2230] 49140 MiB" in line and "IOMMU group 14" in line for line in table.splitlines()
+    )
 
 
 def test_facts_save_then_plan_from_the_saved_file(cli, tmp_path):

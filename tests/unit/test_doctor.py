@@ -36,66 +36,141 @@ def not_passing(results) -> dict[str, str]:
 # fixture -> every check that does not pass (the rest pass); the fixtures were captured as a normal user without
 # password-less sudo, which the privileges check refuses; none has a free second wired NIC (nic-external warns)
 EXPECTED = {
-    "ci-machine": {
-        "cpu-virtualization": "fail",
-        "bare-metal": "fail",
-        "iommu-cmdline": "warn",
-        "iommu-active": "fail",
-        "gpu-present": "warn",
-        "vfio-pci": "fail",
-        "cpu-enough": "fail",
-        "disk-enough": "fail",
-        "plan": "fail",
+    "a100-mig-enabled": {
+        "gpu-driver:0000:43:00.0": "warn",
         "nic-external": "warn",
     },
-    "h200-vm": {
-        "cpu-virtualization": "fail",
-        "kvm": "fail",
-        "bare-metal": "fail",
-        "iommu-cmdline": "warn",
-        "iommu-active": "fail",
-        "gpu-isolatable:0000:00:06.0": "fail",
-        "vfio-pci": "fail",
-        "gpu-driver:0000:00:06.0": "warn",
-        "disk-enough": "fail",
-        "plan": "fail",
-        "nic-external": "warn",
-    },
-    "desktop-rtx4090": {"privileges": "fail", "gpu-driver:0000:01:00.0": "warn", "nic-external": "warn"},
-    "shared-iommu-group": {
+    "acs-override": {
         "privileges": "fail",
-        "iommu-cmdline": "warn",
         "gpu-isolatable:0000:04:00.0": "fail",
         "gpu-driver:0000:04:00.0": "warn",
         "secure-boot": "warn",
-        "plan": "fail",
         "nic-external": "warn",
+        "plan": "fail",
     },
-    "iommu-off": {
+    "ci-machine": {
+        "bare-metal": "fail",
+        "cpu-virtualization": "skipped",
+        "kvm": "skipped",
+        "iommu-cmdline": "skipped",
+        "iommu-active": "skipped",
+        "gpu-present": "warn",
+        "vfio-pci": "fail",
+        "nic-external": "warn",
+        "cpu-enough": "fail",
+        "disk-enough": "fail",
+        "plan": "fail",
+    },
+    "desktop-rtx4090": {
         "privileges": "fail",
-        "iommu-cmdline": "fail",
-        "iommu-active": "fail",
-        "gpu-isolatable:0000:01:00.0": "fail",
         "gpu-driver:0000:01:00.0": "warn",
-        "plan": "fail",
         "nic-external": "warn",
     },
-    "server-a100-mig": {"nic-external": "warn"},
-    "workstation-2gpu": {
+    "h200-vm": {
+        "bare-metal": "fail",
+        "cpu-virtualization": "skipped",
+        "kvm": "skipped",
+        "iommu-cmdline": "skipped",
+        "iommu-active": "skipped",
+        "gpu-isolatable:0000:00:06.0": "skipped",
+        "vfio-pci": "fail",
+        "gpu-driver:0000:00:06.0": "warn",
+        "nic-external": "warn",
+        "disk-enough": "fail",
+        "plan": "fail",
+    },
+    "intel-default-off": {
+        "privileges": "fail",
+        "iommu-cmdline": "warn",
+        "iommu-active": "warn",
+        "gpu-isolatable:0000:01:00.0": "warn",
+        "gpu-driver:0000:01:00.0": "warn",
+        "nic-external": "warn",
+    },
+    "iommu-noncanonical": {
         "privileges": "fail",
         "gpu-driver:0000:17:00.0": "warn",
         "gpu-driver:0000:31:00.0": "warn",
         "nic-external": "warn",
     },
-    "one-nic-pc": {"privileges": "fail", "gpu-driver:0000:01:00.0": "warn", "nic-external": "warn"},
+    "iommu-off": {
+        "privileges": "fail",
+        "iommu-active": "fail",
+        "gpu-isolatable:0000:01:00.0": "skipped",
+        "gpu-driver:0000:01:00.0": "warn",
+        "nic-external": "warn",
+        "plan": "fail",
+    },
+    "nvidia-smi-no-driver": {
+        "privileges": "fail",
+        "gpu-driver:0000:01:00.0": "warn",
+        "nvidia-smi": "warn",
+        "nic-external": "warn",
+    },
+    "one-nic-pc": {
+        "privileges": "fail",
+        "gpu-driver:0000:01:00.0": "warn",
+        "nic-external": "warn",
+    },
+    "pascal-gtx1080ti": {
+        "privileges": "fail",
+        "guest-driver:0000:01:00.0": "fail",
+        "gpu-driver:0000:01:00.0": "warn",
+        "nic-external": "warn",
+        "plan": "fail",
+    },
+    "server-a100-mig": {
+        "nic-external": "warn",
+    },
+    "shared-iommu-group": {
+        "privileges": "fail",
+        "gpu-isolatable:0000:04:00.0": "fail",
+        "gpu-driver:0000:04:00.0": "warn",
+        "secure-boot": "warn",
+        "nic-external": "warn",
+        "plan": "fail",
+    },
     "too-small": {
         "privileges": "fail",
-        "iommu-cmdline": "warn",
         "gpu-driver:0000:01:00.0": "warn",
+        "nic-external": "warn",
         "cpu-enough": "fail",
         "ram-enough": "fail",
         "disk-enough": "fail",
         "plan": "fail",
+    },
+    "two-gpus-one-group": {
+        "privileges": "fail",
+        "gpu-isolatable:0000:17:00.0": "warn",
+        "gpu-isolatable:0000:31:00.0": "warn",
+        "gpu-driver:0000:17:00.0": "warn",
+        "gpu-driver:0000:31:00.0": "warn",
+        "nic-external": "warn",
+    },
+    "ubuntu-iommu-default-on": {
+        "privileges": "fail",
+        "gpu-driver:0000:01:00.0": "warn",
+        "nic-external": "warn",
+        "cpu-enough": "fail",
+        "ram-enough": "fail",
+        "disk-enough": "fail",
+        "plan": "fail",
+    },
+    "unknown-card": {
+        "privileges": "fail",
+        "gpu-driver:0000:01:00.0": "warn",
+        "nic-external": "warn",
+    },
+    "vfio-ids-typo": {
+        "privileges": "fail",
+        "vfio-cmdline": "warn",
+        "gpu-driver:0000:01:00.0": "warn",
+        "nic-external": "warn",
+    },
+    "workstation-2gpu": {
+        "privileges": "fail",
+        "gpu-driver:0000:17:00.0": "warn",
+        "gpu-driver:0000:31:00.0": "warn",
         "nic-external": "warn",
     },
 }
@@ -124,19 +199,21 @@ def test_the_a100_server_is_ready():
     results = doctor(facts_of("server-a100-mig"))
     assert all(r.status == "pass" for r in results if r.name != "nic-external")  # eno2 has an address
     by_name = {r.name: r for r in results}
-    assert "vfio-pci holds it" in by_name["gpu-driver:0000:43:00.0"].message
+    assert "vfio-pci holds every function" in by_name["gpu-driver:0000:43:00.0"].message
     assert "IOMMU group 29" in by_name["gpu-isolatable:0000:43:00.0"].message
 
 
 def test_fixes_name_the_firmware_and_kernel_settings():
-    by_name = {r.name: r for r in doctor(facts_of("iommu-off"))}
+    by_name = {r.name: r for r in doctor(facts_of("iommu-off"))}  # no ACPI DMAR table: VT-d off in the firmware
+    assert "VT-d" in by_name["iommu-active"].fix and "DMAR" in by_name["iommu-active"].message
+    by_name = {r.name: r for r in doctor(facts_of("intel-default-off"))}
     assert "intel_iommu=on iommu=pt" in by_name["iommu-cmdline"].fix
-    assert "VT-d" in by_name["iommu-active"].fix
-    amd = facts_of("ci-machine")
+    amd = dataclasses.replace(facts_of("ci-machine"), virtualization="none")
+    amd = dataclasses.replace(amd, cpu=dataclasses.replace(amd.cpu, hypervisor=False))
     assert amd.cpu.vendor == "amd"
     by_name = {r.name: r for r in doctor(amd)}
     assert "SVM Mode" in by_name["cpu-virtualization"].fix
-    assert "amd_iommu=on iommu=pt" in by_name["iommu-cmdline"].fix
+    assert "AMD-Vi" in by_name["iommu-active"].fix  # AMD's IOMMU is on by default: only the firmware can be off
     shared = {r.name: r for r in doctor(facts_of("shared-iommu-group"))}
     assert "0000:05:00.0, 0000:06:00.0" in shared["gpu-isolatable:0000:04:00.0"].message
     assert "gpu.exclude" in shared["gpu-isolatable:0000:04:00.0"].fix
@@ -160,7 +237,6 @@ def test_ignoring_resources_still_leaves_the_plan_check():
     assert not_passing(results) == {
         "resources": "skipped",
         "privileges": "skipped",
-        "iommu-cmdline": "warn",
         "gpu-driver:0000:01:00.0": "warn",
         "nic-external": "warn",
         "plan": "fail",
@@ -246,3 +322,129 @@ def test_a_free_second_nic_passes_nic_external():
     create = Config.model_validate({"network": {"external_interface": "create"}})
     check = {r.name: r for r in doctor(facts, create)}["nic-external"]
     assert check.status == "warn" and "enp6s0" in check.fix
+
+
+# ---------------------------------------------------------------------------------------- real-PC classes
+
+
+def by_name_of(fixture: str, config: Config | None = None) -> dict:
+    return {r.name: r for r in doctor(facts_of(fixture), config)}
+
+
+def test_a_kernel_without_iommu_by_default_is_left_to_the_host_phase():
+    """Finding 10: no groups yet, VT-d on in the firmware (DMAR table): init's host phase adds intel_iommu=on, so
+    the doctor warns (not fails) and the plan is made, with the isolation check left to after the reboot."""
+    checks = by_name_of("intel-default-off")
+    assert checks["iommu-cmdline"].status == "warn" and "host phase adds" in checks["iommu-cmdline"].message
+    assert checks["iommu-active"].status == "warn" and "after the host phase's reboot" in checks["iommu-active"].message
+    assert checks["plan"].status == "pass"
+    plan = make_plan(facts_of("intel-default-off"), Config(), VERSIONS)
+    assert [g.address for g in plan.gpus] == ["0000:01:00.0"]
+    assert "iommu-after-reboot" in {w.code for w in plan.warnings}
+
+
+def test_ubuntu_iommu_on_by_default_passes_without_a_flag():
+    """Finding 10: Ubuntu enables the Intel IOMMU by default: groups exist with no word on the command line."""
+    facts = facts_of("ubuntu-iommu-default-on")
+    assert "iommu" not in facts.cmdline
+    checks = {r.name: r for r in doctor(facts)}
+    assert checks["iommu-cmdline"].status == "pass" and "DMA-FQ" in checks["iommu-cmdline"].message
+    assert checks["iommu-active"].status == "pass"
+
+
+def test_the_iommu_mode_is_what_the_kernel_reports():
+    """Finding 14: intel_iommu=sm_on,on iommu.passthrough=1 is passthrough mode: the groups' type says identity."""
+    checks = by_name_of("iommu-noncanonical")
+    assert checks["iommu-cmdline"].status == "pass" and "identity" in checks["iommu-cmdline"].message
+
+
+def test_one_iommu_verdict_per_report():
+    """Finding 21: never "IOMMU is on" and "IOMMU is off" in one report; dependent checks say what they depend on."""
+    for fixture in ("ci-machine", "h200-vm", "iommu-off", "intel-default-off", "desktop-rtx4090"):
+        text = " ".join(r.message for r in doctor(facts_of(fixture)) if r.name.startswith("iommu"))
+        assert not ("IOMMU is on" in text and "IOMMU is off" in text), (fixture, text)
+    checks = by_name_of("ci-machine")
+    assert checks["kvm"].status == "skipped" and "depends on cpu-virtualization" in checks["kvm"].message
+    assert (
+        checks["cpu-virtualization"].status == "skipped"
+        and "depends on bare-metal" in checks["cpu-virtualization"].message
+    )
+    assert "a container (docker)" in checks["bare-metal"].message
+    assert "a virtual machine (kvm)" in by_name_of("h200-vm")["bare-metal"].message
+
+
+def test_acs_override_isolation_is_fake():
+    """Finding 12: with pcie_acs_override the GPU looks alone in group 21; the doctor and the planner refuse it."""
+    facts = facts_of("acs-override")
+    gpu = facts.nvidia_gpus[0]
+    assert gpu.isolatable and facts.iommu.acs_override == "downstream,multifunction"
+    check = by_name_of("acs-override")["gpu-isolatable:0000:04:00.0"]
+    assert check.status == "fail" and "pretend" in check.message and "pcie_acs_override" in check.fix
+    with pytest.raises(PlanError) as exc:
+        make_plan(facts, Config(), VERSIONS)
+    assert "pcie_acs_override" in exc.value.problem
+
+
+def test_a_vfio_ids_typo_is_named():
+    """Finding 13: vfio-pci.ids=10de:2684,10de:22bb leaves the audio function (10de:22ba) on snd_hda_intel."""
+    checks = by_name_of("vfio-ids-typo")
+    assert checks["vfio-cmdline"].status == "warn"
+    assert (
+        "'10de:22bb'" in checks["vfio-cmdline"].message and "0000:01:00.1 [10de:22ba]" in checks["vfio-cmdline"].message
+    )
+    assert "0000:01:00.1 on snd_hda_intel" in checks["gpu-driver:0000:01:00.0"].message
+    assert by_name_of("server-a100-mig")["vfio-cmdline"].status == "pass"  # a right one passes
+
+
+def test_two_gpus_in_one_group_go_together():
+    """Finding 16: two cards behind one root port share group 14: one VM gets both, not "no GPU"."""
+    checks = by_name_of("two-gpus-one-group")
+    assert checks["gpu-isolatable:0000:17:00.0"].status == "warn"
+    assert "go together" in checks["gpu-isolatable:0000:17:00.0"].message
+    plan = make_plan(facts_of("two-gpus-one-group"), Config(), VERSIONS)
+    assert {g.vm for g in plan.gpus} == {"worker-1"} and len(plan.gpus) == 2
+    assert "gpus-share-group" in {w.code for w in plan.warnings}
+    excluded = Config.model_validate({"gpu": {"exclude": ["0000:31:00.0"]}})
+    with pytest.raises(PlanError) as exc:  # half a group cannot go
+        make_plan(facts_of("two-gpus-one-group"), excluded, VERSIONS)
+    assert "a group goes to a VM only as a whole" in exc.value.problem
+
+
+def test_a_gpu_the_pinned_driver_dropped_is_refused():
+    """Finding 17: a Pascal card on the 595 branch: a failed check and no plan, never an MPS plan."""
+    check = by_name_of("pascal-gtx1080ti")["guest-driver:0000:01:00.0"]
+    assert check.status == "fail" and "Pascal" in check.message and "580" in check.message
+    with pytest.raises(PlanError) as exc:
+        make_plan(facts_of("pascal-gtx1080ti"), Config(), VERSIONS)
+    assert "Pascal" in exc.value.problem and "gpu.exclude" in exc.value.fix
+    from affordml.facts.gpu_catalog import architecture_from_device_id
+
+    assert architecture_from_device_id("1b06") == "Volta or older"  # without nvidia-smi, the PCI id tells
+    assert architecture_from_device_id("1f82") is None  # GTX 1650 is Turing
+
+
+def test_nvidia_smi_without_a_driver_loads_and_is_named():
+    """Finding 19: nvidia-smi's "failed to communicate" text: facts load, the doctor names it."""
+    facts = facts_of("nvidia-smi-no-driver")
+    assert facts.nvidia_gpus[0].name == "NVIDIA GeForce RTX 4090" and facts.nvidia_gpus[0].memory_source == "catalog"
+    check = by_name_of("nvidia-smi-no-driver")["nvidia-smi"]
+    assert check.status == "warn" and "couldn't communicate with the NVIDIA driver" in check.message
+
+
+def test_doctor_and_preflight_count_the_same(monkeypatch):
+    """Finding 21: init's preflight prints the doctor's own count line (same checks, plan included)."""
+    import affordml.facts.gather as gather
+    from affordml.errors import RunError
+    from affordml.phases.steps import preflight
+    from affordml.phases.workflow import PhaseContext
+    from affordml.plan.checks import doctor_results, summary
+
+    facts = facts_of("ci-machine")
+    monkeypatch.setattr(gather, "gather_facts", lambda *args, **kwargs: facts)
+    lines: list[str] = []
+    config = Config()
+    with pytest.raises(RunError):
+        preflight(PhaseContext(None, config, None, load_lock(), None, lines.append))
+    doctor_line = summary(doctor_results(facts, config, VERSIONS))
+    assert lines == [f"[preflight] {config.hosts[0].name}: {doctor_line} (the same checks as `affordml doctor`)"]
+    assert "5 failed" in doctor_line

@@ -23,6 +23,16 @@ HAND_MADE = [
     "workstation-2gpu",
     "one-nic-pc",
     "too-small",
+    "intel-default-off",
+    "ubuntu-iommu-default-on",
+    "iommu-noncanonical",
+    "acs-override",
+    "vfio-ids-typo",
+    "a100-mig-enabled",
+    "two-gpus-one-group",
+    "pascal-gtx1080ti",
+    "unknown-card",
+    "nvidia-smi-no-driver",
 ]
 PCI = "/sys/bus/pci/devices"
 GROUPS = "/sys/kernel/iommu_groups"
@@ -115,6 +125,8 @@ def test_nvidia_smi_xml_parses_and_matches_the_pci_devices(fixture):
     xml = snap.command("nvidia-smi -q -x")
     if xml is None:
         pytest.skip("no nvidia-smi output in this snapshot")
+    if xml.startswith("NVIDIA-SMI has failed"):
+        pytest.skip("nvidia-smi could not reach a driver: its complaint, not XML (test_parse covers it)")
     root = ET.fromstring(xml)
     assert root.tag == "nvidia_smi_log"
     gpus = root.findall("gpu")

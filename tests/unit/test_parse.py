@@ -10,9 +10,18 @@ import pytest
 from affordml.errors import FactsError
 from affordml.facts.collect import MARKER, collect_local, parse_records
 from affordml.facts.model import HostFacts
-from affordml.facts.parse import (
-    facts_from_snapshot,
+from affordml.facts.nvidia_smi import (
     normalise_bus_id,
+    nvidia_smi_failure,
+    parse_mig_gpu_instances,
+    parse_mig_profiles,
+    parse_nvidia_smi,
+)
+from affordml.facts.parse import (
+    bar1_mib,
+    cmdline_disables_iommu,
+    cmdline_vfio_ids,
+    facts_from_snapshot,
     parse_cpuinfo,
     parse_default_gateway,
     parse_default_route_devices,
@@ -22,7 +31,6 @@ from affordml.facts.parse import (
     parse_ip_addresses,
     parse_lsblk,
     parse_meminfo_total,
-    parse_nvidia_smi,
     parse_os_release,
     parse_proc_net_route,
     parse_proc_net_route_gateway,
@@ -618,11 +626,68 @@ def test_nvidia_smi_xml():
     assert parse_nvidia_smi("<nvidia_smi_log></nvidia_smi_log>") == (None, [])
 
 
-@pytest.mark.parametrize("xml", ["<nvidia_smi_log><gpu>", "NVIDIA-SMI has failed because it couldn't communicate"])
+@pytest.mark.parametrize("xml", ["<nvidia_smi_log><gpu>", "<?xml version='1.0'?><nvidia_smi_log"])
 def test_nvidia_smi_bad_xml_is_a_facts_error(xml):
     with pytest.raises(FactsError) as exc:
         parse_nvidia_smi(xml)
     assert "nvidia-smi" in exc.value.problem and exc.value.fix
+
+
+def test_nvidia_smi_that_cannot_reach_a_driver_is_a_fact_not_an_error():
+    """Finding 19: its own complaint (not XML) means no driver answers: no GPUs from it, the text kept."""
+    text = (
+        "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest "
+        "NVIDIA driver is installed and running.\n"
+    )
+    assert parse_nvidia_smi(text) == (None, [])
+    assert nvidia_smi_failure(text).startswith("NVIDIA-SMI has failed because it couldn't communicate")
+    assert nvidia_smi_failure(SMI) is None and nvidia_smi_failure(None) is None
+    facts = facts_from_snapshot(load_snapshot_file(FIXTURES / "nvidia-smi-no-driver.json"))
+    assert facts.nvidia_smi_error and facts.nvidia_driver_version is None
+    assert facts.nvidia_gpus[0].driver is None and facts.nvidia_gpus[0].memory_mib == 24564  # from the catalog
+
+
+def test_mig_instances_and_profiles_from_nvidia_smi():
+    """Finding 15: existing MIG instances (XML + `mig -lgi` names) and the card's own profiles (`mig -lgip`)."""
+    gpu = facts_from_snapshot(load_snapshot_file(FIXTURES / "a100-mig-enabled.json")).nvidia_gpus[0]
+    assert gpu.mig_enabled
+    assert [(i.gpu_instance_id, i.profile, i.memory_mib) for i in gpu.mig_instances] == [
+        (1, "3g.40gb", 40192),
+        (2, "3g.40gb", 40192),
+    ]
+    assert [(p.name, p.profile_id, p.total) for p in gpu.mig_profiles] == [
+        ("1g.10gb", 19, 7),
+        ("1g.10gb+me", 20, 1),
+        ("1g.20gb", 15, 4),
+        ("2g.20gb", 14, 3),
+        ("3g.40gb", 9, 2),
+        ("4g.40gb", 5, 1),
+        ("7g.80gb", 0, 1),
+    ]
+    assert parse_mig_profiles("No MIG-enabled devices found.") == {}
+    assert parse_mig_gpu_instances("No GPU instances found: Not Found") == {}
+
+
+def test_iommu_as_the_kernel_reports_it():
+    """Findings 10, 12, 14: groups' type, ACPI tables, ACS override and vfio-pci.ids come from the snapshot."""
+    iommu = facts_from_snapshot(load_snapshot_file(FIXTURES / "iommu-noncanonical.json")).iommu
+    assert iommu.passthrough_mode and iommu.default_domain == "identity" and iommu.firmware_table is True
+    off = facts_from_snapshot(load_snapshot_file(FIXTURES / "iommu-off.json")).iommu
+    assert not off.active and off.firmware_table is False
+    acs = facts_from_snapshot(load_snapshot_file(FIXTURES / "acs-override.json")).iommu
+    assert acs.acs_override == "downstream,multifunction"
+    typo = facts_from_snapshot(load_snapshot_file(FIXTURES / "vfio-ids-typo.json")).iommu
+    assert typo.cmdline_vfio_ids == ("10de:2684", "10de:22bb")
+    assert cmdline_vfio_ids("ro vfio_pci.ids=10de:2204") == ("10de:2204",)
+    assert cmdline_disables_iommu("ro intel_iommu=igfx_off,off", "intel") == "intel_iommu=igfx_off,off"
+    assert cmdline_disables_iommu("ro amd_iommu=off", "intel") is None
+
+
+def test_bar1_size_and_unknown_memory():
+    """Finding 18: a card missing from the catalog, no nvidia-smi: memory unknown, BAR1 read from sysfs."""
+    gpu = facts_from_snapshot(load_snapshot_file(FIXTURES / "unknown-card.json")).nvidia_gpus[0]
+    assert gpu.memory_mib is None and gpu.memory_source == "unknown" and gpu.bar1_mib == 16384
+    assert bar1_mib("0x1 0x2 0x0") is None and bar1_mib(None) is None
 
 
 def test_bus_id_normalised():
@@ -641,6 +706,9 @@ def test_bus_id_normalised():
         ("ro quiet", "intel", (False, False)),
         ("ro quiet intel_iommu=off", "intel", (False, False)),
         ("ro quiet amd_iommu=on iommu=pt", "amd", (True, True)),
+        ("ro quiet intel_iommu=on iommu.passthrough=1", "intel", (True, True)),
+        ("ro quiet intel_iommu=on iommu=pt iommu.passthrough=0", "intel", (True, False)),
+        ("ro intel_iommu=off intel_iommu=on", "intel", (True, False)),  # the last word wins, as in the kernel
         ("ro quiet", "amd", (True, False)),  # AMD kernels turn the IOMMU on by default
         ("ro quiet amd_iommu=off", "amd", (False, False)),
         ("ro quiet iommu=off", "amd", (False, False)),
@@ -766,3 +834,19 @@ def test_ssh_facts_output_is_read_bounded():
     endless = io.BytesIO(b"y" * (sources.FACTS_LIMIT + 10))
     with pytest.raises(FactsError, match="more than 32 MiB"):
         sources._read_bounded(endless, "pc")
+
+
+def test_collector_reads_what_the_kernel_reports_about_the_iommu_here():
+    """The new read-only records of collect.sh, on this machine: the ACPI table names and each group's type."""
+    import os
+    import shutil
+
+    snap = collect_local()
+    tables = Path("/sys/firmware/acpi/tables")
+    if tables.is_dir() and os.access(tables, os.R_OK):
+        assert snap.dirs["/sys/firmware/acpi/tables"] == sorted(os.listdir(tables))
+    for group in Path("/sys/kernel/iommu_groups").glob("*"):
+        if (group / "type").is_file():
+            assert snap.files[f"{group}/type"].strip() == (group / "type").read_text().strip()
+    if shutil.which("nvidia-smi") is None:
+        assert "nvidia-smi -q -x" not in snap.commands  # absent, not sh's "not found"

@@ -157,3 +157,22 @@ def test_second_concurrent_run_is_refused_and_stale_lock_recovered(tmp_path):
         holder.join(10)
     with RunLock(lock_path) as lock:
         assert lock.recovered_stale and lock.previous_pid == holder.pid
+
+
+def test_unavailable_phase_tells_the_truth_about_the_phases_before_it(tmp_path):
+    """Finding 23: a dry run that stops at an unavailable phase did nothing: it must not say they are done."""
+    import dataclasses
+
+    from affordml.errors import PhaseUnavailable
+    from affordml.phases.steps import execute
+
+    unavailable = dataclasses.replace(get_phase("verify"), runs="python:no-such-step")  # a step not in this version
+    ctx = _context(tmp_path)
+    ctx.dry_run = True
+    with pytest.raises(PhaseUnavailable) as dry:
+        execute(unavailable, ctx)
+    assert "only checked (dry run), nothing was changed" in dry.value.problem and "are done" not in dry.value.problem
+    ctx.dry_run = False
+    with pytest.raises(PhaseUnavailable) as real:
+        execute(unavailable, ctx)
+    assert "the phases before it are done" in real.value.problem
