@@ -23,7 +23,15 @@ from affordml.cloud.faults import (
     server_fault,
     wait_timeout,
 )
-from affordml.cloud.spec import GPU_IMAGE_PROPERTIES, PCI_ALIAS_SPEC, CloudSpec, FlavorSpec, RuleSpec, ServerSpec
+from affordml.cloud.spec import (
+    GPU_IMAGE_PROPERTIES,
+    MAXPHYSADDR_BITS_SPEC,
+    PCI_ALIAS_SPEC,
+    CloudSpec,
+    FlavorSpec,
+    RuleSpec,
+    ServerSpec,
+)
 
 CONFIRM_FLAG = "--yes-i-really-really-mean-it"
 POLL_S = 1.0
@@ -574,14 +582,19 @@ class Carver:
         diagnosis = None
         if "no valid host" in str(fault.get("message", "")).lower():
             flavor = self.spec.flavor(spec.flavor)
+            bits = flavor.extra_specs.get(MAXPHYSADDR_BITS_SPEC)
             request = diagnose.Request(
-                spec.flavor, flavor.vcpus, flavor.ram_mib, flavor.disk_gib, diagnose.pci_count(spec.pci_spec)
+                spec.flavor,
+                flavor.vcpus,
+                flavor.ram_mib,
+                flavor.disk_gib,
+                diagnose.pci_aliases(spec.pci_spec),
+                int(bits) if bits else None,
             )
             try:
-                providers, server_names, up = diagnose.gather(self.admin)
-                diagnosis = diagnose.explain(request, providers, server_names, up)
+                diagnosis = diagnose.explain(request, diagnose.gather(self.admin), self.spec.gpus_offered)
             except Exception as exc:  # noqa: BLE001 - the diagnosis is a bonus; the fault stays the message
-                diagnosis = f"placement could not be read to say why ({type(exc).__name__})"
+                diagnosis = f"placement and nova could not be read to say why ({type(exc).__name__})"
         return server_fault(spec.name, fault, server.status, diagnosis)
 
 
