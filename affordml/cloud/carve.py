@@ -528,6 +528,40 @@ class Carver:
                 "status": server.status,
             }
 
+    def ensure_floating_ips(self) -> None:
+        """One floating IP per VM on the external network, on its port: the address this PC (and, with a LAN
+        external network, the LAN) reaches the VM by. Tenant addresses are behind the router and unroutable here."""
+        network_api = self.user.network
+        ports = {
+            p.name: p
+            for p in self.call("list ports", network_api.ports, network_id=self.out.network_id)
+            if p.name and p.name.startswith(names.PREFIX)
+        }
+        ours = [
+            ip
+            for ip in self.call("list floating IPs", network_api.ips, project_id=self.out.project_id)
+            if ip.floating_network_id == self.out.external_network_id
+        ]
+        by_port = {ip.port_id: ip for ip in ours if ip.port_id}
+        spare = [ip for ip in ours if not ip.port_id and ip.description == names.DESCRIPTION]
+        for spec in self.spec.servers:
+            port = ports[names.port_name(spec.vm)]
+            ip = by_port.get(port.id)
+            if ip is None and spare:
+                attach = f"attach floating IP to {spec.name}"
+                ip = self.call(attach, network_api.update_ip, spare.pop(), port_id=port.id)
+                self.changed(f"floating IP {ip.floating_ip_address} moved to {spec.name}")
+            elif ip is None:
+                ip = self.call(
+                    f"create floating IP for {spec.name}",
+                    network_api.create_ip,
+                    floating_network_id=self.out.external_network_id,
+                    port_id=port.id,
+                    description=names.DESCRIPTION,
+                )
+                self.changed(f"floating IP {ip.floating_ip_address} for {spec.name} ({spec.address})")
+            self.out.servers[spec.vm]["floating_ip"] = ip.floating_ip_address
+
     def _ensure_port(self, spec: ServerSpec, port):
         network_api = self.user.network
         if port is not None and _address(port) == spec.address:

@@ -259,14 +259,16 @@ def _compute_node_recorded(layout: Layout) -> bool:
     return answer.strip() not in ("", "0")
 
 
-def tracked_pci_devices(layout: Layout) -> list[str]:
-    """The PCI devices nova's PCI tracker holds (not in placement: production nova does not report them there),
-    as "address dev_type status" lines."""
+def tracked_pci_devices(layout: Layout) -> list[dict[str, str]]:
+    """The PCI devices nova's PCI tracker holds (production nova does not report them to placement, and no API
+    shows them): address, vendor_id, product_id, dev_type, status and instance_uuid (empty when free)."""
+    columns = ("address", "vendor_id", "product_id", "dev_type", "status", "instance_uuid")
     answer = infra.mariadb_query(
         layout,
-        "SELECT address, dev_type, status FROM nova.pci_devices WHERE deleted = 0 ORDER BY address",
+        f"SELECT {', '.join(columns)} FROM nova.pci_devices WHERE deleted = 0 ORDER BY address",
     )
-    return [" ".join(line.split()) for line in answer.splitlines() if line.strip()]
+    rows = [dict(zip(columns, line.split("\t"), strict=True)) for line in answer.splitlines() if line.strip()]
+    return [{k: ("" if v == "NULL" else v) for k, v in row.items()} for row in rows]
 
 
 def _host_mapped(layout: Layout) -> bool:
