@@ -163,7 +163,10 @@ def print_plan(plan, sample: str | None = None) -> None:
     for g in plan.gpus:
         memory = f", {_memory(g.memory_mib, g.memory_source)}"
         out.print(
-            styled((f"GPU {g.address}", "bold"), f" {g.name} [{g.ids}{memory}] -> VM {g.vm}, nova alias {g.nova_alias}")
+            styled(
+                (f"GPU {g.address}", "bold"),
+                f" {g.name} [{g.ids}{memory}] -> VM {g.vm}, nova alias {g.nova_alias} ({g.device_type})",
+            )
         )
         out.print(plain("  functions: " + ", ".join(f"{f.address} {f.ids} ({f.role})" for f in g.functions)))
         mode = g.sharing.mode + (
@@ -174,6 +177,8 @@ def print_plan(plan, sample: str | None = None) -> None:
             out.print(plain(f"  MIG instances on the card now: {', '.join(g.mig_existing)}"))
     if plan.vfio_ids:
         out.print(plain(f"vfio-pci ids: {','.join(plan.vfio_ids)}"))
+    if plan.vfio_addresses:
+        out.print(plain(f"vfio-pci by address (an identical card stays on the host): {', '.join(plan.vfio_addresses)}"))
     out.print(plain("network: " + ", ".join(f"{k} {v}" for k, v in plan.network.items())))
     out.print(plain("  " + network_note(plan.network)))
     totals = plan.totals()

@@ -31,8 +31,7 @@ done
 dir /sys/bus/pci/devices
 for d in /sys/bus/pci/devices/*; do
   [ -d "$d" ] || continue
-  for a in vendor device class subsystem_vendor subsystem_device numa_node; do file "$d/$a"; done
-  case $(cat "$d/class" 2>/dev/null) in 0x03*) file "$d/resource" ;; esac
+  for a in vendor device class subsystem_vendor subsystem_device numa_node sriov_totalvfs resource; do file "$d/$a"; done
   link "$d/driver"
   link "$d/iommu_group"
 done

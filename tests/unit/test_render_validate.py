@@ -30,6 +30,7 @@ import re
 import warnings
 from pathlib import Path
 
+import jinja2
 import pytest
 import yaml
 
@@ -165,6 +166,7 @@ def multi(parser: configparser.ConfigParser, section: str, key: str) -> list[str
     return parser.get(section, key).split("\n") if parser.has_option(section, key) else []
 
 
+PCI_ADDRESS = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
 HEX4 = re.compile(r"^[0-9a-f]{4}$")
 
 
@@ -205,8 +207,10 @@ def check_nova_ini(files: dict[str, str]) -> list[str]:
     if aliases != _json_values(api_rel, parsed[api_rel], "alias", problems):
         problems.append("nova-api and nova-compute list different aliases")
     for spec in specs:
-        if set(spec) != {"vendor_id", "product_id"}:
-            problems.append(f"device_spec {spec}: keys must be vendor_id and product_id")
+        if set(spec) != {"vendor_id", "product_id", "address"}:
+            problems.append(f"device_spec {spec}: keys must be vendor_id, product_id and address")
+        elif not PCI_ADDRESS.match(spec["address"]):
+            problems.append(f"device_spec {spec}: address must be a full PCI address (domain:bus:slot.function)")
     for alias in aliases:
         if set(alias) != {"name", "vendor_id", "product_id", "device_type"}:
             problems.append(f"alias {alias}: keys must be name, vendor_id, product_id, device_type")
@@ -222,8 +226,12 @@ def check_nova_ini(files: dict[str, str]) -> list[str]:
     spec_ids = {f"{s.get('vendor_id')}:{s.get('product_id')}" for s in specs}
     if {f"{a.get('vendor_id')}:{a.get('product_id')}" for a in aliases} != spec_ids:
         problems.append("every alias needs a device_spec and the other way round")
-    if spec_ids != set(load_rendered(files["vars/plan.yml"])["affordml_vfio_ids"]):
-        problems.append("device_spec must list exactly the ids bound to vfio-pci")
+    plan_vars = load_rendered(files["vars/plan.yml"])
+    for spec in specs:
+        ids = f"{spec.get('vendor_id')}:{spec.get('product_id')}"
+        by_address = spec.get("address") in plan_vars["affordml_vfio_addresses"]
+        if ids not in plan_vars["affordml_vfio_ids"] and not by_address:
+            problems.append(f"device_spec {spec}: the device is not bound to vfio-pci (by ids or by address)")
     scheduler = parsed["kolla/config/nova/nova-scheduler.conf"]
     enabled = scheduler.get("filter_scheduler", "enabled_filters", fallback="").split(",")
     if "PciPassthroughFilter" not in enabled or len(enabled) != len(set(enabled)):
@@ -234,7 +242,8 @@ def check_nova_ini(files: dict[str, str]) -> list[str]:
 @pytest.mark.parametrize("case", ENV_CASES)
 def test_nova_ini_files_parse_and_pci_values_are_json(case):
     files = RENDERED[case]
-    if not load_rendered(files["vars/plan.yml"])["affordml_vfio_ids"]:
+    plan_vars = load_rendered(files["vars/plan.yml"])
+    if not plan_vars["affordml_vfio_ids"] + plan_vars["affordml_vfio_addresses"]:
         assert not [f for f in files if f.endswith(".conf")], "a plan without GPUs needs no nova PCI config"
         pytest.skip(f"{case}: no GPU, no nova PCI config")
     problems = check_nova_ini(files)
@@ -848,11 +857,17 @@ def check_inventories(files: dict[str, str], tmp_path: Path) -> list[str]:
         problems.append("k8s_cluster must hold kube_control_plane and kube_node")
     if len(groups.get("etcd", [])) % 2 != 1:
         problems.append("etcd needs an odd number of members")
+    # Ansible connects to the floating IP the cloud phase records; the nodes talk over their tenant addresses
+    reachable = {name: f"192.0.2.{10 + i}" for i, name in enumerate(sorted(kube.hosts))}
     for host in kube.hosts.values():
         try:
-            if len({ipaddress.ip_address(host.vars[k]) for k in ("ip", "access_ip", "ansible_host")}) != 1:
-                problems.append(f"{host.name}: ip, access_ip and ansible_host differ")
-        except (KeyError, ValueError) as exc:
+            if ipaddress.ip_address(host.vars["ip"]) != ipaddress.ip_address(host.vars["access_ip"]):
+                problems.append(f"{host.name}: ip and access_ip differ (both are the tenant address)")
+            connect_to = host.vars.get("ansible_host", kube.groups["all"].vars.get("ansible_host"))
+            connect = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(connect_to)
+            if connect.render(affordml_vm_reachable=reachable, inventory_hostname=host.name) != reachable[host.name]:
+                problems.append(f"{host.name}: ansible_host is not its address from affordml_vm_reachable")
+        except (KeyError, ValueError, jinja2.TemplateError) as exc:
             problems.append(f"{host.name}: {exc}")
     controllers = (
         {h.name for h in ours.groups["affordml_controller"].get_hosts()}
@@ -1192,7 +1207,13 @@ def templatable_strings(value, path=()) -> list[str]:
 
 # Template strings affordml writes on purpose, for Kubespray's run: the VM key comes from the cloud phase.
 INTENDED_TEMPLATES = {
-    ("kubespray/inventory.yml", "all.vars.ansible_ssh_private_key_file = '{{ affordml_vm_ssh_key }}'")
+    ("kubespray/inventory.yml", "all.vars.ansible_ssh_private_key_file = '{{ affordml_vm_ssh_key }}'"),
+    # the cloud phase's floating IPs, passed to the kubernetes phase's run as extra vars
+    ("kubespray/inventory.yml", "all.vars.ansible_host = '{{ affordml_vm_reachable[inventory_hostname] }}'"),
+    (
+        "kubespray/group_vars/k8s_cluster/k8s-cluster.yml",
+        "supplementary_addresses_in_ssl_keys = '{{ affordml_vm_reachable.values() | list }}'",
+    ),
 }
 
 
