@@ -120,6 +120,7 @@ def print_plan(plan) -> None:
         out.print(f"vfio-pci ids: {','.join(plan.vfio_ids)}", markup=False)
     out.print("network: " + ", ".join(f"{k} {v}" for k, v in plan.network.items()), markup=False)
     out.print("  " + network_note(plan.network), markup=False)
+    out.print("  " + vip_note(plan.network), markup=False)
     totals = plan.totals()
     out.print(
         f"[bold]Platform overhead[/]: {totals['platform_vcpus']} vCPU, {totals['platform_ram_gib']} GiB RAM "
@@ -143,6 +144,15 @@ def network_note(network: dict[str, str]) -> str:
     return (
         f"floating IPs {floating} are addresses on your LAN: keep them out of your router's DHCP pool; "
         f"the VMs reach the network through {network.get('external_gateway')}"
+    )
+
+
+def vip_note(network: dict[str, str]) -> str:
+    """Why OpenStack's API gets an address of its own, and what the user must keep free for it."""
+    return (
+        f"OpenStack's APIs answer on {network.get('internal_vip')}, a second address on "
+        f"{network.get('management_interface')} held by keepalived for haproxy (the all-in-one layout kolla-ansible "
+        "tests); keep it out of your router's DHCP pool, or choose one with network.internal_vip"
     )
 
 

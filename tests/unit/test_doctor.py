@@ -47,6 +47,7 @@ EXPECTED = {
         "disk-enough": "fail",
         "plan": "fail",
         "nic-external": "warn",
+        "supported-os": "warn",
     },
     "h200-vm": {
         "cpu-virtualization": "fail",
@@ -70,6 +71,7 @@ EXPECTED = {
         "secure-boot": "warn",
         "plan": "fail",
         "nic-external": "warn",
+        "supported-os": "warn",
     },
     "iommu-off": {
         "privileges": "fail",
@@ -87,7 +89,12 @@ EXPECTED = {
         "gpu-driver:0000:31:00.0": "warn",
         "nic-external": "warn",
     },
-    "one-nic-pc": {"privileges": "fail", "gpu-driver:0000:01:00.0": "warn", "nic-external": "warn"},
+    "one-nic-pc": {
+        "privileges": "fail",
+        "gpu-driver:0000:01:00.0": "warn",
+        "nic-external": "warn",
+        "supported-os": "warn",
+    },
     "too-small": {
         "privileges": "fail",
         "iommu-cmdline": "warn",
@@ -210,6 +217,16 @@ def test_secure_boot_unknown_warns_with_mokutil():
     facts = dataclasses.replace(facts_of("one-nic-pc"), secure_boot=None)
     by_name = {r.name: r for r in doctor(facts)}
     assert by_name["secure-boot"].status == "warn" and "mokutil" in by_name["secure-boot"].fix
+
+
+def test_debian_12_warns_that_kolla_2026_1_left_it_out():
+    """Debian 12 is not in kolla-ansible 2026.1's support matrix (Debian 13 and Ubuntu 24.04 are)."""
+    by_name = {r.name: r for r in doctor(facts_of("one-nic-pc"))}
+    assert facts_of("one-nic-pc").os.version_id == "12"
+    assert by_name["supported-os"].status == "warn"
+    assert "support matrix" in by_name["supported-os"].message
+    assert "Debian 13" in by_name["supported-os"].fix
+    assert {r.name: r.status for r in doctor(facts_of("workstation-2gpu"))}.get("supported-os", "pass") == "pass"
 
 
 def test_unsupported_os_warns():
