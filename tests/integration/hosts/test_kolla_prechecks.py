@@ -112,8 +112,9 @@ def test_kolla_prechecks_pass_on_a_host_affordml_prepared(testbed_factory, kolla
     facts = facts_on_test_host(host, gateway, tmp_path / "facts.json")
     project = write_project(tmp_path / "project", bed)
 
-    # A PC as affordml may find it: ufw active (its FORWARD policy DROP), the host name on 127.0.1.1.
-    host.ssh("ufw --force enable && grep -E '^127[.]0[.]1[.]1[[:space:]]' /etc/hosts")
+    # A PC as affordml may find it: ufw active (FORWARD policy DROP; ssh allowed, as on a PC reached over ssh),
+    # the host name on 127.0.1.1.
+    host.ssh("ufw allow 22/tcp && ufw --force enable && grep -E '^127[.]0[.]1[.]1[[:space:]]' /etc/hosts")
     for phase in ("host", "openstack"):
         done = run_affordml(project, bed, "init", "--facts", str(facts), "phase", phase)
         assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
