@@ -46,6 +46,7 @@ BASE_PACKAGES: list[str] = [
     "ca-certificates",
     "gnupg",
     "docker.io",
+    "docker-cli",  # Debian ships the docker command apart from docker.io (a Recommends apt installs by default)
     "python3-docker",
     "lsb-release",
     "cpu-checker",
