@@ -181,6 +181,7 @@ def print_plan(plan, sample: str | None = None) -> None:
         out.print(plain(f"vfio-pci by address (an identical card stays on the host): {', '.join(plan.vfio_addresses)}"))
     out.print(plain("network: " + ", ".join(f"{k} {v}" for k, v in plan.network.items())))
     out.print(plain("  " + network_note(plan.network)))
+    out.print(plain("  " + vip_note(plan.network)))
     totals = plan.totals()
     out.print(
         f"[bold]Platform overhead[/]: {totals['platform_vcpus']} vCPU, {totals['platform_ram_gib']} GiB RAM "
@@ -204,6 +205,15 @@ def network_note(network: dict[str, str]) -> str:
     return (
         f"floating IPs {floating} are addresses on your LAN: keep them out of your router's DHCP pool; "
         f"the VMs reach the network through {network.get('external_gateway')}"
+    )
+
+
+def vip_note(network: dict[str, str]) -> str:
+    """Why OpenStack's API gets an address of its own, and what the user must keep free for it."""
+    return (
+        f"OpenStack's APIs answer on {network.get('internal_vip')}, a second address on "
+        f"{network.get('management_interface')} held by keepalived for haproxy (the all-in-one layout kolla-ansible "
+        "tests); keep it out of your router's DHCP pool, or choose one with network.internal_vip"
     )
 
 

@@ -86,6 +86,24 @@ class Network(Strict):
         "the management NIC's subnet when neutron has a second NIC",
     )
     floating_ip_count: int = Field(8, ge=1, le=254, description="addresses reserved for floating IPs")
+    internal_vip: str = Field(
+        "auto",
+        description="kolla's internal VIP (haproxy/keepalived): a free address of the management network; "
+        '"auto" = the highest one not taken by this PC, the router or the floating IPs',
+    )
+
+    @field_validator("internal_vip")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value == "auto":
+            return value
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError as exc:
+            raise ValueError(f'not an IP address or "auto" ({exc})') from None
+        if address.version != 4:
+            raise ValueError('must be an IPv4 address or "auto"')
+        return str(address)
 
     @field_validator("vm_subnet", "external_subnet")
     @classmethod

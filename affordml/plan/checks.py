@@ -12,7 +12,10 @@ from affordml.plan import carve, iommu
 from affordml.plan.model import GIB
 from affordml.plan.network import spare_nics
 
-SUPPORTED_OS = {("ubuntu", "24.04"), ("debian", "12"), ("debian", "13")}
+# The hosts kolla-ansible 2026.1 supports (its support matrix), the OpenStack release the version lock pins.
+SUPPORTED_OS = {("ubuntu", "24.04"), ("debian", "13")}
+# Left out of that matrix, though 2026.1's prechecks still let it through (upstream removes it in 2026.2).
+DROPPED_OS = {("debian", "12"): "Debian 13 (trixie)"}
 
 
 @dataclass(frozen=True)
@@ -52,15 +55,23 @@ def fail(name: str, message: str, fix: str) -> list[CheckResult]:
     return [CheckResult(name, "fail", message, fix)]
 
 
-@check("supported-os", "Ubuntu 24.04, Debian 12 or Debian 13")
+@check("supported-os", "Ubuntu 24.04 or Debian 13")
 def supported_os(facts: HostFacts, _: Config) -> list[CheckResult]:
     name = "supported-os"
-    if (facts.os.id, facts.os.version_id) in SUPPORTED_OS:
+    release = (facts.os.id, facts.os.version_id)
+    if release in SUPPORTED_OS:
         return ok(name, facts.os.pretty_name)
+    if release in DROPPED_OS:
+        return warn(
+            name,
+            f"{facts.os.pretty_name} is not in kolla-ansible 2026.1's support matrix (Ubuntu 24.04, Debian 13); "
+            "its prechecks still accept it, the next release refuses it",
+            f"upgrade to {DROPPED_OS[release]} or install Ubuntu 24.04 LTS before `affordml init`",
+        )
     return warn(
         name,
         f"{facts.os.pretty_name} is not a tested OS",
-        "install Ubuntu 24.04 LTS or Debian 12/13; other systems may work but are not tested",
+        "install Ubuntu 24.04 LTS or Debian 13; other systems may work but are not tested",
     )
 
 

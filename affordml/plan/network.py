@@ -38,9 +38,15 @@ def plan_network(facts: HostFacts, net: Network) -> dict[str, str]:
         taken = {gateway} | ({iface.ip} if iface.ip in ext_subnet else set())
         first, last = _floating_at_top(ext_subnet, net.floating_ip_count, taken)
         nat, reachable = "no", "the LAN"
+    floating = {
+        ipaddress.ip_address(a) for a in range(int(ipaddress.ip_address(first)), int(ipaddress.ip_address(last)) + 1)
+    }
+    vip = _internal_vip(iface, net.internal_vip, facts.default_gateway, floating)
     return {
         "management_interface": mgmt.name,
         "management_address": str(iface.ip),
+        "internal_vip": str(vip),
+        "keepalived_router_id": str(_router_id(iface)),
         "external_interface": external,
         "external_created": "yes" if external == VETH_EXTERNAL else "no",
         "vm_subnet": net.vm_subnet,
@@ -50,6 +56,38 @@ def plan_network(facts: HostFacts, net: Network) -> dict[str, str]:
         "floating_range": f"{first}-{last}",
         "floating_reachable_from": reachable,
     }
+
+
+def _internal_vip(iface, wanted: str, default_gateway: str | None, floating: set) -> ipaddress.IPv4Address:
+    """kolla's internal VIP: haproxy and keepalived on, a free address on the management network beside the
+    host's own (the all-in-one layout kolla-ansible's CI deploys; the VIP equal to the host's address would put
+    ProxySQL and MariaDB on the same port). Chosen from the top of the subnet, below anything already taken."""
+    taken = {iface.ip, iface.network.network_address, iface.network.broadcast_address} | floating
+    if default_gateway:
+        taken.add(ipaddress.ip_address(default_gateway))
+    if wanted != "auto":
+        vip = ipaddress.ip_address(wanted)
+        if vip not in iface.network or vip in taken:
+            raise PlanError(
+                f"network.internal_vip: {vip} is not a free address of the management network {iface.network}",
+                'choose an unused address in that network, outside the DHCP pool and the floating IPs, or "auto"',
+            )
+        return vip
+    candidate = iface.network.broadcast_address - 1
+    while candidate > iface.network.network_address:
+        if candidate not in taken:
+            return candidate
+        candidate -= 1
+    raise PlanError(
+        f"network.internal_vip: the management network {iface.network} has no free address for kolla's VIP",
+        "give the management NIC a larger subnet, or set network.internal_vip",
+    )
+
+
+def _router_id(iface) -> int:
+    """keepalived's VRRP router id (1-255; kolla's default is 51 for every deployment): the host's address
+    modulo 255, plus one, so that two affordml PCs on one /24 never join each other's VRRP group."""
+    return int(iface.ip) % 255 + 1
 
 
 def _refuse_overlap(subnet, others: dict) -> None:

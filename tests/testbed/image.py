@@ -1,4 +1,7 @@
-"""Base root filesystem for test hosts: a Debian bookworm built once with debootstrap and cached.
+"""Base root filesystem for test hosts: a Debian trixie (13) built once with debootstrap and cached.
+
+Trixie, because kolla-ansible 2026.1 supports Debian 13 and Ubuntu 24.04 as hosts (its support matrix), and
+the test hosts run kolla's own prechecks.
 
 The image is cached as a tarball under ``~/.cache/affordml-testbed/`` keyed by a hash of the package list
 and of the recipe, and extracted once next to it; hosts mount an overlay over the extracted tree.
@@ -17,12 +20,12 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-SUITE = "bookworm"
+SUITE = "trixie"
 MIRROR = "http://deb.debian.org/debian"
 SECURITY_MIRROR = "http://deb.debian.org/debian-security"
 
 # Bump when the recipe below changes in a way that should rebuild cached images.
-RECIPE_VERSION = "4"
+RECIPE_VERSION = "5"
 
 # Every package our Ansible roles install on hosts. Extend it (append) before the first testbed starts.
 BASE_PACKAGES: list[str] = [
@@ -43,10 +46,16 @@ BASE_PACKAGES: list[str] = [
     "ca-certificates",
     "gnupg",
     "docker.io",
+    "docker-cli",  # Debian ships the docker command apart from docker.io (a Recommends apt installs by default)
     "python3-docker",
     "lsb-release",
     "cpu-checker",
     "nftables",
+    "python3-dbus",
+    "git",
+    "iputils-ping",
+    "tzdata",
+    "ufw",
 ]
 
 # Units that have no use in a container and only slow the boot down, or touch the network.

@@ -47,6 +47,7 @@ EXPECTED = {
         "secure-boot": "warn",
         "nic-external": "warn",
         "plan": "fail",
+        "supported-os": "warn",
     },
     "ci-machine": {
         "bare-metal": "fail",
@@ -60,6 +61,7 @@ EXPECTED = {
         "cpu-enough": "fail",
         "disk-enough": "fail",
         "plan": "fail",
+        "supported-os": "warn",
     },
     "desktop-rtx4090": {
         "privileges": "fail",
@@ -86,6 +88,7 @@ EXPECTED = {
         "gpu-isolatable:0000:01:00.0": "warn",
         "gpu-driver:0000:01:00.0": "warn",
         "nic-external": "warn",
+        "supported-os": "warn",
     },
     "iommu-noncanonical": {
         "privileges": "fail",
@@ -111,6 +114,7 @@ EXPECTED = {
         "privileges": "fail",
         "gpu-driver:0000:01:00.0": "warn",
         "nic-external": "warn",
+        "supported-os": "warn",
     },
     "pascal-gtx1080ti": {
         "privileges": "fail",
@@ -118,6 +122,7 @@ EXPECTED = {
         "gpu-driver:0000:01:00.0": "warn",
         "nic-external": "warn",
         "plan": "fail",
+        "supported-os": "warn",
     },
     "server-a100-mig": {
         "nic-external": "warn",
@@ -129,6 +134,7 @@ EXPECTED = {
         "secure-boot": "warn",
         "nic-external": "warn",
         "plan": "fail",
+        "supported-os": "warn",
     },
     "too-small": {
         "privileges": "fail",
@@ -160,6 +166,7 @@ EXPECTED = {
         "privileges": "fail",
         "gpu-driver:0000:01:00.0": "warn",
         "nic-external": "warn",
+        "supported-os": "warn",
     },
     "vfio-ids-typo": {
         "privileges": "fail",
@@ -286,6 +293,16 @@ def test_secure_boot_unknown_warns_with_mokutil():
     facts = dataclasses.replace(facts_of("one-nic-pc"), secure_boot=None)
     by_name = {r.name: r for r in doctor(facts)}
     assert by_name["secure-boot"].status == "warn" and "mokutil" in by_name["secure-boot"].fix
+
+
+def test_debian_12_warns_that_kolla_2026_1_left_it_out():
+    """Debian 12 is not in kolla-ansible 2026.1's support matrix (Debian 13 and Ubuntu 24.04 are)."""
+    by_name = {r.name: r for r in doctor(facts_of("one-nic-pc"))}
+    assert facts_of("one-nic-pc").os.version_id == "12"
+    assert by_name["supported-os"].status == "warn"
+    assert "support matrix" in by_name["supported-os"].message
+    assert "Debian 13" in by_name["supported-os"].fix
+    assert {r.name: r.status for r in doctor(facts_of("workstation-2gpu"))}.get("supported-os", "pass") == "pass"
 
 
 def test_unsupported_os_warns():

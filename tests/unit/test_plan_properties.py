@@ -398,6 +398,24 @@ def test_floating_range_lies_in_the_external_subnet_and_spares_the_gateway(case)
 
 
 @PROPERTY_SETTINGS
+@given(cases())
+def test_kolla_vip_is_a_free_address_beside_the_host_on_the_management_network(case):
+    """haproxy/keepalived on: the VIP shares the management subnet but nothing with the host, router or pool."""
+    host, config = case
+    plan = plan_or_error(host.facts, config)
+    assume(not isinstance(plan, PlanError))
+    net = plan.network
+    vip = ipaddress.ip_address(net["internal_vip"])
+    mgmt = next(n for n in host.facts.nics if n.name == net["management_interface"])
+    iface = ipaddress.ip_interface(next(a for a in mgmt.addresses if ":" not in a))
+    first, last = (ipaddress.ip_address(a) for a in net["floating_range"].split("-"))
+    assert vip in iface.network and vip not in (iface.network.network_address, iface.network.broadcast_address)
+    assert vip != iface.ip and str(vip) != host.facts.default_gateway
+    assert not first <= vip <= last
+    assert 1 <= int(net["keepalived_router_id"]) <= 255
+
+
+@PROPERTY_SETTINGS
 @given(cases(roomy=True))
 def test_gpu_sharing_follows_the_policy(case):
     """MIG only on MIG-capable cards; configured counts are kept; auto picks MIG or MPS by the card."""
@@ -540,6 +558,8 @@ def test_one_nic_pc_puts_the_external_network_behind_nat():
     assert network == {
         "management_interface": "enp3s0",
         "management_address": "192.168.1.77",
+        "internal_vip": "192.168.1.254",
+        "keepalived_router_id": "184",
         "external_interface": "affordml-ext0",
         "external_created": "yes",
         "vm_subnet": "10.42.0.0/24",
@@ -587,6 +607,21 @@ def test_second_nic_with_link_puts_floating_ips_on_the_lan():
     assert network["external_gateway"] == "192.168.1.1"  # the LAN's router
     assert network["external_nat"] == "no" and network["floating_reachable_from"] == "the LAN"
     assert network["floating_range"] == "192.168.1.247-192.168.1.254"
+    assert network["internal_vip"] == "192.168.1.246"  # kolla's VIP below the floating IPs, on the LAN too
+
+
+def test_kolla_vip_can_be_chosen_and_is_refused_where_it_is_taken():
+    facts = fixture_facts("one-nic-pc")
+    config = Config.model_validate({"network": {"internal_vip": "192.168.1.10"}})
+    assert make_plan(facts, config, VERSIONS).network["internal_vip"] == "192.168.1.10"
+    for taken in ("192.168.1.77", facts.default_gateway, "10.0.0.5"):
+        config = Config.model_validate({"network": {"internal_vip": taken}})
+        with pytest.raises(PlanError) as exc:
+            make_plan(facts, config, VERSIONS)
+        assert exc.value.problem.startswith(f"network.internal_vip: {taken} is not a free address")
+        assert "\n" not in exc.value.one_line() and exc.value.fix
+    with pytest.raises(ValueError, match="not an IP address"):
+        Config.model_validate({"network": {"internal_vip": "192.168.1.300"}})
 
 
 def test_lan_floating_range_skips_the_router_and_this_pc():

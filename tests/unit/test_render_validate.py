@@ -947,6 +947,23 @@ def test_kolla_globals_keys_exist_in_the_installed_kolla_ansible(case, kolla_sha
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.parametrize("case", ENV_CASES)
+def test_proxysql_and_mariadb_never_share_an_address(case, kolla_share):
+    """In the installed kolla-ansible, ProxySQL is on wherever MariaDB is and listens on the internal VIP, MariaDB
+    on the host's management address: the VIP must be another address (haproxy and keepalived on, the
+    all-in-one layout kolla-ansible's CI deploys), or the deploy's MariaDB cannot bind port 3306."""
+    ansible = kolla_share / "ansible"
+    assert 'enable_proxysql: "{{ enable_mariadb }}"' in (ansible / "group_vars/all/proxysql.yml").read_text()
+    assert "bind-address={{ api_interface_address }}" in (ansible / "roles/mariadb/templates/galera.cnf.j2").read_text()
+    proxysql = (ansible / "roles/loadbalancer/templates/proxysql/proxysql.yaml.j2").read_text()
+    assert 'interfaces: "{{ kolla_internal_vip_address' in proxysql
+    ours = load_rendered(RENDERED[case]["kolla/globals.yml"])
+    plan_vars = load_rendered(RENDERED[case]["vars/plan.yml"])
+    assert ours.get("enable_mariadb", "yes") == "yes"
+    assert ours["kolla_internal_vip_address"] != plan_vars["affordml_management_address"]
+    assert (ours["enable_haproxy"], ours["enable_keepalived"]) == ("yes", "yes")
+
+
 def test_kolla_globals_against_master_is_reported(kolla_share):
     """kolla-ansible master (the next release) against the installed one, for the keys we set: warnings only."""
     master = globals_keys(upstream("kolla-ansible/etc/kolla/globals.yml").read_text())
