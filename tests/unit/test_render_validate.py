@@ -837,8 +837,10 @@ def check_inventories(files: dict[str, str], tmp_path: Path) -> list[str]:
         problems.append("etcd needs an odd number of members")
     for host in kube.hosts.values():
         try:
-            if len({ipaddress.ip_address(host.vars[k]) for k in ("ip", "access_ip", "ansible_host")}) != 1:
-                problems.append(f"{host.name}: ip, access_ip and ansible_host differ")
+            if len({ipaddress.ip_address(host.vars[k]) for k in ("ip", "access_ip")}) != 1:
+                problems.append(f"{host.name}: ip and access_ip differ")
+            if "ansible_host" in host.vars:
+                problems.append(f"{host.name}: ansible_host belongs to the per-run connection inventory")
         except (KeyError, ValueError) as exc:
             problems.append(f"{host.name}: {exc}")
     controllers = (
@@ -1034,8 +1036,8 @@ MUTATIONS = [
         "kubespray unknown var",
         "check_kubespray_vars",
         "kubespray/group_vars/k8s_cluster/addons.yml",
-        r"helm_enabled",
-        "helm_enable",
+        r"metrics_server_enabled",
+        "metrics_server_enable",
     ),
     (
         "kubespray option",
@@ -1062,8 +1064,8 @@ MUTATIONS = [
         "kubespray kind",
         "check_kubespray_vars",
         "kubespray/group_vars/k8s_cluster/addons.yml",
-        r"helm_enabled: true",
-        "helm_enabled: yes please",
+        r"metrics_server_enabled: true",
+        "metrics_server_enabled: yes please",
     ),
     (
         "subnet overlap",
