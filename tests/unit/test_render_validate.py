@@ -797,6 +797,43 @@ def test_kubespray_group_vars_exist_upstream(case):
     assert not problems, "\n".join(problems)
 
 
+def check_platform_choices(files: dict[str, str]) -> list[str]:
+    """What the platform needs from Kubespray beyond valid keys: cluster.local (charts assume it), a default
+    StorageClass (JupyterHub's hub PVC), a kube-proxy mode and CNI backend a stock guest kernel carries, one etcd
+    member on the control plane (docs/kubernetes.md), and connection keys that Kubespray documents."""
+    from affordml.kube.access import ClusterAccess, NodeAccess
+    from affordml.kube.inventory import connection_inventory
+
+    ours: dict = {}
+    for rel, text in files.items():
+        if rel.startswith("kubespray/group_vars/"):
+            ours.update(yaml.safe_load(text))
+    problems = []
+    wanted = {
+        "cluster_name": "cluster.local",
+        "local_path_provisioner_enabled": True,
+        "kube_proxy_mode": "iptables",
+        "calico_network_backend": "vxlan",
+        "etcd_deployment_type": "host",
+    }
+    problems += [f"{k} is {ours.get(k)!r}, the platform needs {v!r}" for k, v in wanted.items() if ours.get(k) != v]
+    inventory = yaml.safe_load(files["kubespray/inventory.yml"])["all"]["children"]
+    if list(inventory["etcd"]["hosts"]) != list(inventory["kube_control_plane"]["hosts"]):
+        problems.append("etcd must be the control plane's single member")
+    keys = kubespray_keys()
+    access = ClusterAccess((NodeAccess("cp-1", "control-plane", "192.0.2.10", "ubuntu", Path("k"), Path("kh")),))
+    for key in connection_inventory(access)["all"]["vars"]:
+        if not key.startswith("ansible_") and key not in keys:
+            problems.append(f"connection inventory: {key} is not a Kubespray variable")
+    return problems
+
+
+@pytest.mark.parametrize("case", ENV_CASES)
+def test_kubespray_platform_choices(case):
+    problems = check_platform_choices(RENDERED[case])
+    assert not problems, "\n".join(problems)
+
+
 def ansible_yaml_inventory(text: str, tmp_path: Path, name: str):
     """Parse with Ansible's own yaml inventory plugin (what ansible-playbook -i does)."""
     from ansible.inventory.data import InventoryData
@@ -1066,6 +1103,27 @@ MUTATIONS = [
         "kubespray/group_vars/k8s_cluster/addons.yml",
         r"metrics_server_enabled: true",
         "metrics_server_enabled: yes please",
+    ),
+    (
+        "kubespray cluster domain",
+        "check_platform_choices",
+        "kubespray/group_vars/k8s_cluster/k8s-cluster.yml",
+        r'cluster_name: "cluster.local"',
+        'cluster_name: "affordml.local"',
+    ),
+    (
+        "no default storage class",
+        "check_platform_choices",
+        "kubespray/group_vars/k8s_cluster/addons.yml",
+        r"local_path_provisioner_enabled: true",
+        "local_path_provisioner_enabled: false",
+    ),
+    (
+        "etcd beyond the control plane",
+        "check_platform_choices",
+        "kubespray/inventory.yml",
+        r"    etcd:\n      hosts:\n        cp-1:\n",
+        "    etcd:\n      hosts:\n        cp-1:\n        worker-1:\n        worker-2:\n",
     ),
     (
         "subnet overlap",
