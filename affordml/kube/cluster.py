@@ -71,12 +71,14 @@ def execute(run: ClusterRun, progress, on_event: Callable | None = None):
 
 
 def explain_failure(result, roles: FailureRoles, addresses: dict[str, str]) -> None:
-    """A Kubespray assertion and an unreachable VM each get their own line; anything else the generic one
-    (host, task, message, log folder)."""
+    """Nothing on success; a Kubespray assertion and an unreachable VM each get their own line; anything else the
+    generic one (host, task, message, log folder)."""
     from affordml.run.executor import check_result
 
     where = f"logs: {result.artifacts}"
     progress = result.progress
+    if result.rc == 0 and result.status == "successful" and progress.hosts:
+        return  # Kubespray's optional plays (bastion, calico route reflectors, ...) match no host: that is normal
     for host, task, message in progress.failures:
         role = roles.roles.get((host, task), "")
         counts = progress.hosts.get(host)
