@@ -105,7 +105,7 @@ def set_var(path: str, key: str, value: str):
     ("what", "mutate", "expected"),
     [
         ("too old", set_var("k8s_cluster/k8s-cluster.yml", "kube_version", '"1.20.0"'), "version of Kubernetes"),
-        ("string boolean", set_var("k8s_cluster/addons.yml", "metrics_server_enabled", '"true"'), "booleans"),
+        ("string boolean", set_var("k8s_cluster/addons.yml", "helm_enabled", '"true"'), "booleans"),
         ("unknown plugin", set_var("k8s_cluster/k8s-cluster.yml", "kube_network_plugin", "weave"), "unsupported"),
         ("unknown proxy mode", set_var("k8s_cluster/k8s-cluster.yml", "kube_proxy_mode", "userspace"), "unsupported"),
     ],
