@@ -56,3 +56,10 @@ class StateError(AffordmlError):
 class ConfirmationRequired(AffordmlError):
     exit_code = 8
     label = "confirm"
+
+
+class ArtifactError(AffordmlError):
+    """A download, a mirror or a checksum failed; the message names the artifact, where it came from and the fix."""
+
+    exit_code = 9
+    label = "artifact"

@@ -47,6 +47,11 @@ def download(project: Project, url: str, sums_url: str | None) -> Path:
     name = Path(urllib.parse.urlparse(url).path).name or "guest.img"
     target = cache / name
     expected = _expected_sum(sums_url, name) if sums_url else None
+    if sums_url and expected is None:  # never trust the lock's image unchecked
+        raise ImageUploadFailed(
+            f"cannot read the checksum of {name} from {sums_url}; the image was not downloaded",
+            "check this PC's internet access, or leave cloud.guest_image unset and use `affordml init --mirror DIR`",
+        )
     if target.exists() and (expected is None or sha256_of(target) == expected):
         return target
     partial = target.with_name(f".{name}.part")
