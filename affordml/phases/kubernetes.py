@@ -76,14 +76,7 @@ def refuse_pending_reboots(ctx, access: ClusterAccess) -> None:
 def kubespray_tree(ctx, fetch_tarball: Callable[[], Path] | None = None) -> Path:
     from affordml.kube.source import unpacked_tree
 
-    if fetch_tarball is None:
-        from affordml.artifacts import ArtifactStore
-        from affordml.artifacts.store import default_cache_dir
-
-        store = ArtifactStore(default_cache_dir(ctx.project.root), getattr(ctx, "mirror", None))
-        tarball = store.fetch("kubespray")
-    else:
-        tarball = fetch_tarball()
+    tarball = fetch_tarball() if fetch_tarball else ctx.artifact_store().fetch("kubespray")
     return unpacked_tree(tarball, ctx.project.root / "cache" / "kubespray", ctx.lock["kubespray"]["version"])
 
 
