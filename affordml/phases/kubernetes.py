@@ -14,34 +14,27 @@ PHASE = "kubernetes"
 REBOOT_MARK = "/var/run/reboot-required"
 
 
-def reachable_addresses(record: dict) -> dict[str, str]:
-    """VM name -> the address the PC reaches it on, as the cloud phase recorded it (a floating address where it
-    recorded one, else the fixed address)."""
-    servers = record.get("servers") or {}
-    return {vm: s.get("floating_address") or s.get("address") for vm, s in servers.items() if isinstance(s, dict)}
-
-
 def state_inputs(state_data: dict) -> dict:
     """What of the run state decides, beside env/kubespray/, whether a done kubernetes phase runs again: the
     VMs (a re-created VM has a new id) and where they answer."""
     record = state_data.get("cloud") or {}
     servers = record.get("servers") or {}
     return {
-        "servers": {vm: (s.get("id"), reachable_addresses(record).get(vm)) for vm, s in sorted(servers.items())},
+        "servers": {vm: (s.get("id"), s.get("floating_ip")) for vm, s in sorted(servers.items())},
         "ssh_key": record.get("ssh_key"),
     }
 
 
 def access_from_context(ctx) -> ClusterAccess:
-    record = ctx.state.data.get("cloud")
-    if not record or not record.get("servers"):
-        raise RunError(
-            "[kubernetes] the cloud phase has not recorded any VM", "run `affordml init` (or `init phase cloud`) first"
-        )
+    """The VMs as the PC reaches them: each one's floating IP (the cloud phase's record), the platform's key."""
+    from affordml.cloud.reachable import vm_addresses
+
+    addresses = vm_addresses(ctx.state.data)  # a one-line error when the cloud phase has not given them one
+    record = ctx.state.data["cloud"]
     user = (ctx.lock.get("guest_image") or {}).get("login_user", "ubuntu")
     return cluster_access(
         [(vm.name, vm.role) for vm in ctx.plan.vms],
-        reachable_addresses(record),
+        addresses,
         user,
         Path(record["ssh_key"]),
         ctx.project.known_hosts,

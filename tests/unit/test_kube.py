@@ -15,7 +15,7 @@ from affordml.kube.access import cluster_access
 from affordml.kube.inventory import write_connection_inventory
 from affordml.kube.kubeconfig import point_at
 from affordml.kube.source import kubespray_toolchain, read_requirements, tree_root
-from affordml.phases.kubernetes import reachable_addresses, state_inputs
+from affordml.phases.kubernetes import access_from_context, state_inputs
 from affordml.phases.registry import get_phase
 from affordml.phases.workflow import inputs_hash
 from affordml.run.args import cmdline, environment
@@ -235,7 +235,10 @@ def test_any_other_failure_names_host_task_and_logs():
 
 
 def cloud_record(**changes) -> dict:
-    servers = {vm: {"id": f"id-{vm}", "address": ADDRESSES[vm], "status": "ACTIVE"} for vm, _ in VMS}
+    servers = {
+        vm: {"id": f"id-{vm}", "address": f"10.42.0.{10 + i}", "floating_ip": ADDRESSES[vm], "status": "ACTIVE"}
+        for i, (vm, _) in enumerate(VMS)
+    }
     for vm, change in changes.items():
         servers[vm] = servers[vm] | change
     return {"ssh_key": "/p/secrets/ssh/affordml_ed25519", "servers": servers, "changes": 3}
@@ -250,13 +253,26 @@ def test_kubernetes_reruns_when_the_vms_change_not_otherwise(tmp_path):
     assert inputs_hash(phase, tmp_path, {"cloud": cloud_record(), "reboot_required": []}) == base
     assert inputs_hash(phase, tmp_path, {"cloud": cloud_record(**{"worker-1": {"id": "new"}})}) != base
     assert (
-        inputs_hash(phase, tmp_path, {"cloud": cloud_record(**{"cp-1": {"floating_address": "203.0.113.5"}})}) != base
+        inputs_hash(phase, tmp_path, {"cloud": cloud_record(**{"cp-1": {"floating_ip": "203.0.113.5"}})}) != base
     )
     (tmp_path / "kubespray" / "inventory.yml").write_text("all: {hosts: {}}\n")
     assert inputs_hash(phase, tmp_path, {"cloud": cloud_record()}) != base
 
 
-def test_reachable_address_prefers_a_floating_one():
-    record = cloud_record(**{"cp-1": {"floating_address": "203.0.113.5"}})
-    assert reachable_addresses(record) == ADDRESSES | {"cp-1": "203.0.113.5"}
+def test_the_phase_reaches_the_vms_by_their_floating_ips(tmp_path):
+    from types import SimpleNamespace
+
+    from affordml.project import Project
+
+    plan = SimpleNamespace(vms=[SimpleNamespace(name=n, role=r) for n, r in VMS])
+    lock = {"guest_image": {"login_user": "ubuntu"}}
+    record = cloud_record(**{"cp-1": {"floating_ip": "203.0.113.5"}})
+    state = SimpleNamespace(data={"cloud": record})
+    ctx = SimpleNamespace(state=state, plan=plan, lock=lock, project=Project(tmp_path))
+    got = access_from_context(ctx)
+    assert got.api_url == "https://203.0.113.5:6443" and got.node("worker-2").address == "192.0.2.12"
+    assert got.node("cp-1").key == Path("/p/secrets/ssh/affordml_ed25519") and got.node("cp-1").user == "ubuntu"
+    del record["servers"]["worker-1"]["floating_ip"]
+    with pytest.raises(RunError, match="no floating IP recorded for worker-1"):
+        access_from_context(ctx)
     assert state_inputs({})["servers"] == {}

@@ -107,7 +107,7 @@ def context(root: Path, bed, admin_conf: Path) -> PhaseContext:
     extra = bed.ssh_vars() | {"affordml_test_admin_conf": str(admin_conf)}
     (root / "extra-vars.yml").write_text(yaml.safe_dump(extra))
     state = State()
-    servers = {h.name: {"id": f"id-{h.name}", "address": h.address, "status": "ACTIVE"} for h in bed.hosts}
+    servers = {h.name: {"id": f"id-{h.name}", "floating_ip": h.address, "status": "ACTIVE"} for h in bed.hosts}
     state.data["cloud"] = {"ssh_key": str(bed.key_path), "servers": servers}
     return PhaseContext(project, config, plan, lock, state, print)
 
@@ -159,7 +159,7 @@ def test_phase_refuses_a_pending_reboot_and_an_unreachable_vm(testbed_factory, k
     assert load_state(ctx.project.state_file).phases["kubernetes"].status == "failed"
     bed.hosts[2].ssh("rm /var/run/reboot-required")
     unused = str(bed.subnet.network_address + 250)  # on the test bridge, nobody answers
-    ctx.state.data["cloud"]["servers"]["worker-1"]["address"] = unused
+    ctx.state.data["cloud"]["servers"]["worker-1"]["floating_ip"] = unused
     with pytest.raises(RunError, match=rf"VM worker-1 \({unused}\) is unreachable over SSH"):
         run_phase(ctx, stand_in_tarball(tmp_path), 5)
     assert not list((ctx.project.root / "cache").glob("kubespray-*")), "nothing is fetched before the VMs answer"
