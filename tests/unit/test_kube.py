@@ -252,9 +252,7 @@ def test_kubernetes_reruns_when_the_vms_change_not_otherwise(tmp_path):
     assert inputs_hash(phase, tmp_path, {"cloud": cloud_record() | {"changes": 0}}) == base
     assert inputs_hash(phase, tmp_path, {"cloud": cloud_record(), "reboot_required": []}) == base
     assert inputs_hash(phase, tmp_path, {"cloud": cloud_record(**{"worker-1": {"id": "new"}})}) != base
-    assert (
-        inputs_hash(phase, tmp_path, {"cloud": cloud_record(**{"cp-1": {"floating_ip": "203.0.113.5"}})}) != base
-    )
+    assert inputs_hash(phase, tmp_path, {"cloud": cloud_record(**{"cp-1": {"floating_ip": "203.0.113.5"}})}) != base
     (tmp_path / "kubespray" / "inventory.yml").write_text("all: {hosts: {}}\n")
     assert inputs_hash(phase, tmp_path, {"cloud": cloud_record()}) != base
 
