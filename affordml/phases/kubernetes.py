@@ -84,12 +84,13 @@ def run_kubernetes_phase(ctx, fetch_tarball: Callable[[], Path] | None = None, r
     from affordml.run.toolchains import ensure
 
     started = time.monotonic()
+    if ctx.dry_run:  # Kubespray has no meaningful check mode; say what would run
+        vms = ", ".join(vm.name for vm in ctx.plan.vms)
+        ctx.say(f"[{PHASE}] would run Kubespray {ctx.lock['kubespray']['version']} cluster.yml on {vms}")
+        return None
     access = access_from_context(ctx)
     ident = new_ident(PHASE)
     connection = write_connection_inventory(ctx.project.runs_dir / ident / "connection.yml", access)
-    if ctx.dry_run:
-        ctx.say(f"[{PHASE}] would run Kubespray's cluster.yml on {', '.join(n.name for n in access.nodes)}")
-        return ident
     refuse_pending_reboots(ctx, access)
     tree = kubespray_tree(ctx, fetch_tarball)
     toolchain_bin = ensure(kubespray_toolchain(tree, ctx.lock), lambda line: ctx.say(f"[{PHASE}] {line}"))
