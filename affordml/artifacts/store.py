@@ -100,9 +100,9 @@ class ArtifactStore:
             part.unlink()
         if self.mirror is not None:
             evidence, origin = self._from_mirror(artifact, part)
+            self._check(artifact, part, evidence, origin=origin, cleanup=part)
         else:
-            evidence, origin = self._from_internet(artifact, part)
-        self._check(artifact, part, evidence, origin=origin, cleanup=part)
+            evidence, origin = self._download_checked(artifact, part)
         if evidence is not None:
             _write_atomic(folder / artifact.evidence_name, evidence)
         final = folder / artifact.file
@@ -110,6 +110,20 @@ class ArtifactStore:
         return final
 
     # ------------------------------------------------------------------ sources
+    def _download_checked(self, artifact: Artifact, part: Path) -> tuple[bytes | None, str]:
+        """Download and check; a .part left by an earlier run that fails the check (upstream published a new
+        file under the same name meanwhile, as `current/` images do) is thrown away and fetched once whole."""
+        resumed = part.is_file() and part.stat().st_size > 0
+        evidence, origin = self._from_internet(artifact, part)
+        try:
+            self._check(artifact, part, evidence, origin=origin, cleanup=part)
+        except ArtifactError:
+            if not resumed:
+                raise
+            evidence, origin = self._from_internet(artifact, part)
+            self._check(artifact, part, evidence, origin=origin, cleanup=part)
+        return evidence, origin
+
     def _from_internet(self, artifact: Artifact, part: Path) -> tuple[bytes | None, str]:
         from affordml.artifacts.download import Policy, download, fetch_bytes
 

@@ -143,3 +143,16 @@ def test_unknown_name_lists_the_known_ones(tmp_path) -> None:
     with pytest.raises(ArtifactError) as caught:
         ArtifactStore(tmp_path).fetch("no-such-thing")
     assert "no-such-thing" in caught.value.one_line() and "kubespray" in caught.value.one_line()
+
+
+def test_stale_part_from_an_earlier_run_is_replaced_once(tmp_path, server, helm_tarball) -> None:
+    """A .part from another file under the same name (a moved `current/` image) fails the check after resuming;
+    the store throws it away and downloads the whole file once."""
+    serve_helm(server, helm_tarball)
+    folder = tmp_path / "cache" / "helm"
+    folder.mkdir(parents=True)
+    (folder / f"{TARBALL}.part").write_bytes(b"bytes of an older release" * 100)
+    path = store_for(tmp_path, server).fetch("helm")
+    assert path.read_bytes() == helm_tarball
+    ranges = [rng for _m, p, rng in server.log if p == f"/{TARBALL}"]
+    assert ranges == ["bytes=2500-", None]
