@@ -41,7 +41,7 @@ def build_context(plan: Plan, config: Config, lock: dict) -> dict:
             "version": lock["kubernetes"]["version"],
             "pods_subnet": KUBE_PODS_SUBNET,
             "service_subnet": KUBE_SERVICE_SUBNET,
-            "cluster_name": "affordml.local",
+            "cluster_name": "cluster.local",
         },
         "gpu_nodes": gpu_nodes(plan),
         "jupyter_profiles": jupyter_profiles(plan),

@@ -30,7 +30,6 @@ import re
 import warnings
 from pathlib import Path
 
-import jinja2
 import pytest
 import yaml
 
@@ -819,6 +818,43 @@ def test_kubespray_group_vars_exist_upstream(case):
     assert not problems, "\n".join(problems)
 
 
+def check_platform_choices(files: dict[str, str]) -> list[str]:
+    """What the platform needs from Kubespray beyond valid keys: cluster.local (charts assume it), a default
+    StorageClass (JupyterHub's hub PVC), a kube-proxy mode and CNI backend a stock guest kernel carries, one etcd
+    member on the control plane (docs/kubernetes.md), and connection keys that Kubespray documents."""
+    from affordml.kube.access import ClusterAccess, NodeAccess
+    from affordml.kube.inventory import connection_inventory
+
+    ours: dict = {}
+    for rel, text in files.items():
+        if rel.startswith("kubespray/group_vars/"):
+            ours.update(load_rendered(text))
+    problems = []
+    wanted = {
+        "cluster_name": "cluster.local",
+        "local_path_provisioner_enabled": True,
+        "kube_proxy_mode": "iptables",
+        "calico_network_backend": "vxlan",
+        "etcd_deployment_type": "host",
+    }
+    problems += [f"{k} is {ours.get(k)!r}, the platform needs {v!r}" for k, v in wanted.items() if ours.get(k) != v]
+    inventory = load_rendered(files["kubespray/inventory.yml"])["all"]["children"]
+    if list(inventory["etcd"]["hosts"]) != list(inventory["kube_control_plane"]["hosts"]):
+        problems.append("etcd must be the control plane's single member")
+    keys = kubespray_keys()
+    access = ClusterAccess((NodeAccess("cp-1", "control-plane", "192.0.2.10", "ubuntu", Path("k"), Path("kh")),))
+    for key in connection_inventory(access)["all"]["vars"]:
+        if not key.startswith("ansible_") and key not in keys:
+            problems.append(f"connection inventory: {key} is not a Kubespray variable")
+    return problems
+
+
+@pytest.mark.parametrize("case", ENV_CASES)
+def test_kubespray_platform_choices(case):
+    problems = check_platform_choices(RENDERED[case])
+    assert not problems, "\n".join(problems)
+
+
 def ansible_yaml_inventory(text: str, tmp_path: Path, name: str):
     """Parse with Ansible's own yaml inventory plugin (what ansible-playbook -i does)."""
     from ansible.inventory.data import InventoryData
@@ -857,17 +893,15 @@ def check_inventories(files: dict[str, str], tmp_path: Path) -> list[str]:
         problems.append("k8s_cluster must hold kube_control_plane and kube_node")
     if len(groups.get("etcd", [])) % 2 != 1:
         problems.append("etcd needs an odd number of members")
-    # Ansible connects to the floating IP the cloud phase records; the nodes talk over their tenant addresses
-    reachable = {name: f"192.0.2.{10 + i}" for i, name in enumerate(sorted(kube.hosts))}
+    # Ansible connects to the floating IP the cloud phase records (per-run connection inventory, tests/unit/
+    # test_kube.py); the nodes talk over their tenant addresses
     for host in kube.hosts.values():
         try:
-            if ipaddress.ip_address(host.vars["ip"]) != ipaddress.ip_address(host.vars["access_ip"]):
-                problems.append(f"{host.name}: ip and access_ip differ (both are the tenant address)")
-            connect_to = host.vars.get("ansible_host", kube.groups["all"].vars.get("ansible_host"))
-            connect = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(connect_to)
-            if connect.render(affordml_vm_reachable=reachable, inventory_hostname=host.name) != reachable[host.name]:
-                problems.append(f"{host.name}: ansible_host is not its address from affordml_vm_reachable")
-        except (KeyError, ValueError, jinja2.TemplateError) as exc:
+            if len({ipaddress.ip_address(host.vars[k]) for k in ("ip", "access_ip")}) != 1:
+                problems.append(f"{host.name}: ip and access_ip differ")
+            if "ansible_host" in host.vars:
+                problems.append(f"{host.name}: ansible_host belongs to the per-run connection inventory")
+        except (KeyError, ValueError) as exc:
             problems.append(f"{host.name}: {exc}")
     controllers = (
         {h.name for h in ours.groups["affordml_controller"].get_hosts()}
@@ -1079,8 +1113,8 @@ MUTATIONS = [
         "kubespray unknown var",
         "check_kubespray_vars",
         "kubespray/group_vars/k8s_cluster/addons.yml",
-        r"helm_enabled",
-        "helm_enable",
+        r"metrics_server_enabled",
+        "metrics_server_enable",
     ),
     (
         "kubespray option",
@@ -1107,8 +1141,29 @@ MUTATIONS = [
         "kubespray kind",
         "check_kubespray_vars",
         "kubespray/group_vars/k8s_cluster/addons.yml",
-        r"helm_enabled: true",
-        "helm_enabled: yes please",
+        r"metrics_server_enabled: true",
+        "metrics_server_enabled: yes please",
+    ),
+    (
+        "kubespray cluster domain",
+        "check_platform_choices",
+        "kubespray/group_vars/k8s_cluster/k8s-cluster.yml",
+        r'cluster_name: !unsafe "cluster.local"',
+        'cluster_name: !unsafe "affordml.local"',
+    ),
+    (
+        "no default storage class",
+        "check_platform_choices",
+        "kubespray/group_vars/k8s_cluster/addons.yml",
+        r"local_path_provisioner_enabled: true",
+        "local_path_provisioner_enabled: false",
+    ),
+    (
+        "etcd beyond the control plane",
+        "check_platform_choices",
+        "kubespray/inventory.yml",
+        r"    etcd:\n      hosts:\n        cp-1:\n",
+        "    etcd:\n      hosts:\n        cp-1:\n        worker-1:\n        worker-2:\n",
     ),
     (
         "subnet overlap",
@@ -1223,21 +1278,10 @@ def templatable_strings(value, path=()) -> list[str]:
 
 
 # Template strings affordml writes on purpose, for Kubespray's run: the VM key comes from the cloud phase.
-INTENDED_TEMPLATES = {
-    ("kubespray/inventory.yml", "all.vars.ansible_ssh_private_key_file = '{{ affordml_vm_ssh_key }}'"),
-    # the cloud phase's floating IPs, passed to the kubernetes phase's run as extra vars
-    ("kubespray/inventory.yml", "all.vars.ansible_host = '{{ affordml_vm_reachable[inventory_hostname] }}'"),
-    (
-        "kubespray/group_vars/k8s_cluster/k8s-cluster.yml",
-        "supplementary_addresses_in_ssl_keys = '{{ affordml_vm_reachable.values() | list }}'",
-    ),
-}
-
-
 @pytest.mark.parametrize("case", ENV_CASES)
 def test_ansible_loads_every_rendered_string_as_data(case, tmp_path):
     """Ansible's own loader, trusting the file as a vars file (as Ansible does), marks what it may template: no
-    string it would template holds template syntax, but for the one affordml writes on purpose.
+    string it would template holds template syntax.
     (tests/unit/test_values_inert.py renders payloads from every config and facts field.)"""
     from ansible.parsing.dataloader import DataLoader
 
@@ -1248,6 +1292,6 @@ def test_ansible_loads_every_rendered_string_as_data(case, tmp_path):
         path.write_text(text)
         data = loader.load_from_file(str(path), cache="none", trusted_as_template=True)
         for found in templatable_strings(data):
-            if re.search(r"\{[{%#]", found) and (rel, found) not in INTENDED_TEMPLATES:
+            if re.search(r"\{[{%#]", found):
                 problems.append(f"{rel}: {found}")
     assert not problems, "\n".join(problems)
