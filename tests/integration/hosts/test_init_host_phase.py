@@ -51,10 +51,12 @@ def check_host_files(bed: Testbed) -> None:
     ids = ",".join(sorted(DESKTOP_VFIO_IDS))
     for host in bed.hosts:
         grub = host.ssh("cat /etc/default/grub.d/60-affordml.cfg").stdout
-        assert "iommu=pt" in grub and f"vfio-pci.ids={ids}" in grub
-        assert "amd_iommu=" not in grub  # the kernel has no amd_iommu=on; AMD's IOMMU is on by default
+        line = next(x for x in grub.splitlines() if x.startswith("GRUB_CMDLINE_LINUX_DEFAULT="))
+        words = line.split('"')[1].split()
+        assert "iommu=pt" in words and f"vfio-pci.ids={ids}" in words
+        assert not any(w.startswith("amd_iommu=") for w in words)  # no amd_iommu=on: AMD's IOMMU is on by default
         intel = "GenuineIntel" in host.ssh("grep -m1 vendor_id /proc/cpuinfo").stdout
-        assert ("intel_iommu=on" in grub) == intel
+        assert ("intel_iommu=on" in words) == intel
         modprobe = host.ssh("cat /etc/modprobe.d/affordml-vfio.conf").stdout
         assert f"options vfio-pci ids={ids}" in modprobe
         assert "softdep snd_hda_intel pre: vfio-pci" in modprobe
