@@ -43,12 +43,45 @@ MUST_PASS = {
 }
 
 
+# kolla's playbooks use collections (ansible.utils' ipaddr filter among them) that `kolla-ansible install-deps`
+# fetches from Ansible Galaxy on a PC. Galaxy is out of reach here; PyPI's `ansible` package bundles the same
+# collections. 12.x is the package for the toolchain's ansible-core 2.19 and its versions fall inside kolla's
+# requirements-core.yml ranges (checked below).
+ANSIBLE_COLLECTIONS_PACKAGE = "ansible==12.3.0"
+KOLLA_COLLECTION_RANGES = {  # kolla-ansible 22.2.0 requirements-core.yml: upper bounds (major versions)
+    "ansible/netcommon": 9,
+    "ansible/posix": 3,
+    "ansible/utils": 7,
+    "community/crypto": 4,
+    "community/general": 12,
+    "community/docker": 5,
+}
+
+
 @pytest.fixture(scope="module")
 def kolla_bin() -> Path:
     try:
         return toolchains.ensure(toolchains.kolla_toolchain(load_lock()), print)
     except Exception as error:  # no PyPI here
         pytest.skip(f"kolla-ansible toolchain unavailable: {error}")
+
+
+@pytest.fixture(scope="module")
+def kolla_collections(kolla_bin: Path) -> Path:
+    """A collections path with what install-deps would install, from PyPI's `ansible` package (cached)."""
+    root = toolchains.cache_root() / ("kolla-collections-" + ANSIBLE_COLLECTIONS_PACKAGE.replace("==", "-"))
+    if not (root / "ansible_collections").is_dir():
+        partial = root.with_suffix(".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        pip = [str(kolla_bin / "python"), "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(partial)]
+        done = subprocess.run([*pip, ANSIBLE_COLLECTIONS_PACKAGE], capture_output=True, text=True, timeout=900)
+        if done.returncode != 0:
+            pytest.skip(f"{ANSIBLE_COLLECTIONS_PACKAGE} unavailable from PyPI: {done.stderr.strip()[-300:]}")
+        partial.rename(root)
+    for name, below in KOLLA_COLLECTION_RANGES.items():
+        manifest = json.loads((root / "ansible_collections" / name / "MANIFEST.json").read_text())
+        assert int(manifest["collection_info"]["version"].split(".")[0]) < below, (name, manifest)
+    return root
 
 
 def facts_on_test_host(host: TestHost, gateway: str, target: Path) -> Path:
@@ -105,7 +138,9 @@ def task_results(junit_dir: Path) -> dict[str, set[str]]:
     return results
 
 
-def test_kolla_prechecks_pass_on_a_host_affordml_prepared(testbed_factory, kolla_bin: Path, tmp_path: Path) -> None:
+def test_kolla_prechecks_pass_on_a_host_affordml_prepared(
+    testbed_factory, kolla_bin: Path, kolla_collections: Path, tmp_path: Path
+) -> None:
     bed = testbed_factory(1)
     host = bed.hosts[0]
     gateway = str(bed.subnet.network_address + 1)
@@ -129,6 +164,7 @@ def test_kolla_prechecks_pass_on_a_host_affordml_prepared(testbed_factory, kolla
         "JUNIT_OUTPUT_DIR": str(junit),
         "JUNIT_HIDE_TASK_ARGUMENTS": "true",
         "ANSIBLE_HOST_KEY_CHECKING": "True",
+        "ANSIBLE_COLLECTIONS_PATH": str(kolla_collections),
     }
     # kolla's own images (quay.io/openstack.kolla) are all a PC can pull: affordml passes --use-test-images.
     command = [
