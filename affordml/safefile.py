@@ -331,6 +331,41 @@ def _check_target(parent: int, name: str, path: Path) -> None:
             os.close(fd)
 
 
+@contextmanager
+def replacing(root: Path, rel: str | Path, mode: int = PRIVATE_FILE) -> Iterator:
+    """A binary handle for root/rel's new content (streamed: a download); when the block ends without an error,
+    the temporary file replaces root/rel by a rename, else it is removed."""
+    rel = Path(rel)
+    path = root / rel
+    with folder(root, rel.parent, create=True) as parent:
+        _check_target(parent, rel.name, path)
+        tmp, fd = _temp_file(parent, rel.name, path, mode)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                os.fchmod(handle.fileno(), mode)
+                yield handle
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.rename(tmp, rel.name, src_dir_fd=parent, dst_dir_fd=parent)
+        except BaseException:
+            _unlink_quietly(parent, tmp)
+            raise
+
+
+def own_file_exists(root: Path, rel: str | Path) -> bool:
+    """True when root/rel is affordml's own kind of file; False when missing; a link or foreign file refused."""
+    rel = Path(rel)
+    try:
+        with folder(root, rel.parent) as parent:
+            fd = _open_own(parent, rel.name, root / rel, os.O_RDONLY | os.O_NONBLOCK)
+    except MissingFile:
+        return False
+    if fd is None:
+        return False
+    os.close(fd)
+    return True
+
+
 def append_text(root: Path, rel: str | Path, text: str, mode: int = PRIVATE_FILE) -> Path:
     """Append to affordml's own file root/rel (created when missing); never through a link."""
     rel = Path(rel)
@@ -372,6 +407,9 @@ def backup_name(root: Path, name: str) -> Path:
     """Keep root/name under the first free name.bak.N (N = 1, 2, ...) by a new hard link to the same entry,
     which is never overwritten: no backup is ever lost."""
     with folder(root) as parent:
+        if stat.S_ISDIR(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
+            path = root / name
+            raise UnsafeFile(f"{path} is a folder, not a file", f"move it aside (`mv {path} {path}.moved`)")
         for number in range(1, 1000):
             backup = f"{name}.bak.{number}"
             try:
