@@ -128,6 +128,9 @@ def prepare_kolla(ctx: PhaseContext) -> None:
     from affordml.run.toolchains import ensure, kolla_toolchain
     from affordml.secrets import ensure_kolla_passwords, kolla_share
 
+    from affordml.safefile import own_file_exists
+
+    own_file_exists(ctx.project.root, "secrets/clouds.yaml")  # the role merges into it: refuse a link first
     toolchain_bin = ensure(kolla_toolchain(ctx.lock), lambda line: ctx.say(f"[openstack] {line}"))
     passwords = ensure_kolla_passwords(ctx.project, toolchain_bin)
     inventory = write_kolla_inventory(
