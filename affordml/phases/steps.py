@@ -126,9 +126,8 @@ def prepare_kolla(ctx: PhaseContext) -> None:
     kolla-genpwd into secrets/kolla-passwords.yml, and kolla's inventory rendered into env/kolla/."""
     from affordml.render.kolla_inventory import write_kolla_inventory
     from affordml.run.toolchains import ensure, kolla_toolchain
-    from affordml.secrets import ensure_kolla_passwords, kolla_share
-
     from affordml.safefile import own_file_exists
+    from affordml.secrets import ensure_kolla_passwords, kolla_share
 
     own_file_exists(ctx.project.root, "secrets/clouds.yaml")  # the role merges into it: refuse a link first
     toolchain_bin = ensure(kolla_toolchain(ctx.lock), lambda line: ctx.say(f"[openstack] {line}"))
