@@ -61,16 +61,26 @@ def children(parent: int) -> list[Proc]:
     return found
 
 
+def ancestors(pid: int) -> set[int]:
+    """pid and every process above it (a wrapper script that names the project is not an orphan)."""
+    found = set()
+    while pid > 1 and pid not in found:
+        found.add(pid)
+        proc = read(pid)
+        pid = proc.ppid if proc else 0
+    return found
+
+
 def survivors(child: dict | None, project_root: str) -> list[Proc]:
     """Live processes of the recorded child's process group (started no earlier than it), and any
     ansible-playbook whose command line names this project's folder; never this process."""
-    me = os.getpid()
+    mine = ancestors(os.getpid())
     marker = project_root.rstrip("/") + "/"
     group = child.get("pgid") if child else None
     born = (child or {}).get("start") or 0
     found = []
     for pid in all_pids():
-        if pid == me:
+        if pid in mine:
             continue
         proc = read(pid)
         if proc is None:

@@ -46,7 +46,7 @@ def run_playbook(phase: Phase, ctx: PhaseContext, action: str = "deploy") -> str
             f"run `affordml init --skip-phase {phase.name}`, or upgrade affordml",
         )
     env = ctx.project.env_dir
-    secrets = sorted(ctx.project.secrets_dir.glob("*.yml")) if ctx.project.secrets_dir.exists() else []
+    secrets = _secret_files(ctx.project)
     extra = ctx.project.root / EXTRA_VARS_FILE
     ident = new_ident(phase.name)
     args = build_run_args(
@@ -77,6 +77,18 @@ def run_playbook(phase: Phase, ctx: PhaseContext, action: str = "deploy") -> str
     check_result(result, phase.name)
     _note_reboot(ctx, progress, phase.name)
     return ident
+
+
+def _secret_files(project) -> list:
+    """secrets/*.yml for Ansible (-e @file): each must be affordml's own file, never a link to one elsewhere."""
+    from affordml.safefile import own_file_exists
+
+    if not project.secrets_dir.exists():
+        return []
+    files = sorted(project.secrets_dir.glob("*.yml"))
+    for path in files:
+        own_file_exists(project.root, path.relative_to(project.root))
+    return files
 
 
 def _note_reboot(ctx: PhaseContext, progress, phase: str) -> None:
