@@ -67,7 +67,7 @@ def _make_root(root: Path) -> None:
     if os.path.lexists(root):
         return
     try:
-        root.parent.mkdir(parents=True, exist_ok=True)
+        _make_parents(root.parent)
         os.mkdir(root, PRIVATE_DIR)
     except FileExistsError:
         return
@@ -78,6 +78,24 @@ def _make_root(root: Path) -> None:
         os.fchmod(fd, PRIVATE_DIR)
     finally:
         os.close(fd)
+
+
+def _make_parents(folder: Path) -> None:
+    """Missing folders above the project: 0755 whatever the umask (never open to others' writes)."""
+    missing = []
+    while not os.path.lexists(folder) and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        try:
+            os.mkdir(path, 0o755)
+        except FileExistsError:
+            continue
+        fd = os.open(path, DIR_FLAGS)
+        try:
+            os.fchmod(fd, 0o755)
+        finally:
+            os.close(fd)
 
 
 def _root_error(root: Path, exc: OSError) -> UnsafeFile:

@@ -145,6 +145,7 @@ def test_modes_are_safe_whatever_the_umask(tmp_path, umask):
         safefile.append_text(root, "known_hosts", "h ssh-ed25519 AAAA\n")
     finally:
         os.umask(old)
+    assert mode(root.parent) == 0o755, "a folder made above the project is never open to others' writes"
     assert mode(root) == 0o700 and mode(root / "secrets") == 0o700
     assert mode(root / "secrets" / "platform.yml") == 0o600
     assert mode(root / "state.json") == 0o600 and mode(root / "known_hosts") == 0o600
