@@ -184,3 +184,28 @@ class _RunView:
 
 def run_view(progress) -> _RunView:
     return _RunView(progress)
+
+
+def _size(row: dict) -> str:
+    if row["size"] is not None:
+        return f"{row['size'] / 1024**2:.1f} MiB"
+    return f"unknown ({row['size_note']})" if row.get("size_note") else "unknown"
+
+
+def print_downloads(downloads: dict) -> None:
+    out.print("[bold]Downloads[/] (artifacts of the version lock; each is checked before use):")
+    for row in downloads["artifacts"]:
+        style = "bold red" if row["source"] == "missing" else None
+        out.print(
+            f"  {row['name']} {row['version']}: {row['source']} {row['where']}, size {_size(row)}, "
+            f"checked by {row['verify']}",
+            markup=False,
+            style=style,
+        )
+    t = downloads["totals"]
+    unknown = f" + {t['unknown_sizes']} of unknown size" if t["unknown_sizes"] else ""
+    out.print(
+        f"  to fetch: {t['to_fetch']} artifact(s), {t['known_bytes'] / 1024**2:.1f} MiB known{unknown}", markup=False
+    )
+    if downloads.get("warning"):
+        out.print(f"[yellow]warning[/] (mirror): {downloads['warning']}")

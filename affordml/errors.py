@@ -58,10 +58,17 @@ class ConfirmationRequired(AffordmlError):
     label = "confirm"
 
 
+class ArtifactError(AffordmlError):
+    """A download, a mirror or a checksum failed; the message names the artifact, where it came from and the fix."""
+
+    exit_code = 9
+    label = "artifact"
+
+
 class UnsafeFile(AffordmlError):
     """A file or folder in the project that affordml will not read or write as it is (a link, someone else's)."""
 
-    exit_code = 9
+    exit_code = 11
     label = "files"
 
 

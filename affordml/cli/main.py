@@ -168,10 +168,34 @@ def plan(facts_file: FactsFile = None, example: Example = None, json_out: Json =
     config = _config(project)
     host_facts = gather_facts(project, config, _facts_source(facts_file, example))
     the_plan = make_plan(host_facts, config, version_table(load_lock()))
+    downloads = _download_plan(project, config)
     if json_out:
-        console.print_json(the_plan.to_dict())
+        console.print_json({**the_plan.to_dict(), "downloads": downloads})
     else:
         console.print_plan(the_plan)
+        console.print_downloads(downloads)
+
+
+def _download_plan(project, config, mirror: Path | None = None) -> dict:
+    from affordml.artifacts.plan import project_download_plan, totals
+    from affordml.artifacts.project_store import project_store
+
+    rows, warning = project_download_plan(project_store(project.root, config, mirror))
+    return {"artifacts": [r.to_dict() for r in rows], "totals": totals(rows), "warning": warning}
+
+
+@app.command()
+def bundle(
+    dest: Annotated[Path, typer.Argument(help="folder to fill; created if missing; re-runs keep what is verified")],
+    images: Annotated[
+        bool, typer.Option("--images", help="also save the charts' container images (large; needs skopeo or docker)")
+    ] = False,
+) -> None:
+    """Download every artifact of the version lock into DEST, verified, with a manifest, for `init --mirror DEST`."""
+    from affordml import console
+    from affordml.artifacts.bundle import run_bundle
+
+    run_bundle(dest, images=images, say=console.line)
 
 
 @config_app.command("init")
@@ -223,6 +247,21 @@ InitFacts = Annotated[
 ]
 
 
+Mirror = Annotated[
+    Path | None,
+    typer.Option("--mirror", metavar="DIR", help="take downloads from a folder made by `affordml bundle` (offline)"),
+]
+
+
+def _checked_mirror(mirror: Path | None) -> Path | None:
+    if mirror is None:
+        return None
+    from affordml.artifacts.store import read_manifest
+
+    read_manifest(mirror.expanduser().resolve())  # a wrong folder fails now, before any phase runs
+    return mirror.expanduser().resolve()
+
+
 @init_app.callback()
 def init(
     ctx: typer.Context,
@@ -231,6 +270,7 @@ def init(
     ignore_check: IgnoreCheck = None,
     facts_file: InitFacts = None,
     confirm: Confirm = False,
+    mirror: Mirror = None,
 ) -> None:
     """Run every phase in order; a second run resumes where the last one stopped."""
     from affordml.phases.init import InitOptions
@@ -241,6 +281,7 @@ def init(
         dry_run=dry_run,
         ignore_checks=frozenset(ignore_check or ()),
         confirm=confirm,
+        mirror=_checked_mirror(mirror),
     )
     if ctx.invoked_subcommand is None:
         _run_init(ctx.obj)

@@ -48,6 +48,11 @@ def download(project: Project, url: str, sums_url: str | None) -> Path:
     rel = Path("cache") / "images" / name
     target = project.root / rel
     expected = _expected_sum(sums_url, name) if sums_url else None
+    if sums_url and expected is None:  # never trust the lock's image unchecked
+        raise ImageUploadFailed(
+            f"cannot read the checksum of {name} from {sums_url}; the image was not downloaded",
+            "check this PC's internet access, or leave cloud.guest_image unset and use `affordml init --mirror DIR`",
+        )
     # a cached image is used only when it is affordml's own file (never a link to a file elsewhere)
     if own_file_exists(project.root, rel) and (expected is None or sha256_of(target) == expected):
         return target

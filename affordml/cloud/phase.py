@@ -115,11 +115,9 @@ def authorize(conn, what: str, quiet: bool = False) -> bool:
 def _image_file(ctx, options: CloudOptions) -> Path:
     from affordml.cloud.image import resolve_source
 
-    lock_image = ctx.lock.get("guest_image", {})
-    source = options.image or lock_image.get("url")
-    if not source:
-        raise CloudUnreachable(
-            "the version lock names no guest image", "set cloud.guest_image in affordml.yaml to an image file"
-        )
-    ctx.say(f"[cloud] guest image from {source}")
-    return resolve_source(ctx.project, source, lock_image)
+    if not options.image:  # the lock's image: pinned, checked against SHA256SUMS, from the mirror if one is set
+        store = ctx.artifact_store()
+        ctx.say(f"[cloud] guest image from {store.mirror or store.artifact('guest-image').url}")
+        return store.fetch("guest-image")
+    ctx.say(f"[cloud] guest image from {options.image}")
+    return resolve_source(ctx.project, options.image, ctx.lock.get("guest_image", {}))

@@ -183,6 +183,17 @@ class Cloud(Strict):
     )
 
 
+class Artifacts(Strict):
+    mirror: str | None = Field(
+        None,
+        description="a folder made by `affordml bundle DIR`: downloads come from it (checked the same way), "
+        "no internet is used; `affordml init --mirror DIR` overrides it",
+    )
+    cache_dir: str | None = Field(
+        None, description="where verified downloads are kept; default: cache/artifacts in the project folder"
+    )
+
+
 class Ml(Strict):
     jupyterhub: bool = Field(True, description="notebooks with GPU-share profiles")
     training_queue: bool = Field(True, description="Kueue job queue for training")
@@ -203,6 +214,9 @@ class Config(Strict):
     gpu: Gpu = Field(default_factory=Gpu, description="how each GPU is shared between jobs")
     ml: Ml = Field(default_factory=Ml, description="the ML environments to install")
     cloud: Cloud = Field(default_factory=Cloud, description="what the cloud phase uses inside OpenStack")
+    artifacts: Artifacts = Field(
+        default_factory=Artifacts, description="where Kubespray, helm, the charts and the guest image come from"
+    )
 
     @model_validator(mode="after")
     def _unique_hosts(self) -> Config:

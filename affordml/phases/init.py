@@ -20,6 +20,7 @@ class InitOptions:
     dry_run: bool = False
     ignore_checks: frozenset[str] = frozenset()
     confirm: bool = False
+    mirror: Path | None = None  # --mirror: artifacts from a bundle folder instead of the internet
 
 
 def prepare(project: Project, facts_file: Path | None):
@@ -61,6 +62,7 @@ def run_init(project: Project, options: InitOptions, say) -> PhaseContext:
             project, config, plan, versions, state, say, options.dry_run, options.ignore_checks, options.confirm
         )
         ctx.run_lock = lock
+        ctx.mirror = options.mirror
         if not options.dry_run:
             save_state(project.state_file, state)
         run_phases(ctx, select(options.only, set(options.skip)), execute, force=bool(options.only))

@@ -31,6 +31,13 @@ class PhaseContext:
     confirm: bool = False  # --yes-i-really-really-mean-it: phases may replace or delete VMs
     notes: list[str] = field(default_factory=list)
     run_lock: RunLock | None = None  # records the ansible-playbook a phase starts
+    mirror: Path | None = None  # `init --mirror DIR`; see artifact_store()
+
+    def artifact_store(self):
+        """Verified downloads for the phases: the project's cache, fed by the mirror (option or config) or internet."""
+        from affordml.artifacts.project_store import project_store
+
+        return project_store(self.project.root, self.config, self.mirror)
 
 
 def inputs_hash(phase: Phase, env_dir: Path) -> str:

@@ -95,18 +95,18 @@ def test_hard_links_to_outside_are_refused(cli, outside, name):
     root = project(cli)
     (root / name).parent.mkdir(mode=0o700, exist_ok=True)
     os.link(outside, root / name)
-    assert_one_line(cli(*DRY_INIT), [name, "hard links"], 9)
+    assert_one_line(cli(*DRY_INIT), [name, "hard links"], 11)
     assert outside.read_text() == SENTINEL
 
 
 def test_run_lock_that_is_a_folder(cli):
     (project(cli) / "run.lock").mkdir()
-    assert_one_line(cli(*DRY_INIT), ["run.lock", "is a folder"], 9)
+    assert_one_line(cli(*DRY_INIT), ["run.lock", "is a folder"], 11)
 
 
 def test_a_foreign_run_lock_is_never_truncated(cli):
     (project(cli) / "run.lock").write_text("my notes\n")
-    assert_one_line(cli(*DRY_INIT), ["run.lock", "not affordml's run lock"], 9)
+    assert_one_line(cli(*DRY_INIT), ["run.lock", "not affordml's run lock"], 11)
     assert (cli.project / "run.lock").read_text() == "my notes\n"
 
 
@@ -114,13 +114,13 @@ def test_a_virtualenv_named_env_is_never_replaced(cli):
     root = project(cli)
     subprocess.run(["python3", "-m", "venv", "--without-pip", str(root / "env")], check=True)
     before = sorted(str(p.relative_to(root)) for p in (root / "env").rglob("*"))
-    assert_one_line(cli(*DRY_INIT), ["env", "not rendered by affordml", "mv"], 9)
+    assert_one_line(cli(*DRY_INIT), ["env", "not rendered by affordml", "mv"], 11)
     assert sorted(str(p.relative_to(root)) for p in (root / "env").rglob("*")) == before
 
 
 def test_a_facts_json_of_someone_else_is_never_replaced(cli):
     (project(cli) / "facts.json").write_text('{"my": "data"}\n')
-    assert_one_line(cli(*DRY_INIT), ["facts.json", "not a facts file"], 9)
+    assert_one_line(cli(*DRY_INIT), ["facts.json", "not a facts file"], 11)
     assert (cli.project / "facts.json").read_text() == '{"my": "data"}\n'
 
 
@@ -128,7 +128,7 @@ def test_project_folder_that_is_a_file(cli, tmp_path):
     path = tmp_path / "a-file"
     path.write_text("x\n")
     for args in (DRY_INIT, ("plan", "--facts", str(DESKTOP)), ("status", "--offline"), ("config", "init")):
-        assert_one_line(cli(*args, project_dir=path), ["a-file", "is a file"], 9)
+        assert_one_line(cli(*args, project_dir=path), ["a-file", "is a file"], 11)
     assert path.read_text() == "x\n"
 
 
@@ -136,7 +136,7 @@ def test_project_folder_that_is_a_symlink(cli, tmp_path):
     real = tmp_path / "real"
     real.mkdir(mode=0o700)
     (tmp_path / "link").symlink_to(real)
-    assert_one_line(cli(*DRY_INIT, project_dir=tmp_path / "link"), ["symbolic link", str(real)], 9)
+    assert_one_line(cli(*DRY_INIT, project_dir=tmp_path / "link"), ["symbolic link", str(real)], 11)
     assert list(real.iterdir()) == []
 
 
@@ -145,7 +145,7 @@ def test_folder_writable_by_others_is_refused_with_chmod(cli, sub):
     folder = project(cli) / sub if sub else project(cli)
     folder.mkdir(exist_ok=True)
     folder.chmod(0o777)
-    assert_one_line(cli(*DRY_INIT), ["writable by group or others", f"chmod 700 {folder}"], 9)
+    assert_one_line(cli(*DRY_INIT), ["writable by group or others", f"chmod 700 {folder}"], 11)
 
 
 def test_read_only_project_folder(cli):
@@ -156,7 +156,7 @@ def test_read_only_project_folder(cli):
     else:
         root.chmod(0o500)
     try:
-        assert_one_line(cli(*DRY_INIT), ["run.lock", "cannot be written"], 9)
+        assert_one_line(cli(*DRY_INIT), ["run.lock", "cannot be written"], 11)
     finally:
         if os.geteuid() == 0:
             subprocess.run(["chattr", "-i", str(root)], check=True)
@@ -174,12 +174,12 @@ def test_status_with_a_malformed_env_stamp_says_so(cli):
 
 def test_facts_save_into_a_missing_folder(cli, tmp_path):
     result = cli("facts", "--facts", DESKTOP, "--save", tmp_path / "nowhere" / "f.json")
-    assert_one_line(result, ["--save", "nowhere", "mkdir -p"], 9)
+    assert_one_line(result, ["--save", "nowhere", "mkdir -p"], 11)
 
 
 def test_facts_save_over_a_symlink(cli, tmp_path, outside):
     (tmp_path / "f.json").symlink_to(outside)
-    assert_one_line(cli("facts", "--facts", DESKTOP, "--save", tmp_path / "f.json"), ["--save", "symbolic link"], 9)
+    assert_one_line(cli("facts", "--facts", DESKTOP, "--save", tmp_path / "f.json"), ["--save", "symbolic link"], 11)
     assert outside.read_text() == SENTINEL
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from affordml.artifacts.lock import lock_artifacts
 from affordml.config.load import load_config
 from affordml.config.model import Config
 from affordml.facts.parse import facts_from_snapshot
@@ -86,7 +87,11 @@ def test_json_outputs_parse_and_match_the_core(cli, name):
     plan = cli("plan", "--facts", fixture(name), "--json")
     if name in PLANNABLE:
         assert plan.rc == 0
-        assert json.loads(plan.out) == expected_plan(name)
+        shown = json.loads(plan.out)
+        downloads = shown.pop("downloads")
+        assert shown == expected_plan(name)
+        assert [a["name"] for a in downloads["artifacts"]] == list(lock_artifacts())
+        assert {a["source"] for a in downloads["artifacts"]} == {"internet"}
     else:
         assert plan.rc == 4 and plan.out == ""
     facts_json = cli("facts", "--facts", fixture(name), "--json")
@@ -101,7 +106,9 @@ def test_facts_save_then_plan_from_the_saved_file(cli, tmp_path):
     assert "NVIDIA RTX A6000" in result.out
     again = cli("plan", "--facts", saved, "--json")
     assert again.rc == 0
-    assert json.loads(again.out) == expected_plan("workstation-2gpu")
+    shown = json.loads(again.out)
+    shown.pop("downloads")
+    assert shown == expected_plan("workstation-2gpu")
 
 
 def test_facts_of_this_machine_saved_and_planned(cli, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from importlib import resources
+from pathlib import Path
 
 import pytest
 import yaml
@@ -146,3 +147,113 @@ def test_guest_image_is_noble(components: dict) -> None:
     assert image["codename"] == "noble"
     assert image["url"].startswith("https://") and "noble" in image["url"]
     assert image["sha256sums_url"].rsplit("/", 1)[0] == image["url"].rsplit("/", 1)[0]
+
+
+# ------------------------------------------------------------------ artifacts (what affordml downloads)
+CHARTS_INSTALLED = {"gpu_operator", "hami", "jupyterhub", "kueue", "kserve", "kube_prometheus_stack"}
+
+
+@pytest.fixture(scope="module")
+def artifacts(lock: dict) -> list[dict]:
+    entries = lock["artifacts"]
+    assert isinstance(entries, list) and entries
+    return entries
+
+
+def test_artifacts_is_not_a_component(components: dict) -> None:
+    assert "artifacts" not in components
+
+
+def test_artifact_names_unique_and_expected(artifacts: list[dict]) -> None:
+    names = [a["name"] for a in artifacts]
+    assert len(names) == len(set(names))
+    assert {"kubespray", "helm", "guest-image"} <= set(names)
+    assert all(re.fullmatch(r"[a-z0-9-]+(/[a-z0-9-]+)?", n) for n in names), names
+
+
+def test_every_artifact_says_how_it_is_checked(artifacts: list[dict]) -> None:
+    from affordml.artifacts.lock import artifact_from_entry
+
+    for entry in artifacts:
+        artifact = artifact_from_entry(entry)  # raises on a missing field or a bad sha256
+        assert artifact.url.startswith("https://") and "{" not in artifact.url + artifact.file, artifact.name
+        assert len(artifact.checksum_source) > 40, f"{artifact.name}: say where the checksum is read"
+        if entry["sha256"] is None:
+            assert artifact.verify != "sha256", f"{artifact.name}: verify sha256 needs a pinned sha256"
+            assert artifact.verify == "git-tree" or artifact.evidence_name, artifact.name
+
+
+def test_artifact_versions_match_their_components(artifacts: list[dict], components: dict) -> None:
+    for entry in artifacts:
+        comp = components[entry["component"]]
+        versions = {comp["version"], comp.get("tag")}
+        for chart in [comp.get("chart") or {}, *comp.get("charts", [])]:
+            versions.add(chart.get("version"))
+        versions |= {str(v) for v in (comp.get("requires") or {}).values()}
+        assert entry["version"] in versions, f"{entry['name']} {entry['version']} is not a version of {comp}"
+
+
+def test_every_installed_chart_has_an_artifact(artifacts: list[dict], components: dict) -> None:
+    by_component = {a["component"] for a in artifacts if a["name"].startswith("chart/")}
+    assert by_component >= CHARTS_INSTALLED
+    kserve_charts = {c["name"] for c in components["kserve"]["charts"]}
+    assert {f"chart/{n}" for n in kserve_charts} | {"chart/cert-manager"} <= {a["name"] for a in artifacts}
+
+
+def test_kubespray_artifact_is_the_locked_tag(artifacts: list[dict], components: dict) -> None:
+    spray = next(a for a in artifacts if a["name"] == "kubespray")
+    assert spray["version"] == components["kubespray"]["tag"]
+    assert spray["verify"] == "git-tree" and re.fullmatch(r"[0-9a-f]{40}", spray["git_tree"])
+    assert components["kubespray"]["commit"] in spray["checksum_source"]
+
+
+def test_helm_and_guest_image_artifacts_follow_their_components(artifacts: list[dict], components: dict) -> None:
+    by_name = {a["name"]: a for a in artifacts}
+    helm = components["helm"]
+    assert by_name["helm"]["url"].format(version=helm["version"]) == helm["download_url"].format(
+        version=helm["version"], arch="amd64"
+    )
+    assert by_name["helm"]["checksum_url"].format(version=helm["version"]) == helm["checksum_url"].format(
+        version=helm["version"], arch="amd64"
+    )
+    image = components["guest_image"]
+    assert by_name["guest-image"]["url"] == image["url"]
+    assert by_name["guest-image"]["checksum_url"] == image["sha256sums_url"]
+
+
+def test_chart_images_are_pinned_references(artifacts: list[dict]) -> None:
+    for entry in artifacts:
+        for image in entry.get("images") or []:
+            host, _, rest = image.partition("/")
+            assert "." in host and ":" in rest and not rest.endswith(":latest"), f"{entry['name']}: {image}"
+
+
+UPSTREAM = Path(__file__).resolve().parents[3] / "shared" / "upstream"
+
+
+def _values(relative: str) -> dict:
+    path = UPSTREAM / relative
+    if not path.is_file():
+        pytest.skip(f"{path} is absent (upstream values live in ../shared/upstream, outside the repository)")
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def test_gpu_operator_images_are_its_values_defaults(artifacts: list[dict]) -> None:
+    values = _values("gpu-operator/deployments/gpu-operator/values.yaml")
+    listed = set(next(a for a in artifacts if a["name"] == "chart/gpu-operator")["images"])
+    for key in ("driver", "toolkit", "devicePlugin", "dcgm", "dcgmExporter", "migManager"):
+        part = values[key]
+        tag = f"{part['version']}-ubuntu24.04" if key == "driver" else part["version"]
+        assert f"{part['repository']}/{part['image']}:{tag}" in listed, key
+    manager = values["driver"]["manager"]
+    assert f"{manager['repository']}/{manager['image']}:{manager['version']}" in listed
+
+
+def test_hami_and_prometheus_images_are_their_values_defaults(artifacts: list[dict]) -> None:
+    by_name = {a["name"]: set(a.get("images") or []) for a in artifacts}
+    hami = _values("hami/charts/hami/values.yaml")
+    new_certgen = hami["scheduler"]["patch"]["imageNew"]
+    assert f"{new_certgen['registry']}/{new_certgen['repository']}:{new_certgen['tag']}" in by_name["chart/hami"]
+    prom = _values("prometheus-community-helm-charts/charts/kube-prometheus-stack/values.yaml")
+    for image in (prom["prometheus"]["prometheusSpec"]["image"], prom["alertmanager"]["alertmanagerSpec"]["image"]):
+        assert f"{image['registry']}/{image['repository']}:{image['tag']}" in by_name["chart/kube-prometheus-stack"]
