@@ -21,6 +21,7 @@ from tests.integration.hosts.affordml_project import (
     affordml_command,
     affordml_env,
     run_affordml,
+    simulate_reboot,
     write_project,
 )
 
@@ -92,13 +93,6 @@ def wait_for_orphans(project: Path, timeout: float = 60) -> None:
             return
         time.sleep(0.5)
     pytest.fail(f"ansible-playbook processes of the killed run are still alive after {timeout} s")
-
-
-def simulate_reboot(bed) -> None:
-    """What a reboot changes for the host role: the boot id the reboot marker was written in is no longer the
-    current one (the container keeps running; its kernel is this machine's)."""
-    for host in bed.hosts:
-        host.ssh("sed -i '1s/.*/boot-before-the-reboot/' /var/lib/affordml/reboot-required")
 
 
 def secret_values(project: Path) -> set[str]:
