@@ -63,3 +63,32 @@ class ArtifactError(AffordmlError):
 
     exit_code = 9
     label = "artifact"
+
+
+class UnsafeFile(AffordmlError):
+    """A file or folder in the project that affordml will not read or write as it is (a link, someone else's)."""
+
+    exit_code = 11
+    label = "files"
+
+
+class MissingFile(UnsafeFile):
+    """A folder on the way to a file does not exist."""
+
+
+class Interrupted(AffordmlError):
+    """A signal (Ctrl-C, SIGTERM, SIGHUP) stopped the run; what it started was stopped first."""
+
+    label = "interrupted"
+
+    def __init__(self, signum: int, problem: str, fix: str | None = None) -> None:
+        super().__init__(problem, fix)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+class RebootRequired(AffordmlError):
+    """A host must reboot before the next phase may run (its kernel arguments are not active yet)."""
+
+    exit_code = 10
+    label = "reboot"

@@ -44,3 +44,21 @@ class Project:
     @property
     def known_hosts(self) -> Path:
         return self.root / "known_hosts"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / "run.lock"
+
+    def check(self, create: bool = False) -> Project:
+        """Refuse a project folder that is a link, a file, someone else's or open to group/others; with
+        create, make a missing one (mode 0700)."""
+        from affordml.safefile import check_root
+
+        check_root(self.root, create)
+        return self
+
+    def refuse_non_folder(self) -> None:
+        """For every command: -p must name a folder (or nothing yet), never a link or a file."""
+        from affordml.safefile import refuse_link_or_file
+
+        refuse_link_or_file(self.root)

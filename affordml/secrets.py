@@ -3,15 +3,20 @@ They reach Ansible as vars files (-e @file) and tasks that use them set no_log; 
 
 from __future__ import annotations
 
-import os
 import secrets as random
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import yaml
 
-from affordml.errors import RunError
+from affordml import safefile
+from affordml.errors import RunError, StateError
 from affordml.project import Project
+
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
 
 PLATFORM_SECRETS = (
     "affordml_grafana_admin_password",
@@ -20,62 +25,100 @@ PLATFORM_SECRETS = (
 )
 
 
-def secure_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
+def _split(path: Path, root: Path | None) -> tuple[Path, Path]:
+    """(root, path relative to it): the project folder the walk starts from, by default the path's parent."""
+    root = Path(root) if root is not None else path.parent
+    return root, path.relative_to(root)
+
+
+def secure_dir(path: Path, root: Path | None = None) -> Path:
+    """Make a private folder (0700, whatever the umask) under root, never through a link."""
+    root, rel = _split(path, root)
+    safefile.ensure_folder(root, rel, PRIVATE_DIR)
     return path
 
 
-def write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str, root: Path | None = None) -> None:
     """Create or replace a file that only its owner can read, without a moment of wider permissions."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    root, rel = _split(path, root)
+    safefile.write_text(root, rel, text, PRIVATE_FILE)
 
 
-def fill_secrets(path: Path, keys: tuple[str, ...]) -> dict[str, str]:
+def read_secrets(path: Path, root: Path | None = None) -> dict | None:
+    """A secrets file's mapping; None when missing. A broken file is named, its content never shown."""
+    root, rel = _split(path, root)
+    text = safefile.read_text(root, rel)
+    if text is None:
+        return None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        raise StateError(
+            f"secrets file {path} is not valid YAML{line}",
+            f"repair it by hand, or move it aside (`mv {path} {path}.broken`) to generate new secrets",
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise StateError(
+            f"secrets file {path} is not a mapping of names to values",
+            f"repair it by hand, or move it aside (`mv {path} {path}.broken`) to generate new secrets",
+        )
+    return data
+
+
+def fill_secrets(path: Path, keys: tuple[str, ...], root: Path | None = None) -> dict[str, str]:
     """Generate values for missing or empty keys only; existing values are never replaced."""
-    current = yaml.safe_load(path.read_text()) if path.exists() else {}
-    current = current or {}
-    changed = False
+    existing = read_secrets(path, root)
+    current = dict(existing or {})
     for key in keys:
         if not current.get(key):
             current[key] = random.token_hex(24)
-            changed = True
-    if changed or not path.exists():
+    if existing is None or current != existing:
         write_private(
             path,
             "# affordml secrets: generated once, never logged. Keep this file private.\n"
             + yaml.safe_dump(current, sort_keys=True),
+            root,
         )
-    os.chmod(path, 0o600)
+    else:
+        root_, rel = _split(path, root)
+        safefile.tighten(root_, rel, PRIVATE_FILE)
     return current
 
 
 def ensure_platform_secrets(project: Project) -> Path:
-    path = secure_dir(project.secrets_dir) / "platform.yml"
-    fill_secrets(path, PLATFORM_SECRETS)
+    path = secure_dir(project.secrets_dir, project.root) / "platform.yml"
+    fill_secrets(path, PLATFORM_SECRETS, project.root)
     return path
 
 
 def ensure_kolla_passwords(project: Project, toolchain_bin: Path) -> Path:
-    """kolla's passwords.yml, filled by kolla's own kolla-genpwd (it fills empty keys only)."""
-    target = secure_dir(project.secrets_dir) / "kolla-passwords.yml"
-    if not target.exists():
-        template = kolla_share(toolchain_bin) / "etc_examples" / "kolla" / "passwords.yml"
-        write_private(target, template.read_text())
-    done = subprocess.run(
-        [str(toolchain_bin / "kolla-genpwd"), "-p", str(target)], capture_output=True, text=True, check=False
-    )
-    os.chmod(target, 0o600)
-    if done.returncode != 0:
-        raise RunError(
-            f"kolla-genpwd failed: {done.stderr.strip().splitlines()[-1:]}",
-            "check the kolla-ansible toolchain (delete it to rebuild)",
+    """kolla's passwords.yml, filled by kolla's own kolla-genpwd (it fills empty keys only). kolla-genpwd
+    rewrites the file it is given in place, so it works on a fresh private copy that then replaces ours."""
+    target = secure_dir(project.secrets_dir, project.root) / "kolla-passwords.yml"
+    read_secrets(target, project.root)  # refuses a link, a foreign or broken file before anything else
+    current = safefile.read_text(project.root, "secrets/kolla-passwords.yml")
+    if current is None:
+        current = (kolla_share(toolchain_bin) / "etc_examples" / "kolla" / "passwords.yml").read_text()
+    work = Path(tempfile.mkdtemp(prefix=".kolla-genpwd-", dir=project.secrets_dir))
+    try:
+        copy = work / "passwords.yml"
+        write_private(copy, current, work)
+        done = subprocess.run(
+            [str(toolchain_bin / "kolla-genpwd"), "-p", str(copy)], capture_output=True, text=True, check=False
         )
+        if done.returncode != 0:
+            raise RunError(
+                f"kolla-genpwd failed: {done.stderr.strip().splitlines()[-1:]}",
+                "check the kolla-ansible toolchain (delete it to rebuild)",
+            )
+        filled = safefile.read_text(work, "passwords.yml")
+        write_private(target, filled, project.root)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return target
 
 

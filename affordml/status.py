@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
 
 from affordml.errors import StateError
 from affordml.phases.state import load_state
 from affordml.project import Project
-from affordml.render.engine import read_stamp
+from affordml.render.engine import STAMP, read_stamp
 
 
 def project_status(project: Project, query_cloud: bool = True) -> dict:
@@ -16,10 +17,7 @@ def project_status(project: Project, query_cloud: bool = True) -> dict:
         "config": str(project.config_file) if project.config_file.exists() else "none (defaults)",
         "facts": str(project.facts_file) if project.facts_file.exists() else "not saved",
     }
-    stamp = read_stamp(project.env_dir)
-    data["env"] = (
-        f"rendered by affordml {stamp['affordml_version']} for plan {stamp['plan_hash']}" if stamp else "not rendered"
-    )
+    data["env"] = env_line(project)
     try:
         state = load_state(project.state_file)
     except StateError as exc:
@@ -60,6 +58,18 @@ def node_lines(kube: dict) -> list[str]:
             f"{','.join(node.get('roles') or []) or '-'}  {node.get('kubelet') or '?'}  {gpus}"
         )
     return lines
+
+
+def env_line(project: Project) -> str:
+    stamp = read_stamp(project.env_dir)
+    if stamp:
+        return f"rendered by affordml {stamp['affordml_version']} for plan {stamp['plan_hash']}"
+    if os.path.lexists(project.env_dir):
+        return (
+            f"{project.env_dir} has no valid affordml stamp ({STAMP} missing or malformed): affordml will not "
+            "replace it; move it aside to render again"
+        )
+    return "not rendered"
 
 
 def cloud_section(project: Project, record: dict | None, query_cloud: bool = True) -> dict:

@@ -89,6 +89,13 @@ def _copy_body(response, part: Path, offset: int, total: int | None, reporter, p
 
     flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if offset else os.O_TRUNC)
     fd = os.open(part, flags, 0o644)
+    try:
+        from affordml.safefile import check_own_file
+
+        check_own_file(fd, part)  # never a second name (hard link) of a file elsewhere: O_TRUNC would empty it
+    except BaseException:
+        os.close(fd)
+        raise
     written = offset
     try:
         with os.fdopen(fd, "ab" if offset else "wb") as handle:

@@ -18,4 +18,4 @@ def project_store(project_root: Path, config=None, mirror: Path | None = None, *
     settings = getattr(config, "artifacts", None)
     cache = _resolve(project_root, getattr(settings, "cache_dir", None)) or default_cache_dir(project_root)
     mirror = _resolve(project_root, mirror) or _resolve(project_root, getattr(settings, "mirror", None))
-    return ArtifactStore(cache, mirror, **kwargs)
+    return ArtifactStore(cache, mirror, project_root=Path(project_root), **kwargs)

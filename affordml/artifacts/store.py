@@ -44,8 +44,10 @@ class ArtifactStore:
         artifacts: dict[str, Artifact] | None = None,
         reporter=None,
         policy=None,
+        project_root: Path | None = None,
     ) -> None:
         self.cache_dir = Path(cache_dir)
+        self.project_root = Path(project_root) if project_root is not None else None
         self.mirror = Path(mirror) if mirror is not None else None
         self._artifacts = artifacts if artifacts is not None else lock_artifacts()
         self._reporter = reporter
@@ -92,9 +94,7 @@ class ArtifactStore:
         if hit is not None:
             return hit
         folder = self._dir(artifact)
-        folder.mkdir(parents=True, exist_ok=True)
-        if folder.is_symlink():
-            raise ArtifactError(f"{name}: cache folder {folder} is a symlink", f"remove {folder}")
+        self._make_folder(folder, name)
         part = folder / f"{artifact.file}.part"
         if part.is_symlink():
             part.unlink()
@@ -242,6 +242,19 @@ class ArtifactStore:
         )
 
     # ------------------------------------------------------------------ helpers
+    def _make_folder(self, folder: Path, name: str) -> None:
+        """Inside the project folder: made one component at a time without following a link (safefile);
+        elsewhere (a cache_dir of the user's choice): made as asked, the artifact's own folder never a link."""
+        root = self.project_root
+        if root is not None and folder.is_relative_to(root):
+            from affordml.safefile import ensure_folder
+
+            ensure_folder(root, folder.relative_to(root))
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        if folder.is_symlink():
+            raise ArtifactError(f"{name}: cache folder {folder} is a symlink", f"remove {folder}")
+
     def _dir(self, artifact: Artifact) -> Path:
         return self.cache_dir / artifact.name
 

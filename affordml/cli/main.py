@@ -83,7 +83,9 @@ def _project(project_dir: Path | None = None):
             f"--project-dir {str(root)[:80]!r} {values.path_problem(str(root))}",
             "choose a folder whose path is one line of visible characters",
         )
-    return Project(root)
+    project = Project(root)
+    project.refuse_non_folder()
+    return project
 
 
 def _config(project):
@@ -108,14 +110,12 @@ def facts(
     from affordml import console
     from affordml.facts.gather import gather_snapshot
     from affordml.facts.parse import facts_from_snapshot
-    from affordml.facts.snapshot import save_snapshot
 
     project = _project()
     snapshot = gather_snapshot(project, _config(project), facts_file, host, accept_host_key)
     parsed = facts_from_snapshot(snapshot)
     if save:
-        _refuse_overwrite_of_other_file(save)
-        save_snapshot(snapshot, save)
+        _save_facts(snapshot, save)
     if json_out:
         console.print_json(parsed.to_dict())
     else:
@@ -124,20 +124,15 @@ def facts(
             console.line(f"saved to {save}")
 
 
-def _refuse_overwrite_of_other_file(path: Path) -> None:
-    """--save may replace an earlier facts file, never some other file."""
-    import json
+def _save_facts(snapshot, path: Path) -> None:
+    from affordml.errors import AffordmlError
+    from affordml.facts.snapshot import save_snapshot
 
-    from affordml.errors import FactsError
-
-    if not path.exists():
-        return
     try:
-        is_facts = json.loads(path.read_text()).get("format", "").startswith("affordml-host-snapshot")
-    except (OSError, ValueError, AttributeError):
-        is_facts = False
-    if not is_facts:
-        raise FactsError(f"--save: {path} exists and is not a facts file", "choose another file name")
+        save_snapshot(snapshot, path)
+    except AffordmlError as exc:
+        exc.problem = f"--save: {exc.problem}"
+        raise
 
 
 @app.command()
@@ -215,7 +210,9 @@ def bundle(
 
 @config_app.command("init")
 def config_init(
-    force: Annotated[bool, typer.Option("--force", help="replace an existing file (kept as .bak)")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="replace an existing file (kept as affordml.yaml.bak.N)")
+    ] = False,
     print_only: Annotated[bool, typer.Option("--print", help="print the sample instead of writing it")] = False,
 ) -> None:
     """Write a commented affordml.yaml that shows every default."""
@@ -225,8 +222,8 @@ def config_init(
     if print_only:
         sys.stdout.write(sample_text())
         return
-    path = write_sample(_project().config_file, force=force)
-    console.line(f"wrote {path}")
+    path, backup = write_sample(_project().config_file, force=force)
+    console.line(f"wrote {path}" + (f" (your previous file is kept as {backup})" if backup else ""))
 
 
 def _unavailable(what: str, issue: str) -> None:
@@ -403,6 +400,7 @@ def destroy(
 def run() -> None:
     """Console entry point: one-line errors, exit codes, tracebacks only with --debug."""
     debug = "--debug" in sys.argv or os.environ.get("AFFORDML_DEBUG") == "1"
+    _stop_cleanly_on_signals()
     try:
         rc = app(standalone_mode=False)
     except KeyboardInterrupt:
@@ -411,6 +409,24 @@ def run() -> None:
     except Exception as exc:  # noqa: BLE001 - the one place that turns every error into one line
         sys.exit(_report(exc, debug))
     sys.exit(rc if isinstance(rc, int) else 0)
+
+
+def _stop_cleanly_on_signals() -> None:
+    """SIGTERM and SIGHUP raise like Ctrl-C does, so that every `with`/`finally` runs: the phase is recorded as
+    stopped, a running ansible-playbook is stopped (see run/executor.py) and the run lock is released."""
+    import signal
+
+    def stop(signum, _frame) -> None:
+        from affordml.errors import Interrupted
+
+        raise Interrupted(
+            signum,
+            f"stopped by {signal.Signals(signum).name}",
+            "run the same command again; `affordml init` resumes where it stopped",
+        )
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
 
 
 def _click_exceptions() -> tuple[tuple, tuple, tuple]:

@@ -31,16 +31,26 @@ class AdminSource:
     cloud: str
 
 
-def admin_source(project: Project, path: Path | None = None, cloud: str | None = None) -> AdminSource:
-    """Where the admin credentials come from: the option, the project's secrets, or kolla's clouds.yaml."""
+def admin_source(
+    project: Project, path: Path | None = None, cloud: str | None = None, system_cloud_allowed: bool = True
+) -> AdminSource:
+    """Where the admin credentials come from: the option, the project's secrets, or kolla's clouds.yaml
+    (system-wide: only when system_cloud_allowed, i.e. the caller knows this project deployed that cloud)."""
     if path is not None:
         return AdminSource(Path(path), cloud or names.ADMIN_CLOUD)
     own = clouds_yaml(project)
-    if names.ADMIN_CLOUD in _entries(own):
+    if names.ADMIN_CLOUD in _clouds(_load_own(project)):
         return AdminSource(own, names.ADMIN_CLOUD)
     kolla = Path(names.KOLLA_CLOUDS_YAML)
-    if names.KOLLA_ADMIN_CLOUD in _entries(kolla):
+    if system_cloud_allowed and names.KOLLA_ADMIN_CLOUD in _entries(kolla):
         return AdminSource(kolla, names.KOLLA_ADMIN_CLOUD)
+    if not system_cloud_allowed:
+        raise CloudUnreachable(
+            f"no OpenStack admin credentials in this project ({own}, cloud {names.ADMIN_CLOUD}); "
+            f"{kolla} is not used because this project's state does not say that it deployed that cloud",
+            f"put an admin entry named {names.ADMIN_CLOUD} into {own} (mode 0600), or run from the project "
+            "folder whose openstack phase deployed the cloud",
+        )
     raise CloudUnreachable(
         f"no OpenStack admin credentials: neither {own} (cloud {names.ADMIN_CLOUD}) nor "
         f"{kolla} (cloud {names.KOLLA_ADMIN_CLOUD}) has them",
@@ -58,13 +68,26 @@ def _load(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+def _load_own(project: Project) -> dict:
+    """The project's secrets/clouds.yaml (read without following a link); {} when missing. A broken one is
+    named, its content never shown."""
+    from affordml.secrets import read_secrets
+
+    return read_secrets(clouds_yaml(project), project.root) or {}
+
+
 def _entries(path: Path) -> dict:
-    clouds = _load(path).get("clouds")
+    return _clouds(_load(path))
+
+
+def _clouds(data: dict) -> dict:
+    clouds = data.get("clouds")
     return clouds if isinstance(clouds, dict) else {}
 
 
-def _save(path: Path, data: dict) -> None:
-    write_private(path, "# affordml clouds: private, mode 0600\n" + yaml.safe_dump(data, sort_keys=True))
+def _save(project: Project, data: dict) -> None:
+    text = "# affordml clouds: private, mode 0600\n" + yaml.safe_dump(data, sort_keys=True)
+    write_private(clouds_yaml(project), text, project.root)
 
 
 def connect_cloud(path: Path, cloud: str, api_timeout: float | None = None):
@@ -79,8 +102,8 @@ def connect_cloud(path: Path, cloud: str, api_timeout: float | None = None):
 
 def platform_password(project: Project) -> str:
     """The platform user's password: generated once into secrets/openstack.yml (0600)."""
-    path = secure_dir(project.secrets_dir) / "openstack.yml"
-    return fill_secrets(path, (PASSWORD_KEY,))[PASSWORD_KEY]
+    path = secure_dir(project.secrets_dir, project.root) / "openstack.yml"
+    return fill_secrets(path, (PASSWORD_KEY,), project.root)[PASSWORD_KEY]
 
 
 def user_entry(admin, project_name: str, username: str, password: str) -> dict:
@@ -107,24 +130,25 @@ def user_entry(admin, project_name: str, username: str, password: str) -> dict:
 def write_user_cloud(project: Project, entry: dict) -> tuple[Path, bool]:
     """Put the `affordml` entry into secrets/clouds.yaml (0600), keeping the other entries; True if it changed."""
     path = clouds_yaml(project)
-    secure_dir(path.parent)
-    data = _load(path)
+    secure_dir(path.parent, project.root)
+    data = _load_own(project)
     clouds = data.setdefault("clouds", {})
-    if clouds.get(names.USER_CLOUD) == entry and (path.stat().st_mode & 0o777) == 0o600:
+    if not isinstance(clouds, dict):
+        clouds = data["clouds"] = {}
+    if clouds.get(names.USER_CLOUD) == entry:
         return path, False
     clouds[names.USER_CLOUD] = entry
-    _save(path, data)
+    _save(project, data)
     return path, True
 
 
 def forget_user_cloud(project: Project) -> None:
     """Take the `affordml` entry out of secrets/clouds.yaml (destroy removed its user), keeping the others."""
-    path = clouds_yaml(project)
-    data = _load(path)
-    if names.USER_CLOUD in (data.get("clouds") or {}):
+    data = _load_own(project)
+    if names.USER_CLOUD in _clouds(data):
         del data["clouds"][names.USER_CLOUD]
-        _save(path, data)
+        _save(project, data)
 
 
 def user_cloud_exists(project: Project) -> bool:
-    return names.USER_CLOUD in _entries(clouds_yaml(project))
+    return names.USER_CLOUD in _clouds(_load_own(project))

@@ -42,37 +42,43 @@ def resolve_source(project: Project, source: str, lock_image: dict) -> Path:
 
 
 def download(project: Project, url: str, sums_url: str | None) -> Path:
-    cache = project.root / "cache" / "images"
-    cache.mkdir(parents=True, exist_ok=True)
+    from affordml.safefile import own_file_exists, replacing
+
     name = Path(urllib.parse.urlparse(url).path).name or "guest.img"
-    target = cache / name
+    rel = Path("cache") / "images" / name
+    target = project.root / rel
     expected = _expected_sum(sums_url, name) if sums_url else None
     if sums_url and expected is None:  # never trust the lock's image unchecked
         raise ImageUploadFailed(
             f"cannot read the checksum of {name} from {sums_url}; the image was not downloaded",
             "check this PC's internet access, or leave cloud.guest_image unset and use `affordml init --mirror DIR`",
         )
-    if target.exists() and (expected is None or sha256_of(target) == expected):
+    # a cached image is used only when it is affordml's own file (never a link to a file elsewhere)
+    if own_file_exists(project.root, rel) and (expected is None or sha256_of(target) == expected):
         return target
-    partial = target.with_name(f".{name}.part")
+    digest = hashlib.sha256()
     try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as handle:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=60) as response, replacing(project.root, rel, 0o644) as handle:  # noqa: S310
             for chunk in iter(lambda: response.read(CHUNK), b""):
                 handle.write(chunk)
+                digest.update(chunk)
+            if expected and digest.hexdigest() != expected:
+                raise _Mismatch
+    except _Mismatch:
+        raise ImageUploadFailed(
+            f"the downloaded guest image {name} does not match its SHA256SUMS entry",
+            "run again (the mirror may have moved to a new serial mid-download)",
+        ) from None
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         raise ImageUploadFailed(
             f"downloading the guest image {url} failed: {exc}",
             "check this PC's internet access, or download the image yourself and set cloud.guest_image to it",
         ) from None
-    if expected and sha256_of(partial) != expected:
-        partial.unlink(missing_ok=True)
-        raise ImageUploadFailed(
-            f"the downloaded guest image {name} does not match its SHA256SUMS entry",
-            "run again (the mirror may have moved to a new serial mid-download)",
-        )
-    partial.replace(target)
     return target
+
+
+class _Mismatch(Exception):
+    """The download's SHA256 is not the one its SHA256SUMS names: it is not kept."""
 
 
 def _expected_sum(sums_url: str, name: str) -> str | None:

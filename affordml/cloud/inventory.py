@@ -206,6 +206,34 @@ def cloud_status(project: Project, record: dict, api_timeout: float = 10) -> dic
     return {"source": "api", "servers": rows}
 
 
+def initialised_state(project: Project):
+    """The project's state for destroy; refuses a folder that is not an initialised affordml project (neither a
+    state file nor the project's own cloud credentials), before anything is created or asked of a cloud."""
+    from affordml.errors import StateError
+    from affordml.phases.state import State, load_state
+    from affordml.safefile import read_text
+
+    project.refuse_non_folder()
+    fix = "pass the folder of the project that ran `affordml init` (-p FOLDER); destroy touches only its things"
+    if not project.root.is_dir():
+        raise StateError(f"{project.root} is not an affordml project (the folder does not exist)", fix)
+    project.check()
+    has_state = read_text(project.root, "state.json") is not None
+    has_clouds = read_text(project.root, "secrets/clouds.yaml") is not None
+    if not has_state and not has_clouds:
+        raise StateError(
+            f"{project.root} is not an initialised affordml project (no state.json, no secrets/clouds.yaml)", fix
+        )
+    return load_state(project.state_file) if has_state else State()
+
+
+def deployed_system_cloud(state) -> bool:
+    """True when this project's state says that it deployed (or carved on) the system-wide kolla cloud."""
+    record = state.phases.get("openstack")
+    cloud = state.data.get("cloud") if isinstance(state.data.get("cloud"), dict) else {}
+    return (record is not None and record.status == "done") or cloud.get("admin_clouds_yaml") == names.KOLLA_CLOUDS_YAML
+
+
 def run_destroy(project: Project, say: Callable[[str], None]) -> list[str]:
     """`affordml destroy`: under the run lock; afterwards the cloud phase and the ones after it are pending."""
     from keystoneauth1 import exceptions as ksa
@@ -217,8 +245,9 @@ def run_destroy(project: Project, say: Callable[[str], None]) -> list[str]:
     from affordml.phases.registry import phase_names
     from affordml.phases.state import load_state, save_state
 
-    with RunLock(project.root / "run.lock"):
-        source = admin_source(project)
+    state = initialised_state(project)
+    with RunLock(project.lock_file):
+        source = admin_source(project, system_cloud_allowed=deployed_system_cloud(state))
         admin = connect_cloud(source.path, source.cloud)
         try:
             removed = destroy(admin, say, project)

@@ -74,6 +74,7 @@ def run_cloud_phase(ctx, options: CloudOptions | None = None) -> dict:
         "project_id": out.project_id,
         "user": names.USER,
         "clouds_yaml": str(clouds_yaml(ctx.project)),
+        "admin_clouds_yaml": str(source.path),  # destroy may use a system-wide file only when this says so
         "cloud": names.USER_CLOUD,
         "ssh_key": str(private_key),
         "image_id": out.image_id,

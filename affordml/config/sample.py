@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
+import os
 from pathlib import Path
 
 import yaml
@@ -60,15 +60,20 @@ def _with_comment(text: str, section: str, raw: str) -> str:
     return f"{text:<44} # {help_text}" if help_text and ":" in raw else text
 
 
-def write_sample(path: Path, force: bool = False) -> Path:
-    """Write the sample; an existing file is kept unless --force, and then saved as .bak first."""
-    if path.exists():
+def write_sample(path: Path, force: bool = False) -> tuple[Path, Path | None]:
+    """Write the sample; an existing file is kept unless --force, and then kept under the next free
+    numbered name (affordml.yaml.bak.1, .bak.2, ...), so that no run of --force ever loses a file."""
+    from affordml import safefile
+
+    root = path.parent
+    safefile.check_root(root, create=True)
+    backup = None
+    if os.path.lexists(path):
         if not force:
             raise ConfigError(
                 f"{path} exists already; it was left as it is",
-                "edit it, or run `affordml config init --force` (the old file is kept as .bak)",
+                f"edit it, or run `affordml config init --force` (the old file is kept as {path.name}.bak.N)",
             )
-        shutil.copy2(path, path.with_suffix(path.suffix + ".bak"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(sample_text())
-    return path
+        backup = safefile.backup_name(root, path.name)
+    safefile.write_text(root, path.name, sample_text(), 0o600, replace_links=True)
+    return path, backup

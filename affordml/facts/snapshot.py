@@ -72,5 +72,35 @@ class Snapshot:
         )
 
 
+def snapshot_text(snapshot: Snapshot) -> str:
+    return json.dumps(snapshot.to_dict(), indent=1, sort_keys=True) + "\n"
+
+
+def is_snapshot_text(text: str) -> bool:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and str(data.get("format", "")).startswith("affordml-host-snapshot")
+
+
 def save_snapshot(snapshot: Snapshot, path: Path) -> None:
-    path.write_text(json.dumps(snapshot.to_dict(), indent=1, sort_keys=True) + "\n")
+    """Save to a file of the user's choice (`facts --save`): its folder must exist; an existing file is replaced
+    only when it is a facts file, never through a link, and by a rename (never rewritten in place)."""
+    from affordml.safefile import write_beside
+
+    write_beside(path, snapshot_text(snapshot), 0o644, may_replace=is_snapshot_text)
+
+
+def save_project_snapshot(snapshot: Snapshot, project) -> None:
+    """The project's facts.json; a facts.json that affordml did not write is never replaced."""
+    from affordml.errors import UnsafeFile
+    from affordml.safefile import read_text, write_text
+
+    current = read_text(project.root, "facts.json")
+    if current is not None and not is_snapshot_text(current):
+        raise UnsafeFile(
+            f"{project.facts_file} exists and is not a facts file that affordml saved; it was left as it is",
+            f"move it aside (`mv {project.facts_file} {project.facts_file}.moved`), or choose another folder with -p",
+        )
+    write_text(project.root, "facts.json", snapshot_text(snapshot), 0o600)

@@ -11,6 +11,7 @@ from affordml import textfile
 from affordml.errors import FactsError
 from affordml.facts.collect import collector_script, parse_records
 from affordml.facts.snapshot import SNAPSHOT_FORMAT, Snapshot
+from affordml.safefile import append_text, read_text
 
 FACTS_LIMIT = 32 * 1024**2  # a snapshot is a few hundred KiB; a host's facts never come near this
 
@@ -99,9 +100,9 @@ def ssh_snapshot(
     import paramiko
 
     client = paramiko.SSHClient()
-    if known_hosts.exists():
-        client.load_host_keys(str(known_hosts))
-    client.set_missing_host_key_policy(_VerifyPolicy(accept_fingerprint))
+    revoked = load_known_hosts(client.get_host_keys(), known_hosts)
+    policy = _VerifyPolicy(accept_fingerprint)
+    client.set_missing_host_key_policy(policy)
     try:
         client.connect(
             address,
@@ -131,8 +132,14 @@ def ssh_snapshot(
             "check the address, that sshd runs there, and that the key is in the user's authorized_keys",
         ) from None
     try:
-        known_hosts.parent.mkdir(parents=True, exist_ok=True)
-        client.save_host_keys(str(known_hosts))
+        server_key = client.get_transport().get_remote_server_key()
+        if any(server_key == key for key in revoked):
+            raise FactsError(
+                f"host key of {address} ({fingerprint(server_key)}) is marked @revoked in {known_hosts}",
+                "do not connect; if the host has a new key, check its fingerprint on the host itself",
+            )
+        for line in policy.added:
+            append_text(known_hosts.parent, known_hosts.name, line)  # never rewrites the file
         stdin, stdout, _ = client.exec_command("sh -s", timeout=120)
         stdin.write(collector_script())
         stdin.channel.shutdown_write()
@@ -152,6 +159,45 @@ def _read_bounded(stream, address: str) -> str:
     return data.decode(errors="replace")
 
 
+def load_known_hosts(host_keys, path: Path) -> list:
+    """affordml's own known_hosts into paramiko's HostKeys (read without following a link); returns the
+    @revoked keys. @cert-authority lines are skipped (host certificates are not checked: such a host's plain key
+    is then unknown and must be accepted by fingerprint); a line that is not a host key is a one-line error."""
+    from paramiko.hostkeys import HostKeyEntry, InvalidHostKey
+    from paramiko.ssh_exception import SSHException
+
+    text = read_text(path.parent, path.name)
+    revoked = []
+    for number, line in enumerate((text or "").splitlines(), 1):
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        marker = words[0] if words[0].startswith("@") else None
+        if marker not in (None, "@revoked", "@cert-authority"):
+            raise _bad_known_hosts(path, number, f"unknown marker {marker!r}")
+        if marker == "@cert-authority":
+            continue
+        try:
+            entry = HostKeyEntry.from_line(" ".join(words[1:] if marker else words), number)
+        except (InvalidHostKey, SSHException, ValueError, TypeError, IndexError):
+            entry = None
+        if entry is None or entry.key is None:
+            raise _bad_known_hosts(path, number, "not a host key line")
+        if marker == "@revoked":
+            revoked.append(entry.key)
+            continue
+        for name in entry.hostnames:
+            host_keys.add(name, entry.key.get_name(), entry.key)
+    return revoked
+
+
+def _bad_known_hosts(path: Path, number: int, what: str) -> FactsError:
+    return FactsError(
+        f"{path} line {number}: {what}",
+        f"remove or repair that line (`sed -i '{number}d' {path}`), then run again",
+    )
+
+
 class _UnknownHostKey(Exception):
     def __init__(self, fp: str, key_type: str) -> None:
         super().__init__(fp)
@@ -164,9 +210,11 @@ class _VerifyPolicy:
 
     def __init__(self, accepted: str | None) -> None:
         self.accepted = accepted
+        self.added: list[str] = []  # known_hosts lines to append once the connection stands
 
     def missing_host_key(self, client, hostname, key) -> None:
         fp = fingerprint(key)
         if self.accepted != fp:
             raise _UnknownHostKey(fp, key.get_name())
         client.get_host_keys().add(hostname, key.get_name(), key)
+        self.added.append(f"{hostname} {key.get_name()} {key.get_base64()}\n")

@@ -56,8 +56,9 @@ class FailureRoles:
                 self.roles.setdefault((data.get("host", ""), data.get("task", "")), data.get("role") or "")
 
 
-def execute(run: ClusterRun, progress, on_event: Callable | None = None):
-    """Run cluster.yml; returns (RunResult, FailureRoles)."""
+def execute(run: ClusterRun, progress, on_event: Callable | None = None, on_child: Callable | None = None):
+    """Run cluster.yml; returns (RunResult, FailureRoles). on_child gets ansible-playbook's pid (the run lock
+    records it, so that a later run finds an orphan of this one)."""
     from affordml.run.executor import execute as execute_run
 
     roles = FailureRoles()
@@ -67,7 +68,7 @@ def execute(run: ClusterRun, progress, on_event: Callable | None = None):
         if on_event:
             on_event(prog, event)
 
-    return execute_run(run_args(run), progress, both), roles
+    return execute_run(run_args(run), progress, both, on_child), roles
 
 
 def explain_failure(result, roles: FailureRoles, addresses: dict[str, str]) -> None:

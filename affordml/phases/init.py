@@ -28,7 +28,7 @@ def prepare(project: Project, facts_file: Path | None):
     from affordml.config.load import load_config
     from affordml.facts.gather import gather_snapshot
     from affordml.facts.parse import facts_from_snapshot
-    from affordml.facts.snapshot import save_snapshot
+    from affordml.facts.snapshot import save_project_snapshot
     from affordml.plan.build import make_plan
     from affordml.render.project import render_project
     from affordml.versions import load_lock, version_table
@@ -37,8 +37,7 @@ def prepare(project: Project, facts_file: Path | None):
     lock = load_lock()
     snapshot = gather_snapshot(project, config, facts_file)
     plan = make_plan(facts_from_snapshot(snapshot), config, version_table(lock))
-    project.root.mkdir(parents=True, exist_ok=True)
-    save_snapshot(snapshot, project.facts_file)  # the facts this plan was made from, for status and support
+    save_project_snapshot(snapshot, project)  # the facts this plan was made from, for status and support
     render_project(project, plan, config, lock)
     return config, plan, lock
 
@@ -51,7 +50,8 @@ def run_init(project: Project, options: InitOptions, say) -> PhaseContext:
     for name in (options.only, *options.skip):
         if name:
             get_phase(name)
-    with RunLock(project.root / "run.lock") as lock:
+    project.check(create=True)
+    with RunLock(project.lock_file, say) as lock:
         if lock.recovered_stale:
             say(f"[init] the previous run (pid {lock.previous_pid}) was interrupted; resuming")
         config, plan, versions = prepare(project, options.facts_file)
@@ -61,6 +61,7 @@ def run_init(project: Project, options: InitOptions, say) -> PhaseContext:
         ctx = PhaseContext(
             project, config, plan, versions, state, say, options.dry_run, options.ignore_checks, options.confirm
         )
+        ctx.run_lock = lock
         ctx.mirror = options.mirror
         if not options.dry_run:
             save_state(project.state_file, state)

@@ -121,8 +121,11 @@ def run_kubespray(ctx, access: ClusterAccess, tree: Path) -> str:
         vars_files=(extra,) if extra.is_file() else (),
     )
     progress = Progress(PHASE)
+    lock = ctx.run_lock
     with console.run_view(progress) as on_event:
-        result, roles = cluster.execute(run, progress, on_event)
+        result, roles = cluster.execute(run, progress, on_event, lock.started_child if lock else None)
+    if lock:
+        lock.child_ended()
     ctx.say(f"[{PHASE}] {progress.summary()}; logs in {result.artifacts}")
     cluster.explain_failure(result, roles, {n.name: n.address for n in access.nodes})
     return ident

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from affordml.errors import PhaseUnavailable, RunError
 from affordml.phases.registry import Phase
-from affordml.phases.workflow import PhaseContext
+from affordml.phases.workflow import REBOOT_KEY, REBOOT_PHASE, PhaseContext
 from affordml.resources import data_dir
 
 EXTRA_VARS_FILE = "extra-vars.yml"  # optional, in the project folder: Ansible extra variables for every phase
@@ -51,7 +51,7 @@ def run_playbook(phase: Phase, ctx: PhaseContext, action: str = "deploy") -> str
             f"run `affordml init --skip-phase {phase.name}`, or upgrade affordml",
         )
     env = ctx.project.env_dir
-    secrets = sorted(ctx.project.secrets_dir.glob("*.yml")) if ctx.project.secrets_dir.exists() else []
+    secrets = _secret_files(ctx.project)
     extra = ctx.project.root / EXTRA_VARS_FILE
     ident = new_ident(phase.name)
     args = build_run_args(
@@ -69,21 +69,42 @@ def run_playbook(phase: Phase, ctx: PhaseContext, action: str = "deploy") -> str
         check=ctx.dry_run,
         config_file=data_dir("playbooks") / "ansible.cfg",
     )
+    from affordml.safefile import ensure_folder
+
+    ensure_folder(ctx.project.root, f"runs/{ident}")
     progress = Progress(phase.name)
+    lock = ctx.run_lock
     with console.run_view(progress) as on_event:
-        result = execute_run(args, progress, on_event)
+        result = execute_run(args, progress, on_event, lock.started_child if lock else None)
+    if lock:
+        lock.child_ended()
     ctx.say(f"[{phase.name}] {progress.summary()}; logs in {result.artifacts}")
     check_result(result, phase.name)
-    _note_reboot(ctx, progress)
+    _note_reboot(ctx, progress, phase.name)
     return ident
 
 
-def _note_reboot(ctx: PhaseContext, progress) -> None:
-    """Roles set the fact affordml_reboot_required; init reports it and never reboots by itself."""
+def _secret_files(project) -> list:
+    """secrets/*.yml for Ansible (-e @file): each must be affordml's own file, never a link to one elsewhere."""
+    from affordml.safefile import own_file_exists
+
+    if not project.secrets_dir.exists():
+        return []
+    files = sorted(project.secrets_dir.glob("*.yml"))
+    for path in files:
+        own_file_exists(project.root, path.relative_to(project.root))
+    return files
+
+
+def _note_reboot(ctx: PhaseContext, progress, phase: str) -> None:
+    """Roles set the fact affordml_reboot_required; init records it (the workflow stops there) and never
+    reboots by itself. The host phase runs again after the reboot: when it no longer sets it, it is cleared."""
     hosts = sorted(progress.reboot_required)
     if hosts:
-        ctx.state.data["reboot_required"] = hosts
+        ctx.state.data[REBOOT_KEY] = hosts
         ctx.notes.append(f"reboot {', '.join(hosts)}, then run `affordml init` again: it resumes")
+    elif phase == REBOOT_PHASE and ctx.state.data.get(REBOOT_KEY) and not ctx.dry_run:
+        ctx.state.data.pop(REBOOT_KEY)
 
 
 def preflight(ctx: PhaseContext) -> None:
@@ -129,8 +150,10 @@ def prepare_kolla(ctx: PhaseContext) -> None:
     kolla-genpwd into secrets/kolla-passwords.yml, and kolla's inventory rendered into env/kolla/."""
     from affordml.render.kolla_inventory import write_kolla_inventory
     from affordml.run.toolchains import ensure, kolla_toolchain
+    from affordml.safefile import own_file_exists
     from affordml.secrets import ensure_kolla_passwords, kolla_share
 
+    own_file_exists(ctx.project.root, "secrets/clouds.yaml")  # the role merges into it: refuse a link first
     toolchain_bin = ensure(kolla_toolchain(ctx.lock), lambda line: ctx.say(f"[openstack] {line}"))
     passwords = ensure_kolla_passwords(ctx.project, toolchain_bin)
     inventory = write_kolla_inventory(

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from affordml import __version__
 from affordml.config.model import Config
-from affordml.errors import AffordmlError
+from affordml.errors import AffordmlError, RebootRequired
+from affordml.phases.lock import RunLock
 from affordml.phases.registry import PHASES, Phase
 from affordml.phases.state import State, now, save_state
 from affordml.plan.model import Plan
@@ -30,6 +31,7 @@ class PhaseContext:
     ignore_checks: frozenset[str] = frozenset()
     confirm: bool = False  # --yes-i-really-really-mean-it: phases may replace or delete VMs
     notes: list[str] = field(default_factory=list)
+    run_lock: RunLock | None = None  # records the ansible-playbook a phase starts
     mirror: Path | None = None  # `init --mirror DIR`; see artifact_store()
 
     def artifact_store(self):
@@ -59,14 +61,41 @@ def select(only: str | None, skip: set[str]) -> list[Phase]:
     return [p for p in PHASES if p.name not in skip]
 
 
+REBOOT_KEY = "reboot_required"  # state.data: hosts whose new kernel arguments wait for a reboot
+REBOOT_PHASE = "host"  # the phase that records a pending reboot, and checks it again after one
+
+
 def run_phases(
     ctx: PhaseContext, phases: list[Phase], execute: Callable[[Phase, PhaseContext], str | None], force: bool = False
 ) -> list[tuple[str, str]]:
-    """Each phase: skipped (does not apply), kept (done, inputs unchanged), or run. Returns (phase, outcome)."""
+    """Each phase: skipped (does not apply), kept (done, inputs unchanged), or run. Returns (phase, outcome).
+    A pending reboot stops the run before any phase after the host phase; the host phase runs again to see
+    whether the reboot has happened."""
     outcomes = []
     for phase in phases:
-        outcomes.append((phase.name, _one(ctx, phase, execute, force)))
+        _stop_for_reboot(ctx, phase)
+        recheck = phase.name == REBOOT_PHASE and bool(ctx.state.data.get(REBOOT_KEY))
+        if recheck and not force:
+            ctx.say(f"[{phase.name}] a reboot was pending: running this phase again to check it")
+        outcomes.append((phase.name, _one(ctx, phase, execute, force or recheck)))
     return outcomes
+
+
+def _stop_for_reboot(ctx: PhaseContext, phase: Phase) -> None:
+    hosts = ctx.state.data.get(REBOOT_KEY)
+    if not hosts or ctx.dry_run or not _after(phase.name, REBOOT_PHASE):
+        return
+    names = ", ".join(hosts) if isinstance(hosts, list) else str(hosts)
+    raise RebootRequired(
+        f"{names} must reboot before phase {phase.name}: the kernel arguments and modules the host phase set "
+        "are not active yet; init stopped here",
+        f"reboot {names}, then run `affordml init` again: it checks the reboot and resumes",
+    )
+
+
+def _after(name: str, other: str) -> bool:
+    order = [p.name for p in PHASES]
+    return name in order and order.index(name) > order.index(other)
 
 
 def _one(ctx: PhaseContext, phase: Phase, execute, force: bool) -> str:

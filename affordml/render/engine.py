@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,26 +146,85 @@ def render_files(context: dict, template_dir: Path | None = None) -> dict[str, s
     return files
 
 
+ENV_FILE_MODE = 0o644  # rendered settings, no secrets; env/ and its folders are 0700
+
+
 def write_env(env_dir: Path, files: dict[str, str]) -> None:
-    """Replace env/ as a whole: write into a fresh folder beside it, then swap (a crash never leaves half)."""
-    env_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".env-", dir=env_dir.parent))
-    for rel, text in files.items():
-        path = staging / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    old = env_dir.with_name(env_dir.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if env_dir.exists():
-        os.replace(env_dir, old)
-    os.replace(staging, env_dir)
-    if old.exists():
-        shutil.rmtree(old)
+    """Replace env/ as a whole: write into a fresh folder beside it, then swap (a crash never leaves half).
+    An env/ that affordml did not render (no valid stamp inside, e.g. a virtualenv) is never replaced."""
+    from affordml import safefile
+
+    root, name = env_dir.parent, env_dir.name
+    with safefile.folder(root, create=True) as parent:
+        _refuse_foreign_env(parent, env_dir)
+        staging = _fresh_name(parent, ".env-new-")
+        os.mkdir(staging, 0o700, dir_fd=parent)
+        try:
+            for rel, text in files.items():
+                safefile.write_text(root, Path(staging) / rel, text, ENV_FILE_MODE)
+            old = None
+            if _exists(parent, name):
+                old = _fresh_name(parent, ".env-old-")
+                os.rename(name, old, src_dir_fd=parent, dst_dir_fd=parent)
+            os.rename(staging, name, src_dir_fd=parent, dst_dir_fd=parent)
+            staging = None
+            if old:
+                shutil.rmtree(old, dir_fd=parent)
+        finally:
+            if staging:
+                shutil.rmtree(staging, dir_fd=parent, ignore_errors=True)
+
+
+def _refuse_foreign_env(parent: int, env_dir: Path) -> None:
+    import stat
+
+    from affordml.errors import UnsafeFile
+
+    try:
+        info = os.stat(env_dir.name, dir_fd=parent, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    fix = f"move it aside (`mv {env_dir} {env_dir}.moved`), or choose another project folder with -p"
+    if stat.S_ISLNK(info.st_mode):
+        raise UnsafeFile(f"{env_dir} is a symbolic link; affordml renders env/ only as a folder of its own", fix)
+    if not stat.S_ISDIR(info.st_mode) or read_stamp(env_dir) is None:
+        raise UnsafeFile(
+            f"{env_dir} exists and was not rendered by affordml (no valid {STAMP} inside); it was left as it is", fix
+        )
+
+
+def _fresh_name(parent: int, prefix: str) -> str:
+    import secrets
+
+    while True:
+        name = prefix + secrets.token_hex(6)
+        if not _exists(parent, name):
+            return name
+
+
+def _exists(parent: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=parent, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def read_stamp(env_dir: Path) -> dict | None:
+    """env/'s stamp when it is affordml's own (a mapping with a version and a plan hash), else None."""
+    from affordml.errors import UnsafeFile
+    from affordml.safefile import read_text
+
     try:
-        return yaml.safe_load((env_dir / STAMP).read_text())
-    except (OSError, yaml.YAMLError):
+        text = read_text(env_dir.parent, Path(env_dir.name) / STAMP)
+        stamp = yaml.safe_load(text) if text is not None else None
+    except (UnsafeFile, yaml.YAMLError):
         return None
+    keys = ("affordml_version", "plan_hash")
+    if not isinstance(stamp, dict) or not all(_plain(stamp.get(k)) for k in keys):
+        return None
+    return stamp
+
+
+def _plain(value) -> bool:
+    return isinstance(value, str | int | float) and not isinstance(value, bool) and str(value) != ""

@@ -48,7 +48,7 @@ def kolla_inventory(all_in_one: str, hosts: list[Host]) -> str:
 
 
 def write_kolla_inventory(env_dir: Path, all_in_one: Path, hosts: list[Host]) -> Path:
-    target = env_dir / TARGET
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(kolla_inventory(all_in_one.read_text(), hosts))
-    return target
+    from affordml.safefile import write_text
+
+    text = kolla_inventory(all_in_one.read_text(), hosts)
+    return write_text(env_dir.parent, Path(env_dir.name) / TARGET, text, 0o644)

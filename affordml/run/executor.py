@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from affordml import ansible_data
-from affordml.errors import RunError
+from affordml import ansible_data, procs
+from affordml.errors import Interrupted, RunError
 from affordml.run.args import RunArgs, environment, run_vars_file, runner_kwargs
 from affordml.run.progress import Progress
 
@@ -35,7 +36,67 @@ def scrubbed_environ(env: dict[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def execute(args: RunArgs, progress: Progress, on_event: Callable[[Progress, dict], None] | None = None) -> RunResult:
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class StopOnSignal:
+    """While ansible-playbook runs: Ctrl-C, SIGTERM and SIGHUP stop its whole process group (SIGTERM, then
+    SIGKILL after a grace period) before affordml goes on to release its lock. ansible-runner starts the child
+    in a session of its own (a pty), so a terminal's Ctrl-C never reaches it: affordml must stop it.
+
+    ansible-runner polls `cancel` about once a second; the first poll also finds the child (our only child, a
+    session leader) and reports it to `on_child` (the run lock records it for a run after a SIGKILL)."""
+
+    def __init__(self, on_child: Callable[[int], None] | None = None, grace_s: float = 5.0) -> None:
+        self.on_child = on_child
+        self.grace_s = grace_s
+        self.signum: int | None = None
+        self.child: procs.Proc | None = None
+        self._saved: dict[int, object] = {}
+
+    def __enter__(self) -> StopOnSignal:
+        for signum in STOP_SIGNALS:
+            self._saved[signum] = signal.signal(signum, self._note)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._saved.items():
+            signal.signal(signum, handler)
+
+    def _note(self, signum, _frame) -> None:
+        self.signum = self.signum or signum
+
+    def cancel(self) -> bool:
+        if self.child is None:
+            self.child = next((p for p in procs.children(os.getpid()) if p.sid == p.pid), None)
+            if self.child is not None and self.on_child:
+                self.on_child(self.child.pid)
+        if self.signum is None:
+            return False
+        if self.child is not None:
+            procs.stop_group(self.child.pgid, self.grace_s)
+        return True
+
+    def finish(self) -> None:
+        """After the runner returned: nothing of the child's group may be left; a signal ends the run."""
+        if self.child is not None:
+            procs.stop_group(self.child.pgid, self.grace_s)
+        if self.signum is not None:
+            name = signal.Signals(self.signum).name
+            raise Interrupted(
+                self.signum,
+                f"stopped by {name}: ansible-playbook (process group {self.child.pgid if self.child else '-'}) "
+                "was stopped before the lock was released",
+                "run `affordml init` again: it resumes at this phase",
+            )
+
+
+def execute(
+    args: RunArgs,
+    progress: Progress,
+    on_event: Callable[[Progress, dict], None] | None = None,
+    on_child: Callable[[int], None] | None = None,
+) -> RunResult:
     import ansible_runner
 
     args.private_data_dir.mkdir(parents=True, exist_ok=True)
@@ -49,8 +110,16 @@ def execute(args: RunArgs, progress: Progress, on_event: Callable[[Progress, dic
         return True
 
     env = environment(args, dict(os.environ))
-    with scrubbed_environ(env):
-        runner = ansible_runner.run(**runner_kwargs(args), envvars=env, event_handler=handler)
+    with StopOnSignal(on_child) as stopper:
+        with scrubbed_environ(env):
+            runner = ansible_runner.run(
+                **runner_kwargs(args),
+                envvars=env,
+                event_handler=handler,
+                cancel_callback=stopper.cancel,
+                settings={"pexpect_timeout": 1},
+            )
+        stopper.finish()
     return RunResult(args.ident, runner.rc, runner.status, str(runner.config.artifact_dir), progress)
 
 

@@ -193,7 +193,7 @@ def test_config_init_writes_the_defaults(cli):
     assert printed.rc == 0 and printed.out == text
 
 
-def test_config_init_refuses_to_overwrite_and_keeps_a_bak_with_force(cli):
+def test_config_init_refuses_to_overwrite_and_keeps_numbered_backups_with_force(cli):
     config_file = cli.project / "affordml.yaml"
     config_file.parent.mkdir(parents=True)
     config_file.write_text("vms:\n  workers:\n    count: 1\n")
@@ -202,9 +202,13 @@ def test_config_init_refuses_to_overwrite_and_keeps_a_bak_with_force(cli):
     assert_one_line_error(refused, "exists already", "--force")
     assert config_file.read_text() == "vms:\n  workers:\n    count: 1\n"
     forced = cli("config", "init", "--force")
-    assert forced.rc == 0
-    assert (cli.project / "affordml.yaml.bak").read_text() == "vms:\n  workers:\n    count: 1\n"
+    assert forced.rc == 0 and "affordml.yaml.bak.1" in forced.out
+    assert (cli.project / "affordml.yaml.bak.1").read_text() == "vms:\n  workers:\n    count: 1\n"
     assert load_config(config_file, environ={}) == Config()
+    again = cli("config", "init", "--force")  # a second --force keeps the first backup: the user's original
+    assert again.rc == 0 and "affordml.yaml.bak.2" in again.out
+    assert (cli.project / "affordml.yaml.bak.1").read_text() == "vms:\n  workers:\n    count: 1\n"
+    assert (cli.project / "affordml.yaml.bak.2").read_text() == config_file.read_text()
 
 
 def test_config_file_is_used_by_plan(cli):

@@ -88,7 +88,8 @@ def test_every_template_file_is_an_output():
 
 def test_env_is_replaced_whole_and_a_stale_file_disappears(context, tmp_path):
     env_dir = tmp_path / "project" / "env"
-    write_env(env_dir, {"old/only-in-old.yml": "a: 1\n", "kolla/globals.yml": "old\n"})
+    stamp = "affordml_version: '0.0'\nplan_hash: old\nfiles: []\n"
+    write_env(env_dir, {"old/only-in-old.yml": "a: 1\n", "kolla/globals.yml": "old\n", STAMP: stamp})
     (env_dir / "hand-made.txt").write_text("edited by hand\n")
     files = render_files(context)
     write_env(env_dir, files)

@@ -31,3 +31,12 @@ def test_unreadable_state_is_reported_with_its_fix(tmp_path):
     project.state_file.write_text("{broken")
     data = project_status(project, query_cloud=False)
     assert "is unreadable" in data["phases"] and "fix: move it aside" in data["phases"]
+
+
+def test_a_malformed_env_stamp_is_reported_not_a_crash(tmp_path):
+    project = Project(tmp_path)
+    project.env_dir.mkdir()
+    for text in ("- a list\n", "affordml_version: [1]\nplan_hash: x\n", "plan_hash: abc\n", "{unclosed\n", ""):
+        (project.env_dir / STAMP).write_text(text)
+        data = project_status(project, query_cloud=False)
+        assert "no valid affordml stamp" in data["env"], text

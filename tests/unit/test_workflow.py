@@ -176,3 +176,52 @@ def test_unavailable_phase_tells_the_truth_about_the_phases_before_it(tmp_path):
     with pytest.raises(PhaseUnavailable) as real:
         execute(unavailable, ctx)
     assert "the phases before it are done" in real.value.problem
+
+
+class RebootingHost(Recorder):
+    """The host phase records a pending reboot until `rebooted` is set, as the host role does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rebooted = False
+
+    def __call__(self, phase, ctx) -> str:
+        ident = super().__call__(phase, ctx)
+        if phase.name == "host":
+            if self.rebooted:
+                ctx.state.data.pop("reboot_required", None)
+            else:
+                ctx.state.data["reboot_required"] = ["pc"]
+        return ident
+
+
+def test_a_pending_reboot_stops_init_before_the_next_phase(tmp_path):
+    from affordml.errors import RebootRequired
+
+    ctx = _context(tmp_path)
+    host = RebootingHost()
+    with pytest.raises(RebootRequired, match="pc must reboot before phase openstack"):
+        run_phases(ctx, list(PHASES), host)
+    assert host.ran == ["preflight", "host"]
+    saved = load_state(ctx.project.state_file)
+    assert saved.phases["host"].status == "done" and "openstack" not in saved.phases
+
+    # not rebooted yet: the host phase runs again (although done), still pending: stopped again
+    with pytest.raises(RebootRequired):
+        run_phases(PhaseContext(ctx.project, ctx.config, ctx.plan, ctx.lock, saved, lambda _: None), list(PHASES), host)
+    # a later phase alone is refused while the reboot is pending
+    with pytest.raises(RebootRequired):
+        run_phases(ctx, [get_phase("openstack")], host, force=True)
+
+    host.rebooted, host.ran = True, []
+    saved = load_state(ctx.project.state_file)
+    run_phases(PhaseContext(ctx.project, ctx.config, ctx.plan, ctx.lock, saved, lambda _: None), list(PHASES), host)
+    assert host.ran[:2] == ["host", "openstack"] and "reboot_required" not in load_state(ctx.project.state_file).data
+
+
+def test_a_dry_run_goes_on_past_a_pending_reboot(tmp_path):
+    ctx = _context(tmp_path)
+    ctx.dry_run = True
+    host = RebootingHost()
+    run_phases(ctx, list(PHASES), host)
+    assert "openstack" in host.ran

@@ -60,6 +60,17 @@ def write_project(root: Path, bed: Testbed, switches: dict | None = None) -> Pat
     return root
 
 
+def simulate_reboot(bed: Testbed) -> None:
+    """What a reboot changes for the host role: the boot id its reboot marker was written in is no longer the
+    current one (a test host keeps running; its kernel is this machine's). `affordml init` stops after a host phase
+    that records a pending reboot; call this before running a later phase on the same hosts."""
+    for host in bed.hosts:
+        host.ssh(
+            "test ! -f /var/lib/affordml/reboot-required || sed -i '1s/.*/boot-before-the-reboot/' "
+            "/var/lib/affordml/reboot-required"
+        )
+
+
 def run_affordml(root: Path, bed: Testbed, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     """`affordml -p root ARGS` as a user runs it, after checking every test host's route."""
     bed.check_routes()

@@ -21,6 +21,7 @@ from tests.integration.hosts.affordml_project import (
     affordml_command,
     affordml_env,
     run_affordml,
+    simulate_reboot,
     write_project,
 )
 
@@ -121,9 +122,18 @@ def test_sigkill_mid_phase_then_init_resumes_and_secrets_stay_private(testbed_fa
     started = time.monotonic()
     resumed = run_affordml(project, bed, *init_args())
     output = resumed.stdout + resumed.stderr
-    assert resumed.returncode == 0, output[-6000:]
     assert f"the previous run (pid {killed_pid}) was interrupted; resuming" in output
     assert "[host] the previous run stopped inside this phase: running it again" in output
+    # the host phase changed the kernel arguments: init stops before openstack until the host has rebooted
+    assert resumed.returncode == 10, output[-6000:]
+    assert "must reboot before phase openstack" in resumed.stderr and "[openstack]" not in resumed.stdout
+    assert phase_status(project, "host") == "done" and phase_status(project, "openstack") is None
+    simulate_reboot(bed)
+
+    resumed = run_affordml(project, bed, *init_args())
+    output = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 0, output[-6000:]
+    assert "[host] a reboot was pending: running this phase again to check it" in output
     assert "[openstack] done" in output
     assert phase_status(project, "host") == "done" and phase_status(project, "openstack") == "done"
     print(f"resumed init (host + openstack phases) ended green in {time.monotonic() - started:.1f} s")
