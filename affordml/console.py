@@ -107,7 +107,8 @@ def print_plan(plan) -> None:
     for g in plan.gpus:
         memory = f", {g.memory_mib} MiB" if g.memory_mib else ""
         out.print(
-            f"[bold]GPU {g.address}[/] {g.name} [{g.ids}{memory}] -> VM {g.vm}, nova alias {g.nova_alias}",
+            f"[bold]GPU {g.address}[/] {g.name} [{g.ids}{memory}] -> VM {g.vm}, "
+            f"nova alias {g.nova_alias} ({g.device_type})",
             markup=True,
             highlight=False,
         )
@@ -118,6 +119,11 @@ def print_plan(plan) -> None:
         out.print(f"  sharing: {mode}, {g.sharing.slots} job slot(s): {g.sharing.reason}", markup=False)
     if plan.vfio_ids:
         out.print(f"vfio-pci ids: {','.join(plan.vfio_ids)}", markup=False)
+    if plan.vfio_addresses:
+        out.print(
+            f"vfio-pci by address (an identical card stays on the host): {', '.join(plan.vfio_addresses)}",
+            markup=False,
+        )
     out.print("network: " + ", ".join(f"{k} {v}" for k, v in plan.network.items()), markup=False)
     out.print("  " + network_note(plan.network), markup=False)
     totals = plan.totals()

@@ -24,10 +24,42 @@ def project_status(project: Project, query_cloud: bool = True) -> dict:
         state = load_state(project.state_file)
     except StateError as exc:
         data["phases"] = exc.one_line()
-        return data | {"cloud": cloud_section(project, None, query_cloud)}
+        return data | {"cloud": cloud_section(project, None, query_cloud), "kubernetes": kube_section(project, None)}
     data["phases"] = {name: asdict(p) for name, p in state.phases.items()} or "nothing has run yet"
     data["cloud"] = cloud_section(project, state.data.get("cloud"), query_cloud)
+    data["kubernetes"] = kube_section(project, state.data.get("kubernetes"), query_cloud)
     return data
+
+
+def kube_section(project: Project, record: dict | None, query: bool = True) -> dict:
+    """The cluster's nodes: from the API through secrets/kubeconfig when it answers (the kubernetes client is
+    imported only then), else as the last kubernetes phase recorded them."""
+    from affordml.kube.kubeconfig import kubeconfig_path
+
+    kubeconfig = kubeconfig_path(project.secrets_dir)
+    recorded = {"source": "state", "nodes": (record or {}).get("nodes", [])}
+    if not record and not kubeconfig.is_file():
+        return recorded | {"note": "no cluster yet (the kubernetes phase has not run)"}
+    if not query or not kubeconfig.is_file():
+        return recorded
+    from affordml.kube.nodes import cluster_summary
+
+    live = cluster_summary(kubeconfig)
+    if live.get("api_error"):
+        return recorded | {"api_error": live["api_error"]}
+    return live
+
+
+def node_lines(kube: dict) -> list[str]:
+    """One line per node: name, Ready, roles, kubelet version, GPU capacity."""
+    lines = []
+    for node in kube.get("nodes", []):
+        gpus = ", ".join(f"{k}={v}" for k, v in (node.get("gpus") or {}).items()) or "no GPU"
+        lines.append(
+            f"  {node.get('name')}  {'Ready' if node.get('ready') else 'NotReady'}  "
+            f"{','.join(node.get('roles') or []) or '-'}  {node.get('kubelet') or '?'}  {gpus}"
+        )
+    return lines
 
 
 def cloud_section(project: Project, record: dict | None, query_cloud: bool = True) -> dict:

@@ -335,7 +335,7 @@ def status(
     if json_out:
         console.print_json(data)
         return
-    cloud, phases = data.pop("cloud"), data.pop("phases")
+    cloud, phases, kube = data.pop("cloud"), data.pop("phases"), data.pop("kubernetes", {})
     for key, value in data.items():
         console.line(f"{key}: {value}")
     if isinstance(phases, dict):
@@ -351,6 +351,23 @@ def status(
         console.line(line)
     if cloud.get("api_error"):
         console.line(f"  (OpenStack did not answer: {cloud['api_error']})")
+    _kube_lines(kube)
+
+
+def _kube_lines(kube: dict) -> None:
+    from affordml import console
+    from affordml.status import node_lines
+
+    if kube.get("source") == "api":
+        console.line(f"kubernetes (from the API, server {kube.get('server', '?')}):")
+    elif kube.get("nodes"):
+        console.line("kubernetes (as recorded by the last kubernetes phase):")
+    else:
+        console.line(f"kubernetes: {kube.get('note', 'no nodes')}")
+    for line in node_lines(kube):
+        console.line(line)
+    if kube.get("api_error"):
+        console.line(f"  (the Kubernetes API did not answer: {kube['api_error']})")
 
 
 @app.command()

@@ -23,7 +23,15 @@ from affordml.cloud.faults import (
     server_fault,
     wait_timeout,
 )
-from affordml.cloud.spec import GPU_IMAGE_PROPERTIES, PCI_ALIAS_SPEC, CloudSpec, FlavorSpec, RuleSpec, ServerSpec
+from affordml.cloud.spec import (
+    GPU_IMAGE_PROPERTIES,
+    MAXPHYSADDR_BITS_SPEC,
+    PCI_ALIAS_SPEC,
+    CloudSpec,
+    FlavorSpec,
+    RuleSpec,
+    ServerSpec,
+)
 
 CONFIRM_FLAG = "--yes-i-really-really-mean-it"
 POLL_S = 1.0
@@ -520,6 +528,40 @@ class Carver:
                 "status": server.status,
             }
 
+    def ensure_floating_ips(self) -> None:
+        """One floating IP per VM on the external network, on its port: the address this PC (and, with a LAN
+        external network, the LAN) reaches the VM by. Tenant addresses are behind the router and unroutable here."""
+        network_api = self.user.network
+        ports = {
+            p.name: p
+            for p in self.call("list ports", network_api.ports, network_id=self.out.network_id)
+            if p.name and p.name.startswith(names.PREFIX)
+        }
+        ours = [
+            ip
+            for ip in self.call("list floating IPs", network_api.ips, project_id=self.out.project_id)
+            if ip.floating_network_id == self.out.external_network_id
+        ]
+        by_port = {ip.port_id: ip for ip in ours if ip.port_id}
+        spare = [ip for ip in ours if not ip.port_id and ip.description == names.DESCRIPTION]
+        for spec in self.spec.servers:
+            port = ports[names.port_name(spec.vm)]
+            ip = by_port.get(port.id)
+            if ip is None and spare:
+                attach = f"attach floating IP to {spec.name}"
+                ip = self.call(attach, network_api.update_ip, spare.pop(), port_id=port.id)
+                self.changed(f"floating IP {ip.floating_ip_address} moved to {spec.name}")
+            elif ip is None:
+                ip = self.call(
+                    f"create floating IP for {spec.name}",
+                    network_api.create_ip,
+                    floating_network_id=self.out.external_network_id,
+                    port_id=port.id,
+                    description=names.DESCRIPTION,
+                )
+                self.changed(f"floating IP {ip.floating_ip_address} for {spec.name} ({spec.address})")
+            self.out.servers[spec.vm]["floating_ip"] = ip.floating_ip_address
+
     def _ensure_port(self, spec: ServerSpec, port):
         network_api = self.user.network
         if port is not None and _address(port) == spec.address:
@@ -574,14 +616,19 @@ class Carver:
         diagnosis = None
         if "no valid host" in str(fault.get("message", "")).lower():
             flavor = self.spec.flavor(spec.flavor)
+            bits = flavor.extra_specs.get(MAXPHYSADDR_BITS_SPEC)
             request = diagnose.Request(
-                spec.flavor, flavor.vcpus, flavor.ram_mib, flavor.disk_gib, diagnose.pci_count(spec.pci_spec)
+                spec.flavor,
+                flavor.vcpus,
+                flavor.ram_mib,
+                flavor.disk_gib,
+                diagnose.pci_aliases(spec.pci_spec),
+                int(bits) if bits else None,
             )
             try:
-                providers, server_names, up = diagnose.gather(self.admin)
-                diagnosis = diagnose.explain(request, providers, server_names, up)
+                diagnosis = diagnose.explain(request, diagnose.gather(self.admin), self.spec.gpus_offered)
             except Exception as exc:  # noqa: BLE001 - the diagnosis is a bonus; the fault stays the message
-                diagnosis = f"placement could not be read to say why ({type(exc).__name__})"
+                diagnosis = f"placement and nova could not be read to say why ({type(exc).__name__})"
         return server_fault(spec.name, fault, server.status, diagnosis)
 
 

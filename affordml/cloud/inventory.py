@@ -59,7 +59,7 @@ def rows_from_state(record: dict) -> list[dict]:
                 "flavor": server.get("flavor"),
                 "gpus": len(server.get("gpus") or []),
                 "pci_alias": server.get("pci_alias"),
-                "addresses": [server.get("address")] if server.get("address") else [],
+                "addresses": [a for a in (server.get("address"), server.get("floating_ip")) if a],
             }
         )
     return rows
@@ -124,6 +124,10 @@ def destroy(admin, say: Callable[[str], None], project: Project | None = None) -
 
 def _delete_network_side(network, pid: str, gone: Callable[[str], None]) -> None:
     ours = names.PREFIX
+    for ip in network.ips(project_id=pid):
+        if ip.description == names.DESCRIPTION:
+            network.delete_ip(ip, ignore_missing=True)
+            gone(f"floating IP {ip.floating_ip_address}")
     for port in network.ports(project_id=pid):
         if port.name and port.name.startswith(ours) and not port.device_owner:
             network.delete_port(port, ignore_missing=True)

@@ -25,7 +25,10 @@ def run_cloud_phase(ctx, options: CloudOptions | None = None) -> dict:
     spec = cloud_spec(ctx.plan)
     if ctx.dry_run:
         for server in spec.servers:
-            ctx.say(f"[cloud] would ensure server {server.name} ({server.flavor}, {server.address})")
+            ctx.say(
+                f"[cloud] would ensure server {server.name} ({server.flavor}, {server.address}) "
+                "and a floating IP for it"
+            )
         return {}
     started = time.monotonic()
     from affordml.cloud.connect import (
@@ -64,6 +67,7 @@ def run_cloud_phase(ctx, options: CloudOptions | None = None) -> dict:
     carver.ensure_keypair(public_key)
     image = carver.ensure_image(lambda: _image_file(ctx, options))
     carver.ensure_servers(image, user_data)
+    carver.ensure_floating_ips()
     out = carver.out
     record = {
         "project": names.PROJECT,
@@ -85,7 +89,8 @@ def run_cloud_phase(ctx, options: CloudOptions | None = None) -> dict:
     ctx.state.data["cloud"] = record
     took = time.monotonic() - started
     summary = f"{len(out.changes)} change(s)" if out.changes else "nothing changed"
-    ctx.say(f"[cloud] {len(out.servers)} server(s) ACTIVE, {summary} ({took:.1f}s)")
+    reach = ", ".join(f"{vm} {s['floating_ip']}" for vm, s in sorted(out.servers.items()))
+    ctx.say(f"[cloud] {len(out.servers)} server(s) ACTIVE ({reach}), {summary} ({took:.1f}s)")
     return {"changes": out.changes, "record": record}
 
 

@@ -8,10 +8,14 @@ from dataclasses import dataclass, field
 from affordml.cloud import names
 from affordml.errors import PlanError
 from affordml.plan.build import flavor_pci_spec
-from affordml.plan.model import Plan
+from affordml.plan.model import Plan, VmSpec
 from affordml.render.context import FIRST_VM_HOST, vm_addresses
 
 PCI_ALIAS_SPEC = "pci_passthrough:alias"
+# nova >= 28 (2023.2): the guest's physical address bits; "emulate" needs the host trait
+# COMPUTE_ADDRESS_SPACE_EMULATED (libvirt >= 9.2) and ComputeCapabilitiesFilter checks the host's bits.
+MAXPHYSADDR_MODE_SPEC = "hw:maxphysaddr_mode"
+MAXPHYSADDR_BITS_SPEC = "hw:maxphysaddr_bits"
 GPU_IMAGE_PROPERTIES = {"hw_machine_type": "q35", "hw_firmware_type": "uefi"}
 FIXED_RANGE_MIN = 16  # addresses from .10 kept out of the DHCP pool for the VMs, also for VMs added later
 NODE_PORTS = (30000, 32767)
@@ -80,6 +84,7 @@ class CloudSpec:
     external: ExternalSpec
     rules: tuple[RuleSpec, ...]
     gpu_image: bool  # the image needs q35 + UEFI (large-BAR GPUs)
+    gpus_offered: dict[str, int] = field(default_factory=dict)  # PCI alias -> GPUs the plan's device_spec offers
 
     def flavor(self, name: str) -> FlavorSpec:
         return next(f for f in self.flavors if f.name == name)
@@ -100,7 +105,7 @@ def cloud_spec(plan: Plan) -> CloudSpec:
     servers = []
     for vm in plan.vms:
         pci = flavor_pci_spec(vm, plan)
-        wanted = FlavorSpec(vm.flavor, vm.vcpus, vm.ram_gib * 1024, vm.disk_gib, {PCI_ALIAS_SPEC: pci} if pci else {})
+        wanted = FlavorSpec(vm.flavor, vm.vcpus, vm.ram_gib * 1024, vm.disk_gib, flavor_extra_specs(vm, pci))
         if flavors.setdefault(vm.flavor, wanted) != wanted:
             raise PlanError(
                 f"flavor {vm.flavor} is planned twice with different contents",
@@ -116,7 +121,25 @@ def cloud_spec(plan: Plan) -> CloudSpec:
         external=external_spec(plan.network),
         rules=security_rules(),
         gpu_image=bool(plan.gpus),
+        gpus_offered=gpus_offered(plan),
     )
+
+
+def gpus_offered(plan: Plan) -> dict[str, int]:
+    """How many GPUs of each alias nova may hand out: the plan's GPUs, each named by address in device_spec."""
+    counts: dict[str, int] = {}
+    for gpu in plan.gpus:
+        counts[gpu.nova_alias] = counts.get(gpu.nova_alias, 0) + 1
+    return counts
+
+
+def flavor_extra_specs(vm: VmSpec, pci: str | None) -> dict[str, str]:
+    """The GPUs by PCI alias, and the guest address space their BARs need (large-BAR cards)."""
+    specs = {PCI_ALIAS_SPEC: pci} if pci else {}
+    if vm.maxphysaddr_bits is not None:
+        specs[MAXPHYSADDR_MODE_SPEC] = "emulate"
+        specs[MAXPHYSADDR_BITS_SPEC] = str(vm.maxphysaddr_bits)
+    return specs
 
 
 def subnet_spec(cidr: str, vm_count: int) -> SubnetSpec:

@@ -30,7 +30,7 @@ done
 dir /sys/bus/pci/devices
 for d in /sys/bus/pci/devices/*; do
   [ -d "$d" ] || continue
-  for a in vendor device class subsystem_vendor subsystem_device numa_node; do file "$d/$a"; done
+  for a in vendor device class subsystem_vendor subsystem_device numa_node sriov_totalvfs resource; do file "$d/$a"; done
   link "$d/driver"
   link "$d/iommu_group"
 done

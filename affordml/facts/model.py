@@ -22,6 +22,7 @@ class Cpu:
     threads: int = 0
     virt_flag: str | None = None  # vmx | svm | None
     hypervisor: bool = False
+    phys_address_bits: int | None = None  # "address sizes: N bits physical" in /proc/cpuinfo
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class PciDevice:
     class_code: str  # 030000
     driver: str | None = None
     iommu_group: int | None = None
+    sriov_totalvfs: int = 0  # sysfs sriov_totalvfs; > 0: nova tracks the device as type-PF
+    bar_sizes: tuple[int, ...] = ()  # bytes of BAR0..BAR5 from sysfs resource (0 where unused)
 
     @property
     def slot(self) -> str:
@@ -96,6 +99,16 @@ class Gpu:
     @property
     def ids(self) -> str:
         return f"{self.vendor_id}:{self.device_id}"
+
+    @property
+    def sriov_capable(self) -> bool:
+        """SR-IOV capable (data-center GPUs): nova reports it as type-PF, never type-PCI."""
+        return self.functions[0].sriov_totalvfs > 0 if self.functions else False
+
+    @property
+    def bar_bytes(self) -> int:
+        """Address space the GPU's BARs take in a guest (the large BAR1 of 80 GB-class cards dominates)."""
+        return sum(self.functions[0].bar_sizes) if self.functions else 0
 
     @property
     def isolatable(self) -> bool:

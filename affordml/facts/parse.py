@@ -50,6 +50,7 @@ def parse_cpuinfo(text: str | None) -> Cpu:
     if not text:
         return Cpu()
     model, vendor_raw, flags, threads = "unknown", "", set(), 0
+    phys_bits: int | None = None
     for line in text.splitlines():
         key, sep, value = line.partition(":")
         if not sep:
@@ -63,9 +64,42 @@ def parse_cpuinfo(text: str | None) -> Cpu:
             vendor_raw = value
         elif key == "flags" and not flags:
             flags = set(value.split())
+        elif key == "address sizes" and phys_bits is None:
+            phys_bits = _physical_bits(value)
     vendor = {"GenuineIntel": "intel", "AuthenticAMD": "amd"}.get(vendor_raw, "unknown")
     virt = "vmx" if "vmx" in flags else "svm" if "svm" in flags else None
-    return Cpu(model=model, vendor=vendor, threads=threads, virt_flag=virt, hypervisor="hypervisor" in flags)
+    return Cpu(
+        model=model,
+        vendor=vendor,
+        threads=threads,
+        virt_flag=virt,
+        hypervisor="hypervisor" in flags,
+        phys_address_bits=phys_bits,
+    )
+
+
+def _physical_bits(value: str) -> int | None:
+    """ "46 bits physical, 57 bits virtual" -> 46."""
+    first = value.split(",", 1)[0].split()
+    return int(first[0]) if len(first) >= 3 and first[0].isdigit() and first[2] == "physical" else None
+
+
+def parse_bar_sizes(text: str | None) -> tuple[int, ...]:
+    """Sizes of BAR0..BAR5 from sysfs `resource` (one "start end flags" line per region, hex)."""
+    sizes = []
+    for line in (text or "").splitlines()[:6]:
+        parts = line.split()
+        try:
+            start, end = int(parts[0], 16), int(parts[1], 16)
+        except (IndexError, ValueError):
+            return ()
+        sizes.append(end - start + 1 if end > start else 0)
+    return tuple(sizes)
+
+
+def _count(text: str | None) -> int:
+    value = (text or "").strip()
+    return int(value) if value.isdigit() else 0
 
 
 def parse_meminfo_total(text: str | None) -> int:
@@ -261,6 +295,8 @@ def parse_pci_devices(snap: Snapshot) -> list[PciDevice]:
                 class_code=_hex_id(snap.file(f"{base}/class")),
                 driver=_link_tail(snap.link(f"{base}/driver")),
                 iommu_group=int(group) if group and group.isdigit() else None,
+                sriov_totalvfs=_count(snap.file(f"{base}/sriov_totalvfs")),
+                bar_sizes=parse_bar_sizes(snap.file(f"{base}/resource")),
             )
         )
     return devices

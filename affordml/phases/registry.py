@@ -12,6 +12,13 @@ def always(_: Plan) -> str | None:
     return None
 
 
+def cloud_vms(state_data: dict) -> dict:
+    """The kubernetes phase also depends on the VMs the cloud phase recorded (see affordml/phases/kubernetes.py)."""
+    from affordml.phases.kubernetes import state_inputs
+
+    return state_inputs(state_data)
+
+
 def needs_gpu(plan: Plan) -> str | None:
     return None if plan.gpus else "no GPU is passed through (CPU-only platform)"
 
@@ -23,6 +30,7 @@ class Phase:
     runs: str  # "playbook:<file in playbooks/>" or "python:<step name>"
     inputs: tuple[str, ...]  # env/ paths whose content decides whether a done phase runs again
     applies: Callable[[Plan], str | None] = always
+    state_inputs: Callable[[dict], object] | None = None  # what of the run state also decides a re-run
 
     @property
     def kind(self) -> str:
@@ -59,7 +67,11 @@ PHASES: tuple[Phase, ...] = (
         ("vars/plan.yml", "kubespray/inventory.yml"),
     ),
     Phase(
-        "kubernetes", "install a three-node Kubernetes in the VMs with Kubespray", "python:kubernetes", ("kubespray/",)
+        "kubernetes",
+        "install a three-node Kubernetes in the VMs with Kubespray",
+        "python:kubernetes",
+        ("kubespray/",),
+        state_inputs=cloud_vms,
     ),
     Phase("gpu", "install the GPU Operator (time-slicing / MPS / MIG) and HAMi", "python:gpu", ("gpu/",), needs_gpu),
     Phase("ml", "install JupyterHub, the training queue, inference serving and monitoring", "python:ml", ("ml/",)),

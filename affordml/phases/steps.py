@@ -112,6 +112,12 @@ def cloud(ctx: PhaseContext) -> None:
     run_cloud_phase(ctx)
 
 
+def kubernetes(ctx: PhaseContext) -> str:
+    from affordml.phases.kubernetes import run_kubernetes_phase
+
+    return run_kubernetes_phase(ctx)
+
+
 def prepare_kolla(ctx: PhaseContext) -> None:
     """Before the openstack playbook: kolla-ansible's toolchain here, kolla's passwords filled by its own
     kolla-genpwd into secrets/kolla-passwords.yml, and kolla's inventory rendered into env/kolla/."""
@@ -127,5 +133,5 @@ def prepare_kolla(ctx: PhaseContext) -> None:
     ctx.say(f"[openstack] kolla passwords in {passwords}, kolla inventory in {inventory}")
 
 
-PYTHON_STEPS = {"preflight": preflight, "cloud": cloud}
+PYTHON_STEPS = {"preflight": preflight, "cloud": cloud, "kubernetes": kubernetes}
 PLAYBOOK_PRE_STEPS = {"openstack": prepare_kolla}

@@ -4,6 +4,7 @@ inputs changed, record every step atomically."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,9 +39,11 @@ class PhaseContext:
         return project_store(self.project.root, self.config, self.mirror)
 
 
-def inputs_hash(phase: Phase, env_dir: Path) -> str:
-    """Hash of the phase's rendered inputs and of the affordml version that runs it."""
+def inputs_hash(phase: Phase, env_dir: Path, state_data: dict | None = None) -> str:
+    """Hash of the phase's rendered inputs, of what it takes from the run state, and of the affordml version."""
     digest = hashlib.sha256(f"{__version__}\n{phase.name}\n{phase.runs}\n".encode())
+    if phase.state_inputs is not None:
+        digest.update(json.dumps(phase.state_inputs(state_data or {}), sort_keys=True, default=str).encode())
     for pattern in phase.inputs:
         base = env_dir / pattern
         files = sorted(p for p in base.rglob("*") if p.is_file()) if pattern.endswith("/") else [base]
@@ -76,7 +79,7 @@ def _one(ctx: PhaseContext, phase: Phase, execute, force: bool) -> str:
             record.status, record.message = "skipped", reason
             _save(ctx)
         return "skipped"
-    digest = inputs_hash(phase, ctx.project.env_dir)
+    digest = inputs_hash(phase, ctx.project.env_dir, ctx.state.data)
     if record.status == "done" and record.inputs_hash == digest and not force:
         ctx.say(f"[{phase.name}] done earlier, inputs unchanged: nothing to do")
         return "kept"

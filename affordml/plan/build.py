@@ -5,7 +5,7 @@ from __future__ import annotations
 from affordml.config.model import Config
 from affordml.errors import PlanError
 from affordml.facts.model import Gpu, HostFacts
-from affordml.plan import carve, sharing
+from affordml.plan import carve, passthrough, sharing
 from affordml.plan.model import GIB, GpuAssignment, PassthroughFunction, Plan, PlanWarning, VmSpec
 from affordml.plan.network import plan_network
 
@@ -22,8 +22,11 @@ def make_plan(facts: HostFacts, config: Config, versions: dict[str, str]) -> Pla
     budget = carve.budget_after(facts.cpu.threads, facts.memory_bytes // GIB, host_disk, reserved)
     cp_size, worker_sizes = carve.carve(budget, config.vms, flags)
     aliases = nova_aliases(gpus)
-    vms = [_vm("cp-1", "control-plane", cp_size, [])]
-    vms += [_vm(f"worker-{i + 1}", "worker", size, gpu_worker[i]) for i, size in enumerate(worker_sizes)]
+    host_bits = facts.cpu.phys_address_bits
+    vms = [_vm("cp-1", "control-plane", cp_size, [], host_bits)]
+    vms += [_vm(f"worker-{i + 1}", "worker", size, gpu_worker[i], host_bits) for i, size in enumerate(worker_sizes)]
+    warnings += passthrough.address_space_warnings(vms, gpus, host_bits)
+    vfio_ids, vfio_addresses = passthrough.vfio_binding(gpus, facts.pci_devices)
     assignments = [_assign(g, vms, aliases, config) for g in gpus]
     check_one_mode_per_vm(assignments)
     if not gpus:
@@ -46,15 +49,17 @@ def make_plan(facts: HostFacts, config: Config, versions: dict[str, str]) -> Pla
         reservations=reserved,
         vms=vms,
         gpus=assignments,
-        vfio_ids=sorted({f.ids for g in gpus for f in g.functions}),
+        vfio_ids=vfio_ids,
         nova_aliases=[
-            {"name": name, "vendor_id": ids[:4], "product_id": ids[5:], "device_type": "type-PCI"}
-            for ids, name in sorted(aliases.items(), key=lambda item: item[1])
+            {"name": name, "vendor_id": ids[:4], "product_id": ids[5:], "device_type": device_type}
+            for (ids, device_type), name in sorted(aliases.items(), key=lambda item: item[1])
         ],
         versions=dict(sorted(versions.items())),
         network=plan_network(facts, config.network),
         ml=config.ml.model_dump(),
         warnings=warnings,
+        vfio_addresses=vfio_addresses,
+        nova_device_specs=passthrough.device_specs(gpus),
     )
 
 
@@ -113,28 +118,36 @@ def isolation_fix(gpu: Gpu, facts: HostFacts) -> str:
     )
 
 
-def nova_aliases(gpus: list[Gpu]) -> dict[str, str]:
-    """vendor:device -> nova PCI alias name. One GPU model: "gpu" and "gpu-audio"."""
-    gpu_ids = sorted({g.ids for g in gpus})
-    other_ids = sorted({f.ids for g in gpus for f in g.functions[1:]})
-    aliases = {ids: "gpu" if len(gpu_ids) == 1 else f"gpu-{ids[5:]}" for ids in gpu_ids}
-    for ids in other_ids:
-        aliases[ids] = "gpu-audio" if len(other_ids) == 1 else f"gpu-fn-{ids[5:]}"
-    return aliases
+def nova_aliases(gpus: list[Gpu]) -> dict[tuple[str, str], str]:
+    """(vendor:device, nova device type) -> PCI alias name: "gpu" for one model, "gpu-<device id>" for several.
+
+    Only GPUs get an alias: nova pools each function on its own, so asking it for a card's audio function too
+    could pair card A's GPU with card B's audio. Companion functions are bound to vfio-pci on the host (the
+    IOMMU group stays viable) and never requested from nova.
+    """
+    models = sorted({(g.ids, passthrough.device_type(g)) for g in gpus})
+    several = len(models) > 1
+    return {
+        (ids, kind): (f"gpu-{ids[5:]}" + (f"-{kind[5:].lower()}" if sum(m[0] == ids for m in models) > 1 else ""))
+        if several
+        else "gpu"
+        for ids, kind in models
+    }
 
 
-def _vm(name: str, role: str, size: carve.Size, gpus: list[Gpu]) -> VmSpec:
+def _vm(name: str, role: str, size: carve.Size, gpus: list[Gpu], host_bits: int | None) -> VmSpec:
     flavor = f"affordml.{role}.{size.vcpus}c{size.ram_gib}g{size.disk_gib}d" + (f".gpu{len(gpus)}" if gpus else "")
-    return VmSpec(name, role, flavor, size.vcpus, size.ram_gib, size.disk_gib, tuple(g.address for g in gpus))
+    bits = passthrough.guest_phys_bits(size.ram_gib, [g.bar_bytes for g in gpus], host_bits)
+    if bits is not None:
+        flavor += f".pa{bits}"
+    return VmSpec(name, role, flavor, size.vcpus, size.ram_gib, size.disk_gib, tuple(g.address for g in gpus), bits)
 
 
 def flavor_pci_spec(vm: VmSpec, plan: Plan) -> str | None:
-    """The flavor's `pci_passthrough:alias` extra spec, e.g. "gpu:1,gpu-audio:1"."""
+    """The flavor's `pci_passthrough:alias` extra spec, e.g. "gpu:1": whole GPUs only, one per planned GPU."""
     counts: dict[str, int] = {}
     for gpu in (g for g in plan.gpus if g.vm == vm.name):
-        for fn in gpu.functions:
-            alias = next(a["name"] for a in plan.nova_aliases if f"{a['vendor_id']}:{a['product_id']}" == fn.ids)
-            counts[alias] = counts.get(alias, 0) + 1
+        counts[gpu.nova_alias] = counts.get(gpu.nova_alias, 0) + 1
     return ",".join(f"{a}:{n}" for a, n in sorted(counts.items())) or None
 
 
@@ -148,9 +161,10 @@ def _assign(gpu: Gpu, vms: list[VmSpec], aliases: dict[str, str], config: Config
         ids=gpu.ids,
         memory_mib=gpu.memory_mib,
         vm=vm.name,
-        nova_alias=aliases[gpu.ids],
+        nova_alias=aliases[(gpu.ids, passthrough.device_type(gpu))],
         functions=tuple(PassthroughFunction(f.address, f.ids, _role(f.class_code)) for f in gpu.functions),
         sharing=sharing.decide(gpu, policy, path),
+        device_type=passthrough.device_type(gpu),
     )
 
 

@@ -48,6 +48,7 @@ class GpuAssignment:
     nova_alias: str
     functions: tuple[PassthroughFunction, ...]
     sharing: SharingDecision
+    device_type: str = "type-PCI"  # nova's: type-PF for SR-IOV-capable GPUs, whole-device passthrough all the same
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class VmSpec:
     ram_gib: int
     disk_gib: int
     gpus: tuple[str, ...] = ()  # PCI addresses
+    maxphysaddr_bits: int | None = None  # guest physical address bits when its GPUs' BARs need more than default
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,10 @@ class Plan:
     network: dict[str, str]
     ml: dict[str, bool]
     warnings: list[PlanWarning] = field(default_factory=list)
+    # Functions bound to vfio-pci by address (driver_override) because their ids also match a device that stays
+    # on the host; nova's device_spec names each passed-through GPU by address for the same reason.
+    vfio_addresses: list[str] = field(default_factory=list)
+    nova_device_specs: list[dict] = field(default_factory=list)
 
     @property
     def gpu_phases_apply(self) -> bool:

@@ -40,7 +40,7 @@ def build_context(plan: Plan, config: Config, lock: dict) -> dict:
             "version": lock["kubernetes"]["version"],
             "pods_subnet": KUBE_PODS_SUBNET,
             "service_subnet": KUBE_SERVICE_SUBNET,
-            "cluster_name": "affordml.local",
+            "cluster_name": "cluster.local",
         },
         "gpu_nodes": gpu_nodes(plan),
         "jupyter_profiles": jupyter_profiles(plan),
@@ -60,15 +60,15 @@ def _vm(vm, address: str, plan: Plan) -> dict:
         "address": address,
         "gpus": list(vm.gpus),
         "pci_alias_spec": flavor_pci_spec(vm, plan),
+        "maxphysaddr_bits": vm.maxphysaddr_bits,
     }
 
 
 def _kolla(plan: Plan, lock: dict) -> dict:
-    gpu_ids = sorted({f.ids for g in plan.gpus for f in g.functions})
     return {
         "openstack_release": lock["kolla_ansible"]["openstack_release"],
         "base_distro": lock["kolla_ansible"].get("kolla_base_distro", "ubuntu"),
-        "device_specs": [json.dumps({"vendor_id": i[:4], "product_id": i[5:]}) for i in gpu_ids],
+        "device_specs": [json.dumps(spec) for spec in plan.nova_device_specs],
         "aliases": [json.dumps(a) for a in plan.nova_aliases],
     }
 

@@ -115,51 +115,61 @@ def _compute(ram_total=8192, ram_used=0, vcpus=10, vcpu_used=0, disk=1028):
     )
 
 
-def _gpu(address, used_by=None):
-    return diagnose.Provider(
-        f"compute-1_{address}",
-        address,
-        parent="cn",
-        inventories={"CUSTOM_NVIDIA_GPU": {"total": 1, "reserved": 0, "allocation_ratio": 1.0, "max_unit": 1}},
-        usages={"CUSTOM_NVIDIA_GPU": 1 if used_by else 0},
-        consumers={used_by: {"CUSTOM_NVIDIA_GPU": 1}} if used_by else {},
-    )
+def _cloud(*providers, held=None, up=None, traits=None):
+    return diagnose.Cloud(list(providers or [_compute()]), held or {}, up, traits)
 
 
 def test_explain_too_little_ram():
-    request = diagnose.Request("affordml.worker.16c64g400d", 2, 64 * 1024, 40, 0)
-    text = diagnose.explain(request, [_compute()])
+    request = diagnose.Request("affordml.worker.16c64g400d", 2, 64 * 1024, 40)
+    text = diagnose.explain(request, _cloud(), {})
     assert text == (
         "too little RAM: flavor affordml.worker.16c64g400d needs 64.0 GiB, "
         "the most any compute node has free is 7.5 GiB"
     )
 
 
-def test_explain_more_gpus_than_the_cloud_has():
-    request = diagnose.Request("f.gpu3", 1, 1024, 5, diagnose.pci_count("gpu:3"))
-    text = diagnose.explain(request, [_compute(), _gpu("0000:81:00.0"), _gpu("0000:82:00.0")])
-    assert text == "flavor f.gpu3 asks for 3 GPU(s), the cloud has 2 in all"
+def test_explain_more_gpus_than_the_plan_offers_nova():
+    request = diagnose.Request("f.gpu3", 1, 1024, 5, diagnose.pci_aliases("gpu:3"))
+    text = diagnose.explain(request, _cloud(), {"gpu": 2})
+    assert text == "flavor f.gpu3 asks for 3 gpu GPU(s), the cloud has 2 in all"
 
 
-def test_explain_no_free_gpu_names_the_holder():
-    request = diagnose.Request("f.gpu1", 1, 1024, 5, 1)
-    providers = [_compute(), _gpu("0000:81:00.0", "uuid-1")]
-    text = diagnose.explain(request, providers, {"uuid-1": "someone-elses-vm"})
-    assert text == "no free GPU: flavor f.gpu1 asks for 1, 1 of 1 are in use (held by someone-elses-vm)"
+def test_explain_no_free_gpu_names_the_holders_from_their_flavors():
+    """Production nova keeps PCI devices out of placement: the holders are the servers whose flavors hold the alias."""
+    request = diagnose.Request("f.gpu1", 1, 1024, 5, {"gpu-2230": 1})
+    cloud = _cloud(held={"gpu-2230": ["affordml-worker-1", "someone-elses-vm"], "gpu-2335": ["x"]})
+    text = diagnose.explain(request, cloud, {"gpu-2230": 2, "gpu-2335": 1})
+    assert text == (
+        "no free GPU: flavor f.gpu1 asks for 1 gpu-2230, 2 of 2 are in use "
+        "(held by affordml-worker-1, someone-elses-vm)"
+    )
 
 
-def test_explain_gpus_not_in_placement():
-    text = diagnose.explain(diagnose.Request("f.gpu1", 1, 1024, 5, 1), [_compute()])
-    assert "placement lists no PCI device" in text and "no free GPU" in text
+def test_explain_alias_the_plan_does_not_offer():
+    text = diagnose.explain(diagnose.Request("f.gpu1", 1, 1024, 5, {"gpu-audio": 1}), _cloud(), {"gpu": 1})
+    assert "the plan offers nova no device for that alias" in text
+
+
+def test_explain_free_on_paper_points_at_vfio_and_device_spec():
+    request = diagnose.Request("f.gpu1", 1, 1024, 5, {"gpu": 1}, maxphysaddr_bits=41)
+    text = diagnose.explain(request, _cloud(traits={"COMPUTE_ADDRESS_SPACE_EMULATED"}), {"gpu": 1})
+    assert "nova's PCI tracker sees fewer" in text and "vfio-pci" in text and "41 physical address bits" in text
+
+
+def test_explain_large_bar_flavor_without_the_address_space_trait():
+    request = diagnose.Request("f.gpu1", 1, 1024, 5, {"gpu": 1}, maxphysaddr_bits=41)
+    text = diagnose.explain(request, _cloud(traits={"COMPUTE_NODE"}), {"gpu": 1})
+    assert "hw:maxphysaddr_bits=41" in text and "COMPUTE_ADDRESS_SPACE_EMULATED" in text
 
 
 def test_explain_compute_down_and_nothing_wrong():
-    request = diagnose.Request("f", 1, 1024, 5, 0)
-    assert diagnose.explain(request, [_compute()], compute_up=False) == "no nova-compute service is up and enabled"
-    assert "scheduler filter" in diagnose.explain(request, [_compute()])
+    request = diagnose.Request("f", 1, 1024, 5)
+    assert diagnose.explain(request, _cloud(up=False), {}) == "no nova-compute service is up and enabled"
+    assert "scheduler filter" in diagnose.explain(request, _cloud(), {})
 
 
 def test_pci_count():
     assert diagnose.pci_count("gpu:1,gpu-audio:1") == 2
     assert diagnose.pci_count(None) == 0
     assert diagnose.pci_count("gpu:3") == 3
+    assert diagnose.pci_aliases("gpu-2230:1, gpu-2335:2") == {"gpu-2230": 1, "gpu-2335": 2}

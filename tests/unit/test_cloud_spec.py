@@ -33,7 +33,7 @@ def test_desktop_spec():
     assert [s.name for s in spec.servers] == ["affordml-cp-1", "affordml-worker-1", "affordml-worker-2"]
     assert [s.address for s in spec.servers] == ["10.42.0.10", "10.42.0.11", "10.42.0.12"]
     gpu = spec.flavor("affordml.worker.16c29g400d.gpu1")
-    assert gpu.extra_specs == {PCI_ALIAS_SPEC: "gpu:1,gpu-audio:1"}
+    assert gpu.extra_specs == {PCI_ALIAS_SPEC: "gpu:1"}  # the audio function is never asked of nova
     assert gpu.ram_mib == 29 * 1024 and gpu.vcpus == 16 and gpu.disk_gib == 400
     assert spec.flavor("affordml.control-plane.4c8g60d").extra_specs == {}
     assert spec.gpu_image

@@ -330,14 +330,22 @@ def test_every_passthrough_gpu_goes_to_exactly_one_vm_with_all_its_functions(cas
         slot_functions = host.slots[gpu.address]
         assert sorted(f.address for f in gpu.functions) == sorted(f.address for f in slot_functions)
         assert gpu.functions[0].address == gpu.address and gpu.functions[0].role == "gpu"
-        for fn in slot_functions:
-            assert fn.ids in plan.vfio_ids
+        for fn in slot_functions:  # every function goes to vfio-pci, by ids or by address
+            assert fn.ids in plan.vfio_ids or fn.address in plan.vfio_addresses
         assert gpu.nova_alias in {a["name"] for a in plan.nova_aliases}
         assert gpu.sharing.slots >= 1
-    assert set(plan.vfio_ids) == {f.ids for g in plan.gpus for f in g.functions}
+    passed = {f.address for g in plan.gpus for f in g.functions}
+    # ids= never catches a device the plan keeps on the host (an excluded or non-isolatable identical card)
+    assert {d.address for d in host.facts.pci_devices if d.ids in plan.vfio_ids} <= passed
+    assert set(plan.vfio_addresses) <= passed
+    # nova is offered exactly the planned GPUs, by address, and asked only for whole GPUs (never a companion)
+    assert sorted(s["address"] for s in plan.nova_device_specs) == sorted(assigned)
+    assert {(a["vendor_id"], a["product_id"]) for a in plan.nova_aliases} == {
+        tuple(g.ids.split(":")) for g in plan.gpus
+    }
     for vm in plan.vms:
         assert set(vm.gpus) <= set(assigned)
-        assert vm.flavor.endswith(f".gpu{len(vm.gpus)}") == bool(vm.gpus)
+        assert (f".gpu{len(vm.gpus)}" in vm.flavor) == bool(vm.gpus)
 
 
 @PROPERTY_SETTINGS
@@ -452,7 +460,9 @@ def test_desktop_rtx4090_plan():
     assert gpu.sharing.memory_per_slot_mib == 24564 // 5
     assert [(f.address, f.role) for f in gpu.functions] == [("0000:01:00.0", "gpu"), ("0000:01:00.1", "audio")]
     assert plan.vfio_ids == ["10de:22ba", "10de:2684"]
-    assert [(a["name"], a["product_id"]) for a in plan.nova_aliases] == [("gpu", "2684"), ("gpu-audio", "22ba")]
+    # only the GPU is asked of nova; its audio function is bound to vfio-pci on the host and never split off
+    assert plan.nova_aliases == [{"name": "gpu", "vendor_id": "10de", "product_id": "2684", "device_type": "type-PCI"}]
+    assert plan.nova_device_specs == [{"vendor_id": "10de", "product_id": "2684", "address": "0000:01:00.0"}]
     assert plan.network["management_interface"] == "enp5s0"
     assert plan.network["external_interface"] == "affordml-ext0"  # enp6s0 has no carrier
     assert plan.network["floating_range"] == "172.24.4.2-172.24.4.9"  # behind this PC's NAT, not on the LAN

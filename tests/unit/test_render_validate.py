@@ -152,6 +152,7 @@ def multi(parser: configparser.ConfigParser, section: str, key: str) -> list[str
     return parser.get(section, key).split("\n") if parser.has_option(section, key) else []
 
 
+PCI_ADDRESS = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
 HEX4 = re.compile(r"^[0-9a-f]{4}$")
 
 
@@ -192,8 +193,10 @@ def check_nova_ini(files: dict[str, str]) -> list[str]:
     if aliases != _json_values(api_rel, parsed[api_rel], "alias", problems):
         problems.append("nova-api and nova-compute list different aliases")
     for spec in specs:
-        if set(spec) != {"vendor_id", "product_id"}:
-            problems.append(f"device_spec {spec}: keys must be vendor_id and product_id")
+        if set(spec) != {"vendor_id", "product_id", "address"}:
+            problems.append(f"device_spec {spec}: keys must be vendor_id, product_id and address")
+        elif not PCI_ADDRESS.match(spec["address"]):
+            problems.append(f"device_spec {spec}: address must be a full PCI address (domain:bus:slot.function)")
     for alias in aliases:
         if set(alias) != {"name", "vendor_id", "product_id", "device_type"}:
             problems.append(f"alias {alias}: keys must be name, vendor_id, product_id, device_type")
@@ -209,8 +212,12 @@ def check_nova_ini(files: dict[str, str]) -> list[str]:
     spec_ids = {f"{s.get('vendor_id')}:{s.get('product_id')}" for s in specs}
     if {f"{a.get('vendor_id')}:{a.get('product_id')}" for a in aliases} != spec_ids:
         problems.append("every alias needs a device_spec and the other way round")
-    if spec_ids != set(yaml.safe_load(files["vars/plan.yml"])["affordml_vfio_ids"]):
-        problems.append("device_spec must list exactly the ids bound to vfio-pci")
+    plan_vars = yaml.safe_load(files["vars/plan.yml"])
+    for spec in specs:
+        ids = f"{spec.get('vendor_id')}:{spec.get('product_id')}"
+        by_address = spec.get("address") in plan_vars["affordml_vfio_addresses"]
+        if ids not in plan_vars["affordml_vfio_ids"] and not by_address:
+            problems.append(f"device_spec {spec}: the device is not bound to vfio-pci (by ids or by address)")
     scheduler = parsed["kolla/config/nova/nova-scheduler.conf"]
     enabled = scheduler.get("filter_scheduler", "enabled_filters", fallback="").split(",")
     if "PciPassthroughFilter" not in enabled or len(enabled) != len(set(enabled)):
@@ -221,7 +228,8 @@ def check_nova_ini(files: dict[str, str]) -> list[str]:
 @pytest.mark.parametrize("case", ENV_CASES)
 def test_nova_ini_files_parse_and_pci_values_are_json(case):
     files = RENDERED[case]
-    if not yaml.safe_load(files["vars/plan.yml"])["affordml_vfio_ids"]:
+    plan_vars = yaml.safe_load(files["vars/plan.yml"])
+    if not plan_vars["affordml_vfio_ids"] + plan_vars["affordml_vfio_addresses"]:
         assert not [f for f in files if f.endswith(".conf")], "a plan without GPUs needs no nova PCI config"
         pytest.skip(f"{case}: no GPU, no nova PCI config")
     problems = check_nova_ini(files)
@@ -797,6 +805,43 @@ def test_kubespray_group_vars_exist_upstream(case):
     assert not problems, "\n".join(problems)
 
 
+def check_platform_choices(files: dict[str, str]) -> list[str]:
+    """What the platform needs from Kubespray beyond valid keys: cluster.local (charts assume it), a default
+    StorageClass (JupyterHub's hub PVC), a kube-proxy mode and CNI backend a stock guest kernel carries, one etcd
+    member on the control plane (docs/kubernetes.md), and connection keys that Kubespray documents."""
+    from affordml.kube.access import ClusterAccess, NodeAccess
+    from affordml.kube.inventory import connection_inventory
+
+    ours: dict = {}
+    for rel, text in files.items():
+        if rel.startswith("kubespray/group_vars/"):
+            ours.update(yaml.safe_load(text))
+    problems = []
+    wanted = {
+        "cluster_name": "cluster.local",
+        "local_path_provisioner_enabled": True,
+        "kube_proxy_mode": "iptables",
+        "calico_network_backend": "vxlan",
+        "etcd_deployment_type": "host",
+    }
+    problems += [f"{k} is {ours.get(k)!r}, the platform needs {v!r}" for k, v in wanted.items() if ours.get(k) != v]
+    inventory = yaml.safe_load(files["kubespray/inventory.yml"])["all"]["children"]
+    if list(inventory["etcd"]["hosts"]) != list(inventory["kube_control_plane"]["hosts"]):
+        problems.append("etcd must be the control plane's single member")
+    keys = kubespray_keys()
+    access = ClusterAccess((NodeAccess("cp-1", "control-plane", "192.0.2.10", "ubuntu", Path("k"), Path("kh")),))
+    for key in connection_inventory(access)["all"]["vars"]:
+        if not key.startswith("ansible_") and key not in keys:
+            problems.append(f"connection inventory: {key} is not a Kubespray variable")
+    return problems
+
+
+@pytest.mark.parametrize("case", ENV_CASES)
+def test_kubespray_platform_choices(case):
+    problems = check_platform_choices(RENDERED[case])
+    assert not problems, "\n".join(problems)
+
+
 def ansible_yaml_inventory(text: str, tmp_path: Path, name: str):
     """Parse with Ansible's own yaml inventory plugin (what ansible-playbook -i does)."""
     from ansible.inventory.data import InventoryData
@@ -835,10 +880,14 @@ def check_inventories(files: dict[str, str], tmp_path: Path) -> list[str]:
         problems.append("k8s_cluster must hold kube_control_plane and kube_node")
     if len(groups.get("etcd", [])) % 2 != 1:
         problems.append("etcd needs an odd number of members")
+    # Ansible connects to the floating IP the cloud phase records (per-run connection inventory, tests/unit/
+    # test_kube.py); the nodes talk over their tenant addresses
     for host in kube.hosts.values():
         try:
-            if len({ipaddress.ip_address(host.vars[k]) for k in ("ip", "access_ip", "ansible_host")}) != 1:
-                problems.append(f"{host.name}: ip, access_ip and ansible_host differ")
+            if len({ipaddress.ip_address(host.vars[k]) for k in ("ip", "access_ip")}) != 1:
+                problems.append(f"{host.name}: ip and access_ip differ")
+            if "ansible_host" in host.vars:
+                problems.append(f"{host.name}: ansible_host belongs to the per-run connection inventory")
         except (KeyError, ValueError) as exc:
             problems.append(f"{host.name}: {exc}")
     controllers = (
@@ -1034,8 +1083,8 @@ MUTATIONS = [
         "kubespray unknown var",
         "check_kubespray_vars",
         "kubespray/group_vars/k8s_cluster/addons.yml",
-        r"helm_enabled",
-        "helm_enable",
+        r"metrics_server_enabled",
+        "metrics_server_enable",
     ),
     (
         "kubespray option",
@@ -1062,8 +1111,29 @@ MUTATIONS = [
         "kubespray kind",
         "check_kubespray_vars",
         "kubespray/group_vars/k8s_cluster/addons.yml",
-        r"helm_enabled: true",
-        "helm_enabled: yes please",
+        r"metrics_server_enabled: true",
+        "metrics_server_enabled: yes please",
+    ),
+    (
+        "kubespray cluster domain",
+        "check_platform_choices",
+        "kubespray/group_vars/k8s_cluster/k8s-cluster.yml",
+        r'cluster_name: "cluster.local"',
+        'cluster_name: "affordml.local"',
+    ),
+    (
+        "no default storage class",
+        "check_platform_choices",
+        "kubespray/group_vars/k8s_cluster/addons.yml",
+        r"local_path_provisioner_enabled: true",
+        "local_path_provisioner_enabled: false",
+    ),
+    (
+        "etcd beyond the control plane",
+        "check_platform_choices",
+        "kubespray/inventory.yml",
+        r"    etcd:\n      hosts:\n        cp-1:\n",
+        "    etcd:\n      hosts:\n        cp-1:\n        worker-1:\n        worker-2:\n",
     ),
     (
         "subnet overlap",

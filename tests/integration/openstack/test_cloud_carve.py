@@ -3,13 +3,14 @@
 not define, a plan change that would destroy a VM), status from the API, and destroy (ours gone, others' kept).
 
 The fake compute node is small (MediumFakeDriver: 10 vCPUs, 8 GiB), so the fixtures' plans keep their VMs, roles,
-GPUs and addresses but get 1-vCPU, 1-GiB, 5-GiB flavors; and the cloud defines only the PCI alias `gpu` (any fake
-GPU), so a plan's other aliases (the RTX 4090's HDMI audio function) are left out except where a test wants them.
+GPUs and addresses but get 1-vCPU, 1-GiB, 5-GiB flavors; and nova runs with affordml's rendered [pci] config for the
+test PC (tests/testbed/openstack/fake_host.py), so a fixture's GPUs are asked for by that PC's type-PCI alias.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import os
 import subprocess
@@ -27,6 +28,7 @@ from affordml.cloud.carve import CloudOptions
 from affordml.cloud.faults import ChangeRefused, NoValidHost, PciAliasMissing
 from affordml.cloud.inventory import run_destroy
 from affordml.cloud.phase import run_cloud_phase
+from affordml.cloud.reachable import vm_addresses
 from affordml.config.model import Config
 from affordml.facts.parse import facts_from_snapshot
 from affordml.facts.sources import load_snapshot_file
@@ -38,6 +40,9 @@ from affordml.project import Project
 from affordml.secrets import secure_dir, write_private
 from affordml.status import project_status
 from affordml.versions import load_lock, version_table
+from tests.testbed.openstack import fake_host
+from tests.testbed.openstack.control_plane import tracked_pci_devices
+from tests.testbed.openstack.settings import Layout
 
 pytestmark = [pytest.mark.openstack, pytest.mark.slow]
 
@@ -144,15 +149,16 @@ def _small(vm: VmSpec, gpus: int | None = None) -> VmSpec:
     return dataclasses.replace(vm, vcpus=v, ram_gib=r, disk_gib=d, flavor=flavor)
 
 
-def fit(plan: Plan, cloud, keep_other_aliases: bool = False) -> Plan:
-    """The plan's VMs and GPUs on flavors the fake compute node holds, with the aliases the test cloud defines."""
-    gpus = plan.gpus
-    aliases = plan.nova_aliases
-    if not keep_other_aliases:
-        aliases = [a for a in aliases if a["name"] == cloud.gpu_alias]
-        gpus = [dataclasses.replace(g, functions=tuple(f for f in g.functions if f.role == "gpu")) for g in gpus]
-    assert all(g.nova_alias == cloud.gpu_alias for g in gpus), "the plan's GPU alias must be the cloud's"
-    return dataclasses.replace(plan, vms=[_small(v) for v in plan.vms], gpus=gpus, nova_aliases=aliases)
+def cloud_alias() -> dict:
+    """The test PC's type-PCI alias (its RTX A6000s), which the test cloud's nova defines."""
+    return next(a for a in fake_host.plan().nova_aliases if a["device_type"] == "type-PCI")
+
+
+def fit(plan: Plan, cloud) -> Plan:
+    """The plan's VMs and GPUs on flavors the fake compute node holds, asked for by the test PC's type-PCI alias."""
+    alias = cloud_alias()
+    gpus = [dataclasses.replace(g, nova_alias=alias["name"]) for g in plan.gpus]
+    return dataclasses.replace(plan, vms=[_small(v) for v in plan.vms], gpus=gpus, nova_aliases=[alias])
 
 
 def with_gpus(plan: Plan, vm_name: str, count: int) -> Plan:
@@ -203,7 +209,9 @@ def snapshot(admin, project_id: str) -> dict:
     rules = sorted(r.id for r in network.security_group_rules(project_id=project_id))
     flavors = {f.name: f.id for f in compute.flavors() if f.name.startswith(names.FLAVOR_PREFIX)}
     images = {i.id: i.updated_at for i in admin.image.images(owner=project_id)}
+    ips = {i.id: (i.floating_ip_address, i.port_id, i.updated_at) for i in network.ips(project_id=project_id)}
     return {
+        "floating_ips": ips,
         "servers": servers,
         "ports": ports,
         "networks": nets,
@@ -215,17 +223,9 @@ def snapshot(admin, project_id: str) -> dict:
     }
 
 
-def gpu_holders(admin) -> dict[str, str]:
-    """Placement's GPU providers (children of the compute node) -> the consumer holding each."""
-    held = {}
-    for rp in admin.placement.resource_providers():
-        inventories = admin.placement.get(f"/resource_providers/{rp.id}/inventories").json()["inventories"]
-        if not any(rc.startswith("CUSTOM_") for rc in inventories):
-            continue
-        allocations = admin.placement.get(f"/resource_providers/{rp.id}/allocations").json()["allocations"]
-        for consumer in allocations:
-            held[rp.name] = consumer
-    return held
+def gpu_holders(cloud) -> dict[str, str]:
+    """nova's PCI tracker (production nova keeps PCI devices out of placement): GPU address -> the server holding it."""
+    return {d["address"]: d["instance_uuid"] for d in tracked_pci_devices(Layout(cloud.run_dir)) if d["instance_uuid"]}
 
 
 def our_leftovers(admin) -> list[str]:
@@ -236,6 +236,7 @@ def our_leftovers(admin) -> list[str]:
         left += [f"server {s.name}" for s in admin.compute.servers(all_projects=True, project_id=proj.id)]
         left += [f"network {n.name}" for n in admin.network.networks(project_id=proj.id)]
         left += [f"port {p.id}" for p in admin.network.ports(project_id=proj.id)]
+        left += [f"floating IP {i.floating_ip_address}" for i in admin.network.ips(project_id=proj.id)]
         left += [f"image {i.name}" for i in admin.image.images(owner=proj.id)]
     if admin.identity.find_user(names.USER, domain_id="default") is not None:
         left.append(f"user {names.USER}")
@@ -267,10 +268,23 @@ def test_carve_carve_again_status_destroy(fixture, cloud, admin, project, option
         }
         servers = {s.name: s for s in admin.compute.servers(all_projects=True, project_id=record["project_id"])}
         assert sorted(servers) == ["affordml-cp-1", "affordml-worker-1", "affordml-worker-2"]
+        # each VM is reachable from the PC by a floating IP on the external network, on its own port
+        reachable = vm_addresses(ctx.state)
+        external = cloud.external_network
+        assert sorted(reachable) == ["cp-1", "worker-1", "worker-2"] and len(set(reachable.values())) == 3
+        assert all(ipaddress.ip_address(a) in ipaddress.ip_network(external.cidr) for a in reachable.values())
+        for vm, address in reachable.items():
+            [ip] = admin.network.ips(floating_ip_address=address)
+            port = admin.network.get_port(ip.port_id)
+            assert (port.device_id, port.fixed_ips[0]["ip_address"]) == (
+                servers[f"affordml-{vm}"].id,
+                record["servers"][vm]["address"],
+            )
+            assert ip.floating_network_id == external.network_id
         assert all(s.status == "ACTIVE" for s in servers.values())
         gpu_worker = servers["affordml-worker-1"]
-        assert gpu_worker.flavor.extra_specs == {"pci_passthrough:alias": f"{cloud.gpu_alias}:1"}
-        holders = gpu_holders(admin)
+        assert gpu_worker.flavor.extra_specs == {"pci_passthrough:alias": f"{cloud_alias()['name']}:1"}
+        holders = gpu_holders(cloud)
         assert list(holders.values()).count(gpu_worker.id) == 1, f"the GPU worker holds no GPU: {holders}"
         assert servers["affordml-cp-1"].id not in holders.values()
         image = admin.image.get_image(record["image_id"])
@@ -314,6 +328,7 @@ def test_carve_carve_again_status_destroy(fixture, cloud, admin, project, option
         assert destroyed.returncode == 0, destroyed.stderr
         assert "[destroy] removed project affordml" in destroyed.stdout
         assert "[destroy] removed server affordml-worker-1" in destroyed.stdout
+        assert f"[destroy] removed floating IP {reachable['worker-1']}" in destroyed.stdout
         assert our_leftovers(admin) == []
         assert admin.network.get_network(foreign_net.id).name == f"not-affordml-{fixture}"
         assert admin.compute.get_flavor(foreign_flavor.id).name == f"someone.else.{fixture}"
@@ -325,25 +340,30 @@ def test_carve_carve_again_status_destroy(fixture, cloud, admin, project, option
         admin.compute.delete_flavor(foreign_flavor, ignore_missing=True)
 
 
-def test_more_gpus_than_the_cloud_has(cloud, admin, project, options):
-    wanted = cloud.gpu_count + 1
+def test_more_gpus_than_nova_was_given(cloud, admin, project, options):
+    """A plan with 3 A6000s against a nova whose device_spec (an older plan) offers 2: nova's API shows no PCI
+    devices, so affordml says the plan offers enough on paper and points at what nova really tracks."""
+    alias = cloud_alias()["name"]
+    wanted = 3
     plan = with_gpus(fit(plan_of("server-a100-mig"), cloud), "worker-1", wanted)
     with pytest.raises(NoValidHost) as error:
         run_cloud_phase(context(project, plan), options)
     line = error.value.one_line()
-    print(f"\n[cloud tests] more GPUs than the cloud has: {line}")
+    print(f"\n[cloud tests] more GPUs than nova was given: {line}")
     assert line.startswith("server affordml-worker-1: nova found no host for it (No valid host): ")
-    assert f"asks for {wanted} GPU(s), the cloud has {cloud.gpu_count} in all" in line
+    assert f"the plan offers nova enough free {alias} on paper, so nova's PCI tracker sees fewer" in line
     assert "free the GPU" in line
 
 
 def test_pci_alias_missing_in_nova(cloud, admin, project, options):
-    plan = fit(plan_of("desktop-rtx4090"), cloud, keep_other_aliases=True)  # gpu:1,gpu-audio:1
+    """The RTX 4090 desktop's own plan (alias gpu) against nova configured for the test PC."""
+    plan = plan_of("desktop-rtx4090")
+    plan = dataclasses.replace(plan, vms=[_small(v) for v in plan.vms])
     with pytest.raises(PciAliasMissing) as error:
         run_cloud_phase(context(project, plan), options)
     line = error.value.one_line()
     print(f"\n[cloud tests] PCI alias missing: {line}")
-    assert "nova answered 'PCI alias gpu-audio is not defined'" in line
+    assert "nova answered 'PCI alias gpu is not defined'" in line
     assert "[pci] alias" in line
 
 

@@ -13,13 +13,18 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from tests.testbed.openstack import CloudCredentials
+from affordml.cloud import diagnose
+from affordml.cloud.spec import MAXPHYSADDR_BITS_SPEC as MAXPHYSADDR_BITS
+from affordml.cloud.spec import MAXPHYSADDR_MODE_SPEC as MAXPHYSADDR_MODE
+from affordml.cloud.spec import cloud_spec
+from tests.testbed.openstack import CloudCredentials, fake_host
 from tests.testbed.openstack.cloud import OpenStackCloud
+from tests.testbed.openstack.control_plane import tracked_pci_devices
+from tests.testbed.openstack.settings import Layout
 
 pytestmark = [pytest.mark.openstack, pytest.mark.slow]
 
 SERVER_TIMEOUT_S = 180
-PLACEMENT_MICROVERSION = "1.28"
 GPU_EXTRA_SPEC = "pci_passthrough:alias"
 
 
@@ -57,33 +62,6 @@ def _ssh_public_key() -> str:
     """A fresh ed25519 public key in OpenSSH format."""
     key = ed25519.Ed25519PrivateKey.generate().public_key()
     return key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
-
-
-def _allocations(admin: Any, consumer_id: str) -> dict[str, dict[str, int]]:
-    """Placement's allocations of a server: resource provider uuid -> resources."""
-    response = admin.placement.get(f"/allocations/{consumer_id}", microversion=PLACEMENT_MICROVERSION)
-    response.raise_for_status()
-    return {rp: alloc["resources"] for rp, alloc in response.json()["allocations"].items()}
-
-
-def _provider_name(admin: Any, provider_id: str) -> str:
-    """A resource provider's name."""
-    response = admin.placement.get(f"/resource_providers/{provider_id}", microversion=PLACEMENT_MICROVERSION)
-    response.raise_for_status()
-    return str(response.json()["name"])
-
-
-def _gpus_in_use(admin: Any, resource_class: str) -> int:
-    """How many GPUs placement counts as allocated, over every provider."""
-    response = admin.placement.get("/resource_providers", microversion=PLACEMENT_MICROVERSION)
-    response.raise_for_status()
-    total = 0
-    for provider in response.json()["resource_providers"]:
-        usages = admin.placement.get(
-            f"/resource_providers/{provider['uuid']}/usages", microversion=PLACEMENT_MICROVERSION
-        ).json()["usages"]
-        total += usages.get(resource_class, 0)
-    return total
 
 
 def _boot(conn: Any, name: str, flavor: Any, image: Any, network: Any, key_name: str, group: str) -> Any:
@@ -135,13 +113,27 @@ def test_tenant_boots_normal_and_gpu_servers(
     cleanup(lambda: tenant.image.delete_image(image))
     assert tenant.image.get_image(image.id).status == "active"
 
-    plain_flavor = admin.compute.create_flavor(name=f"{name}-tiny", ram=64, vcpus=1, disk=1)
-    cleanup(lambda: admin.compute.delete_flavor(plain_flavor))
-    gpu_flavor = admin.compute.create_flavor(name=f"{name}-gpu", ram=64, vcpus=1, disk=1)
-    cleanup(lambda: admin.compute.delete_flavor(gpu_flavor))
-    admin.compute.create_flavor_extra_specs(gpu_flavor, {GPU_EXTRA_SPEC: f"{openstack_cloud.gpu_alias}:1"})
-    specs = admin.compute.fetch_flavor_extra_specs(gpu_flavor).extra_specs
-    assert specs[GPU_EXTRA_SPEC] == f"{openstack_cloud.gpu_alias}:1"
+    def flavor(suffix: str, extra_specs: dict[str, str]) -> Any:
+        made = admin.compute.create_flavor(name=f"{name}-{suffix}", ram=64, vcpus=1, disk=1)
+        cleanup(lambda: admin.compute.delete_flavor(made))
+        if extra_specs:
+            admin.compute.create_flavor_extra_specs(made, extra_specs)
+        assert admin.compute.fetch_flavor_extra_specs(made).extra_specs == extra_specs
+        return made
+
+    # affordml's own flavors for the test PC (fake_host.py), on 1 vCPU / 64 MiB: the same extra specs
+    spec = cloud_spec(fake_host.plan())
+    worker = {s.vm: spec.flavor(s.flavor) for s in spec.servers}
+    plain_flavor = flavor("tiny", {})
+    a6000_flavor = flavor("a6000", worker["worker-1"].extra_specs)
+    h200_flavor = flavor("h200", worker["worker-3"].extra_specs)
+    assert worker["worker-1"].extra_specs == {GPU_EXTRA_SPEC: "gpu-2230:1"}
+    assert worker["worker-3"].extra_specs == {
+        GPU_EXTRA_SPEC: "gpu-2335:1",
+        MAXPHYSADDR_MODE: "emulate",
+        MAXPHYSADDR_BITS: "41",
+    }
+    too_wide = flavor("pa47", {MAXPHYSADDR_MODE: "emulate", MAXPHYSADDR_BITS: str(fake_host.HOST_PHYS_BITS + 1)})
 
     network = tenant.network.create_network(name=name)
     cleanup(lambda: tenant.network.delete_network(network))
@@ -183,37 +175,66 @@ def test_tenant_boots_normal_and_gpu_servers(
     cleanup(lambda: _delete_servers(tenant, servers))
 
     plain = _wait_active(tenant, boot(f"{name}-plain", plain_flavor))
-    gpu = _wait_active(tenant, boot(f"{name}-gpu-0", gpu_flavor))
-
     assert plain.addresses[name][0]["addr"].startswith("10.42.0.")
     port = next(iter(admin.network.ports(device_id=plain.id)))
     assert (port.binding_vif_type, port.status) == ("ovs", "ACTIVE")
 
-    resource_class = openstack_cloud.gpu_resource_class
-    assert all(resource_class not in resources for resources in _allocations(admin, plain.id).values())
-    gpu_allocations = {rp: res for rp, res in _allocations(admin, gpu.id).items() if resource_class in res}
-    assert len(gpu_allocations) == 1, _allocations(admin, gpu.id)
-    [(gpu_provider, gpu_resources)] = gpu_allocations.items()
-    assert gpu_resources[resource_class] == 1
-    assert _provider_name(admin, gpu_provider).endswith(":00.0")  # one PCI device, named by its address
+    # nova under affordml's rendered [pci] config tracks the planned GPUs only, by address, with their device
+    # type; the excluded identical card (0000:ca:00.0) and every HDMI audio function are reported but not tracked
+    layout = Layout(openstack_cloud.run_dir)
+    tracked = tracked_pci_devices(layout)
+    assert [(d["address"], d["product_id"], d["dev_type"]) for d in tracked] == [
+        ("0000:17:00.0", "2230", "type-PCI"),
+        ("0000:31:00.0", "2230", "type-PCI"),
+        ("0000:81:00.0", "2335", "type-PF"),
+    ], tracked
+    reported = {f.address for f in openstack_cloud.functions}
+    assert {"0000:17:00.1", "0000:31:00.1", "0000:ca:00.0", "0000:ca:00.1"} <= reported
 
-    for index in range(1, openstack_cloud.gpu_count):
-        _wait_active(tenant, boot(f"{name}-gpu-{index}", gpu_flavor))
-    assert _gpus_in_use(admin, resource_class) == openstack_cloud.gpu_count
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    h200 = _wait_active(tenant, boot(f"{name}-h200", h200_flavor))
+    timings["type-PF H200 (maxphysaddr 41)"] = time.monotonic() - started
+    started = time.monotonic()
+    first = _wait_active(tenant, boot(f"{name}-a6000-0", a6000_flavor))
+    second = _wait_active(tenant, boot(f"{name}-a6000-1", a6000_flavor))
+    timings["two type-PCI A6000"] = time.monotonic() - started
+    held: dict[str, list[tuple[str, str, str]]] = {}
+    for device in tracked_pci_devices(layout):
+        held.setdefault(device["instance_uuid"], []).append((device["address"], device["dev_type"], device["status"]))
+    assert held[h200.id] == [("0000:81:00.0", "type-PF", "allocated")], held
+    cards = sorted(held[first.id] + held[second.id])
+    assert cards == [("0000:17:00.0", "type-PCI", "allocated"), ("0000:31:00.0", "type-PCI", "allocated")], held
+    assert len(held[first.id]) == len(held[second.id]) == 1  # one whole card each: nothing else to split off
 
-    one_too_many = boot(f"{name}-gpu-{openstack_cloud.gpu_count}", gpu_flavor)
-    refused = tenant.compute.wait_for_server(
-        one_too_many, status="ERROR", failures=["ACTIVE"], interval=1, wait=SERVER_TIMEOUT_S
+    one_too_many = boot(f"{name}-a6000-2", a6000_flavor)  # the third A6000 stays on the host
+    assert "No valid host" in _wait_error(tenant, one_too_many), "the excluded card must not be offered"
+    why = diagnose.explain(
+        diagnose.Request(f"{name}-a6000", 1, 64, 1, {"gpu-2230": 1}), diagnose.gather(admin), spec.gpus_offered
     )
-    assert "No valid host" in (refused.fault or {}).get("message", ""), refused.fault
+    print(f"\n[openstack tests] boots: {timings}; fourth GPU server refused, affordml says: {why}")
+    assert why == (
+        f"no free GPU: flavor {name}-a6000 asks for 1 gpu-2230, 2 of 2 are in use "
+        f"(held by {name}-a6000-0, {name}-a6000-1)"
+    )
+    wider_than_host = boot(f"{name}-pa47", too_wide)  # ComputeCapabilitiesFilter: 47 bits > the host's 46
+    assert "No valid host" in _wait_error(tenant, wider_than_host)
 
     _delete_servers(tenant, servers)
-    _retry("GPUs back in placement", lambda: _assert_no_gpu_in_use(admin, resource_class), tries=30)
+    _retry("GPUs freed in nova", lambda: _assert_all_free(layout), tries=30)
 
 
-def _assert_no_gpu_in_use(admin: Any, resource_class: str) -> None:
-    """Fail while placement still counts a GPU as allocated."""
-    assert _gpus_in_use(admin, resource_class) == 0
+def _wait_error(conn: Any, server: Any) -> str:
+    """Wait for ERROR and return nova's fault message."""
+    refused = conn.compute.wait_for_server(
+        server, status="ERROR", failures=["ACTIVE"], interval=1, wait=SERVER_TIMEOUT_S
+    )
+    return str((refused.fault or {}).get("message", ""))
+
+
+def _assert_all_free(layout: Layout) -> None:
+    """Fail while nova's PCI tracker still holds a device for a server."""
+    assert {d["status"] for d in tracked_pci_devices(layout)} == {"available"}
 
 
 def _delete_servers(conn: Any, servers: list[Any]) -> None:

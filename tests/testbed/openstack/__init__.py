@@ -1,8 +1,9 @@
 """A real, minimal OpenStack control plane on 127.0.0.1 for the project's integration tests.
 
-Keystone, glance, placement, nova (api, conductor, scheduler, compute with a fake driver that reports fake
-NVIDIA GPUs for PCI passthrough) and neutron (ML2 with a driver that binds every port, no dataplane), on
-Debian's MariaDB and RabbitMQ. The services live in their own venv under ~/.cache/affordml-openstack.
+Keystone, glance, placement, nova (api, conductor, scheduler, compute with a fake driver that reports a PC's
+GPU functions, under affordml's rendered [pci] config) and neutron (ML2 with a driver that binds every port,
+no dataplane), on Debian's MariaDB and RabbitMQ, at the OpenStack 2026.1 releases that kolla-ansible 22 deploys.
+The services live in their own venv under ~/.cache/affordml-openstack.
 Command line: ``python3 -m tests.testbed.openstack up|down|status``.
 """
 
@@ -17,19 +18,17 @@ from .control_plane import (
     stop_abandoned_test_plane,
     stop_run,
 )
+from .fake_host import FakeFunction
 from .install import PrerequisiteMissing
 from .processes import ServiceFailed
-from .settings import DEFAULT_GPUS, GPU_ALIAS, GPU_RESOURCE_CLASS, ExternalNetwork, FakeGpu
+from .settings import ExternalNetwork
 
 __all__ = [
     "ADMIN",
-    "DEFAULT_GPUS",
-    "GPU_ALIAS",
-    "GPU_RESOURCE_CLASS",
     "CloudCredentials",
     "ControlPlane",
     "ExternalNetwork",
-    "FakeGpu",
+    "FakeFunction",
     "OpenStackCloud",
     "PrerequisiteMissing",
     "ServiceFailed",

@@ -16,20 +16,6 @@ from .control_plane import (
 )
 from .install import PrerequisiteMissing
 from .processes import ServiceFailed
-from .settings import FakeGpu
-
-
-def parse_gpu(text: str) -> FakeGpu:
-    """VENDOR:PRODUCT[:COUNT[:MODEL]], e.g. 10de:2684:2:RTX-4090."""
-    parts = text.split(":")
-    if len(parts) < 2:
-        raise argparse.ArgumentTypeError(f"expected VENDOR:PRODUCT[:COUNT[:MODEL]], got {text!r}")
-    count = int(parts[2]) if len(parts) > 2 else 1
-    model = parts[3] if len(parts) > 3 else f"{parts[0]}:{parts[1]}"
-    try:
-        return FakeGpu(vendor_id=parts[0].lower(), product_id=parts[1].lower(), model=model, count=count)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,13 +24,6 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="install what is missing and start every service")
     up.add_argument("--run-dir", type=Path, help="folder for configs, logs and data (default: in the cache)")
-    up.add_argument(
-        "--gpu",
-        type=parse_gpu,
-        action="append",
-        dest="gpus",
-        help="a fake GPU model, VENDOR:PRODUCT[:COUNT[:MODEL]] (repeatable)",
-    )
     up.add_argument("--no-public-network", action="store_true", help="skip the external 'public' network")
     down = commands.add_parser("down", help="stop every process of the control plane")
     down.add_argument("--run-dir", type=Path, help="the run folder (default: the one that is up)")
@@ -55,9 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def command_up(args: argparse.Namespace) -> int:
     """Bring the control plane up and leave it running."""
-    options = {"gpus": tuple(args.gpus)} if args.gpus else {}
     with exclusive_use(wait_s=0):
-        plane = bring_up(args.run_dir, with_public_network=not args.no_public_network, **options)
+        plane = bring_up(args.run_dir, with_public_network=not args.no_public_network)
     print("\n".join(describe(plane)))
     print(f"use it with: OS_CLIENT_CONFIG_FILE={plane.clouds_yaml} OS_CLOUD={plane.cloud_name}")
     return 0

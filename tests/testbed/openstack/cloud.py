@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 from .clouds import ADMIN, CloudCredentials, connect, connect_from_clouds_yaml
 from .control_plane import ControlPlane
-from .settings import GPU_ALIAS, GPU_RESOURCE_CLASS, REGION, ExternalNetwork, FakeGpu, keystone_url
+from .fake_host import FakeFunction
+from .settings import REGION, ExternalNetwork, keystone_url
 
 if TYPE_CHECKING:
     import openstack.connection
@@ -16,17 +17,19 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class OpenStackCloud:
-    """A running test cloud: where its clouds.yaml is, its admin cloud name, fake GPUs and public network."""
+    """A running test cloud: where its clouds.yaml is, its admin cloud name, the PC's functions and public network.
+
+    nova runs with affordml's rendered [pci] and [filter_scheduler] files for the PC in fake_host.py: its plan
+    (fake_host.plan()) names the aliases and which GPU goes to which VM."""
 
     clouds_yaml: Path
     cloud_name: str
-    gpus: tuple[FakeGpu, ...]
+    functions: tuple[FakeFunction, ...]
+    gpu_count: int  # GPUs nova tracks (the plan's device_spec)
     external_network: ExternalNetwork | None
     run_dir: Path
     auth_url: str = keystone_url()
     region_name: str = REGION
-    gpu_alias: str = GPU_ALIAS
-    gpu_resource_class: str = GPU_RESOURCE_CLASS
     admin: CloudCredentials = ADMIN
 
     @classmethod
@@ -35,15 +38,11 @@ class OpenStackCloud:
         return cls(
             clouds_yaml=plane.clouds_yaml,
             cloud_name=plane.cloud_name,
-            gpus=plane.gpus,
+            functions=plane.functions,
+            gpu_count=plane.tracked_gpus,
             external_network=plane.external_network,
             run_dir=plane.layout.root,
         )
-
-    @property
-    def gpu_count(self) -> int:
-        """How many fake GPUs the compute node has in all."""
-        return sum(gpu.count for gpu in self.gpus)
 
     @property
     def logs_dir(self) -> Path:

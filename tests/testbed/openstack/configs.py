@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -10,14 +9,11 @@ from pathlib import Path
 from .install import BIND_ALL_DRIVER_NAME, FAKE_GPU_DRIVER_MODULE
 from .settings import (
     COMPUTE_HOST,
-    GPU_ALIAS,
-    GPU_RESOURCE_CLASS,
     HOST,
     PASSWORD,
     PLATFORM_PHYSNET,
     PUBLIC_PHYSNET,
     REGION,
-    FakeGpu,
     Layout,
     database_url,
     keystone_url,
@@ -26,15 +22,6 @@ from .settings import (
 
 IniValue = str | int | bool | Sequence[str]
 IniSections = Mapping[str, Mapping[str, IniValue]]
-
-SCHEDULER_FILTERS = (
-    "ComputeFilter",
-    "ComputeCapabilitiesFilter",
-    "ImagePropertiesFilter",
-    "ServerGroupAntiAffinityFilter",
-    "ServerGroupAffinityFilter",
-    "PciPassthroughFilter",
-)
 
 
 def render_ini(sections: IniSections) -> str:
@@ -125,24 +112,10 @@ def glance_conf(layout: Layout) -> IniSections:
     }
 
 
-def pci_device_specs(gpus: Sequence[FakeGpu]) -> str:
-    """[pci] device_spec: every fake GPU model, all counted in placement as one GPU resource class."""
-    models = sorted({(gpu.vendor_id, gpu.product_id) for gpu in gpus})
-    return json.dumps(
-        [
-            {"vendor_id": vendor, "product_id": product, "resource_class": GPU_RESOURCE_CLASS}
-            for vendor, product in models
-        ]
-    )
-
-
-def pci_alias() -> str:
-    """[pci] alias 'gpu': any whole fake GPU (type-PCI) by its placement resource class."""
-    return json.dumps({"name": GPU_ALIAS, "device_type": "type-PCI", "resource_class": GPU_RESOURCE_CLASS})
-
-
-def nova_conf(layout: Layout, gpus: Sequence[FakeGpu]) -> IniSections:
-    """nova.conf shared by nova-api, conductor, scheduler and compute."""
+def nova_conf(layout: Layout) -> IniSections:
+    """nova.conf shared by nova-api, conductor, scheduler and compute. Nothing about PCI here: each service also
+    reads affordml's rendered kolla file for it (nova-api.conf, nova-scheduler.conf, nova-compute.conf), as kolla
+    merges them on a real PC; so the scheduler filters, device specs and aliases are the production ones."""
     state = layout.state / "nova"
     return {
         "DEFAULT": {
@@ -163,8 +136,6 @@ def nova_conf(layout: Layout, gpus: Sequence[FakeGpu]) -> IniSections:
         "oslo_concurrency": {"lock_path": str(state / "lock")},
         "conductor": {"workers": 1},
         "scheduler": {"workers": 1, "discover_hosts_in_cells_interval": 2},
-        "filter_scheduler": {"enabled_filters": ",".join(SCHEDULER_FILTERS), "pci_in_placement": True},
-        "pci": {"device_spec": pci_device_specs(gpus), "alias": [pci_alias()], "report_in_placement": True},
         "vnc": {"enabled": False},
         "glance": {"region_name": REGION},
         "keystone_authtoken": keystone_authtoken("nova"),
@@ -217,13 +188,16 @@ def _copy_paste_ini(venv: Path, source: str, target: Path) -> None:
     shutil.copyfile(venv / "etc" / source, target)
 
 
-def write_all(layout: Layout, venv: Path, gpus: Sequence[FakeGpu]) -> None:
-    """Write every config file and create the state folders they name."""
+def write_all(layout: Layout, venv: Path, nova_files: Mapping[str, str]) -> None:
+    """Write every config file, affordml's rendered nova files beside nova.conf, and create the state folders."""
+    for service, text in nova_files.items():
+        (layout.etc / "nova").mkdir(parents=True, exist_ok=True)
+        (layout.etc / "nova" / f"{service}.conf").write_text(text)
     files = {
         layout.etc / "keystone" / "keystone.conf": keystone_conf(layout),
         layout.etc / "placement" / "placement.conf": placement_conf(),
         layout.etc / "glance" / "glance-api.conf": glance_conf(layout),
-        layout.etc / "nova" / "nova.conf": nova_conf(layout, gpus),
+        layout.etc / "nova" / "nova.conf": nova_conf(layout),
         layout.etc / "neutron" / "neutron.conf": neutron_conf(layout),
         layout.etc / "neutron" / "plugins" / "ml2" / "ml2_conf.ini": ml2_conf(),
     }

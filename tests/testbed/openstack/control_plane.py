@@ -7,13 +7,14 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import catalog, configs, database, infra, install, services
+from . import catalog, configs, database, fake_host, infra, install, services
 from .clouds import write_clouds_yaml
+from .fake_host import FakeFunction
 from .processes import (
     ServiceFailed,
     Started,
@@ -28,11 +29,8 @@ from .processes import (
 from .settings import (
     ADMIN_CLOUD_NAME,
     COMPUTE_HOST,
-    DEFAULT_GPUS,
-    GPU_RESOURCE_CLASS,
     PORTS,
     ExternalNetwork,
-    FakeGpu,
     Layout,
     cache_root,
     default_run_dir,
@@ -53,11 +51,12 @@ def current_run_pointer() -> Path:
 
 @dataclass
 class ControlPlane:
-    """One running control plane: its folders, venv, fake GPUs, processes and public network."""
+    """One running control plane: its folders, venv, the PC's PCI functions, processes and public network."""
 
     layout: Layout
     venv: Path
-    gpus: tuple[FakeGpu, ...] = DEFAULT_GPUS
+    functions: tuple[FakeFunction, ...] = ()
+    tracked_gpus: int = 0  # the GPUs affordml's device_spec offers nova
     processes: list[Started] = field(default_factory=list)
     external_network: ExternalNetwork | None = None
     owner: str = "cli"
@@ -71,11 +70,6 @@ class ControlPlane:
     def cloud_name(self) -> str:
         """The admin cloud's name in clouds.yaml."""
         return ADMIN_CLOUD_NAME
-
-    @property
-    def gpu_count(self) -> int:
-        """How many fake GPUs the compute node has in all."""
-        return sum(gpu.count for gpu in self.gpus)
 
     def track(self, process: Started) -> Started:
         """Remember a started process and save the state file at once (so that `down` can find it)."""
@@ -96,7 +90,8 @@ class ControlPlane:
             "run_dir": str(self.layout.root),
             "venv": str(self.venv),
             "owner": self.owner,
-            "gpus": [asdict(gpu) for gpu in self.gpus],
+            "functions": [asdict(function) for function in self.functions],
+            "tracked_gpus": self.tracked_gpus,
             "processes": [process.to_json() for process in self.processes],
             "external_network": asdict(self.external_network) if self.external_network else None,
         }
@@ -114,7 +109,8 @@ class ControlPlane:
         return cls(
             layout=layout,
             venv=Path(record["venv"]),
-            gpus=tuple(FakeGpu(**gpu) for gpu in record["gpus"]),
+            functions=tuple(FakeFunction(**function) for function in record.get("functions", [])),
+            tracked_gpus=int(record.get("tracked_gpus", 0)),
             processes=[Started.from_json(process) for process in record["processes"]],
             external_network=ExternalNetwork(**network) if network else None,
             owner=str(record.get("owner", "cli")),
@@ -244,10 +240,10 @@ def _start_openstack(plane: ControlPlane, rabbitmq: Started, timer: StepTimer) -
             SERVICE_REGISTER_TIMEOUT_S,
             watched=daemons[0],
         )
-        compute = plane.track(services.start_nova_compute(layout, venv, plane.gpus))
+        compute = plane.track(services.start_nova_compute(layout, venv, plane.functions, fake_host.HOST_PHYS_BITS))
         for api, process in apis[2:]:
             services.wait_for_api(api, process)
-    with timer.step("nova-compute registered with its fake GPUs"):
+    with timer.step("nova-compute registered with the PC's GPUs"):
         _wait_for_compute(plane, compute)
 
 
@@ -263,14 +259,16 @@ def _compute_node_recorded(layout: Layout) -> bool:
     return answer.strip() not in ("", "0")
 
 
-def _gpu_inventory_total(layout: Layout) -> int:
-    """How many GPUs placement holds in inventory (0 while nova-compute has not reported them)."""
+def tracked_pci_devices(layout: Layout) -> list[dict[str, str]]:
+    """The PCI devices nova's PCI tracker holds (production nova does not report them to placement, and no API
+    shows them): address, vendor_id, product_id, dev_type, status and instance_uuid (empty when free)."""
+    columns = ("address", "vendor_id", "product_id", "dev_type", "status", "instance_uuid")
     answer = infra.mariadb_query(
         layout,
-        "SELECT COALESCE(SUM(i.total), 0) FROM placement.inventories i JOIN placement.resource_classes c"
-        f" ON i.resource_class_id = c.id WHERE c.name = '{GPU_RESOURCE_CLASS}'",
+        f"SELECT {', '.join(columns)} FROM nova.pci_devices WHERE deleted = 0 ORDER BY address",
     )
-    return int(answer.strip() or 0)
+    rows = [dict(zip(columns, line.split("\t"), strict=True)) for line in answer.splitlines() if line.strip()]
+    return [{k: ("" if v == "NULL" else v) for k, v in row.items()} for row in rows]
 
 
 def _host_mapped(layout: Layout) -> bool:
@@ -297,8 +295,8 @@ def _map_compute_host(plane: ControlPlane) -> None:
 
 
 def _wait_for_compute(plane: ControlPlane, compute: Started) -> None:
-    """Wait for the compute node record, map its host, and wait until placement has every fake GPU."""
-    layout, wanted = plane.layout, plane.gpu_count
+    """Wait for the compute node record, map its host, and wait until nova tracks every planned GPU."""
+    layout, wanted = plane.layout, plane.tracked_gpus
     wait_until(
         "nova-compute's compute node record",
         lambda: _compute_node_recorded(layout),
@@ -316,8 +314,8 @@ def _wait_for_compute(plane: ControlPlane, compute: Started) -> None:
         interval_s=0.5,
     )
     wait_until(
-        f"{wanted} {GPU_RESOURCE_CLASS} in placement",
-        lambda: _gpu_inventory_total(layout) == wanted,
+        f"{wanted} GPUs in nova's PCI tracker",
+        lambda: len(tracked_pci_devices(layout)) == wanted,
         COMPUTE_READY_TIMEOUT_S,
         watched=compute,
         interval_s=0.5,
@@ -326,7 +324,6 @@ def _wait_for_compute(plane: ControlPlane, compute: Started) -> None:
 
 def bring_up(
     run_dir: Path | None = None,
-    gpus: Sequence[FakeGpu] = DEFAULT_GPUS,
     report: Report = print_report,
     with_public_network: bool = True,
     owner: str = "cli",
@@ -343,11 +340,19 @@ def bring_up(
     with timer.step("fake GPU driver and ML2 binding driver"):
         install.install_plugins(venv)
     snapshot = database.ensure_snapshot(venv, timer)
-    plane = ControlPlane(layout=layout, venv=venv, gpus=tuple(gpus), owner=owner)
+    with timer.step("affordml's plan and nova files for the test PC"):
+        nova_files = fake_host.rendered_nova_files()
+        plane = ControlPlane(
+            layout=layout,
+            venv=venv,
+            functions=tuple(fake_host.fake_functions()),
+            tracked_gpus=len(fake_host.plan().nova_device_specs),
+            owner=owner,
+        )
     current_run_pointer().write_text(str(layout.root) + "\n")
     try:
         with timer.step("configs and database copy"):
-            configs.write_all(layout, venv, plane.gpus)
+            configs.write_all(layout, venv, nova_files)
             database.restore_snapshot(snapshot, layout)
         with timer.step("epmd, mariadb (rabbitmq boots on)"):
             rabbitmq = _start_infra(plane)
@@ -426,8 +431,8 @@ def describe(plane: ControlPlane) -> list[str]:
             answer = ", answers" if http_answers(urls[process.name]) else ", does not answer"
         lines.append(f"  {process.name:15} pid {process.pid:<8} {state}{answer}  log {process.log}")
     lines.append(
-        f"memory (PSS) {plane.memory_mib():.0f} MiB; fake GPUs: "
-        + ", ".join(f"{g.count}x {g.vendor_id}:{g.product_id} ({g.model})" for g in plane.gpus)
+        f"memory (PSS) {plane.memory_mib():.0f} MiB; PCI functions reported: "
+        + ", ".join(f"{f.address} {f.vendor_id}:{f.product_id} {f.dev_type}" for f in plane.functions)
     )
     return lines
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from . import catalog, configs, infra, services
 from .install import file_lock
 from .processes import Started, run_checked, stop_processes
-from .settings import DEFAULT_GPUS, PASSWORD, REGION, Layout, cache_root, database_url, keystone_url, snapshot_key
+from .settings import PASSWORD, REGION, Layout, cache_root, database_url, keystone_url, snapshot_key
 from .timing import StepTimer
 
 COMPLETE_MARKER = ".complete"
@@ -131,7 +131,7 @@ def _register_catalog(layout: Layout, venv: Path) -> None:
 
 def _prepare_in(layout: Layout, venv: Path, timer: StepTimer) -> None:
     """Create, sync and bootstrap every database in a scratch layout."""
-    configs.write_all(layout, venv, DEFAULT_GPUS)
+    configs.write_all(layout, venv, {})
     with timer.step("database snapshot: mariadb-install-db"):
         infra.initialize_mariadb_datadir(layout, layout.logs / "mariadb-setup.log")
     mariadb: Started = infra.start_mariadb(layout)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
+from .fake_host import FakeFunction
 from .processes import Started, http_answers, start_background, wait_until
-from .settings import HOST, PORTS, WSGI_SERVE_SCRIPT, FakeGpu, Layout
+from .settings import HOST, PORTS, WSGI_SERVE_SCRIPT, Layout
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class ApiService:
     application: str
     config_variable: str
     config_folder: str
+    extra_env: tuple[tuple[str, str], ...] = ()
 
     @property
     def url(self) -> str:
@@ -34,10 +36,20 @@ PLACEMENT = ApiService(
 )
 GLANCE = ApiService("glance-api", PORTS.glance, "glance.wsgi.api:application", "OS_GLANCE_CONFIG_DIR", "glance")
 NEUTRON = ApiService("neutron-api", PORTS.neutron, "neutron.wsgi.api:application", "OS_NEUTRON_CONFIG_DIR", "neutron")
-NOVA_API = ApiService("nova-api", PORTS.nova, "nova.wsgi.osapi_compute:application", "OS_NOVA_CONFIG_DIR", "nova")
+# nova-api reads affordml's rendered nova-api.conf (the PCI aliases) after nova.conf, as kolla merges it.
+NOVA_API = ApiService(
+    "nova-api",
+    PORTS.nova,
+    "nova.wsgi.osapi_compute:application",
+    "OS_NOVA_CONFIG_DIR",
+    "nova",
+    (("OS_NOVA_CONFIG_FILES", "api-paste.ini;nova.conf;nova-api.conf"),),
+)
 APIS_AFTER_KEYSTONE = (PLACEMENT, GLANCE, NEUTRON, NOVA_API)
 NOVA_DAEMONS = ("nova-conductor", "nova-scheduler")
-FAKE_GPUS_VARIABLE = "AFFORDML_FAKE_GPUS"
+FAKE_PCI_VARIABLE = "AFFORDML_FAKE_PCI"
+FAKE_PHYS_BITS_VARIABLE = "AFFORDML_FAKE_PHYS_BITS"
+RENDERED_CONFIG = {"nova-scheduler": "nova-scheduler.conf", "nova-compute": "nova-compute.conf"}
 
 
 def service_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -60,7 +72,9 @@ def start_api(service: ApiService, layout: Layout, venv: Path) -> Started:
         f"{HOST}:{service.port}",
         service.application,
     ]
-    env = service_environment({service.config_variable: str(layout.etc / service.config_folder)})
+    env = service_environment(
+        {service.config_variable: str(layout.etc / service.config_folder), **dict(service.extra_env)}
+    )
     return start_background(service.name, command, layout.logs / f"{service.name}.log", env=env, cwd=layout.root)
 
 
@@ -79,16 +93,17 @@ def nova_config_args(layout: Layout) -> list[str]:
 def start_nova_daemon(name: str, layout: Layout, venv: Path, extra_env: Mapping[str, str] | None = None) -> Started:
     """Start nova-conductor, nova-scheduler or nova-compute."""
     command = [str(venv / "bin" / name), *nova_config_args(layout)]
+    if name in RENDERED_CONFIG:
+        command += ["--config-file", str(layout.etc / "nova" / RENDERED_CONFIG[name])]
     return start_background(
         name, command, layout.logs / f"{name}.log", env=service_environment(extra_env), cwd=layout.root
     )
 
 
-def fake_gpus_json(gpus: Sequence[FakeGpu]) -> str:
-    """The fake GPU list that the fake compute driver reads from its environment."""
-    return json.dumps([asdict(gpu) for gpu in gpus])
-
-
-def start_nova_compute(layout: Layout, venv: Path, gpus: Sequence[FakeGpu]) -> Started:
-    """Start nova-compute with the fake GPU driver and the GPU list."""
-    return start_nova_daemon("nova-compute", layout, venv, {FAKE_GPUS_VARIABLE: fake_gpus_json(gpus)})
+def start_nova_compute(layout: Layout, venv: Path, functions: Sequence[FakeFunction], phys_bits: int) -> Started:
+    """Start nova-compute with the fake driver, the PC's PCI functions and its CPU's address bits."""
+    env = {
+        FAKE_PCI_VARIABLE: json.dumps([function.nova_record() for function in functions]),
+        FAKE_PHYS_BITS_VARIABLE: str(phys_bits),
+    }
+    return start_nova_daemon("nova-compute", layout, venv, env)

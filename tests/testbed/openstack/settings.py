@@ -1,4 +1,4 @@
-"""Fixed facts of the test control plane: versions, addresses, ports, secrets and the fake GPUs."""
+"""Fixed facts of the test control plane: versions, addresses, ports and secrets (its PC: fake_host.py)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,13 @@ PASSWORD = "affordml-testbed"
 DB_USER = "openstack"
 ADMIN_CLOUD_NAME = "admin"
 
+# OpenStack 2026.1 (Gazpacho): the release kolla-ansible 22.x deploys (affordml/versions.yaml pins it).
 SERVICE_RELEASES = {
-    "keystone": "30.0.0",
-    "glance": "33.0.0",
-    "openstack-placement": "16.0.0",
-    "nova": "34.0.0",
-    "neutron": "29.0.0",
+    "keystone": "29.1.0",
+    "glance": "32.0.0",
+    "openstack-placement": "15.0.0",
+    "nova": "33.0.2",
+    "neutron": "28.0.2",
 }
 EXTRA_REQUIREMENTS = ("PyMySQL", "gunicorn")
 CONSTRAINTS_FILE = Path(__file__).with_name("constraints.txt")
@@ -31,7 +32,7 @@ DEBIAN_PACKAGES = ("mariadb-server", "rabbitmq-server")
 DATABASES = ("keystone", "glance", "placement", "nova_api", "nova", "nova_cell0", "neutron")
 
 # Bump when the way the databases are prepared changes, so that an old snapshot is not reused.
-DATABASE_SNAPSHOT_REVISION = "1"
+DATABASE_SNAPSHOT_REVISION = "2"
 
 PUBLIC_NETWORK_NAME = "public"
 PUBLIC_PHYSNET = "public"
@@ -41,8 +42,6 @@ PUBLIC_CIDR = "203.0.113.0/24"
 PUBLIC_GATEWAY = "203.0.113.1"
 PUBLIC_POOL = ("203.0.113.10", "203.0.113.250")
 
-GPU_RESOURCE_CLASS = "CUSTOM_NVIDIA_GPU"
-GPU_ALIAS = "gpu"
 COMPUTE_HOST = "affordml-compute"
 
 
@@ -62,30 +61,6 @@ class Ports:
 
 
 PORTS = Ports()
-
-
-@dataclass(frozen=True)
-class FakeGpu:
-    """One model of fake NVIDIA GPU that the fake compute driver reports, and how many of it."""
-
-    vendor_id: str
-    product_id: str
-    model: str
-    count: int = 1
-
-    def __post_init__(self) -> None:
-        """Refuse ids that are not four hex digits and counts below one."""
-        for value in (self.vendor_id, self.product_id):
-            if len(value) != 4 or any(c not in "0123456789abcdef" for c in value):
-                raise ValueError(f"PCI ids are four lower-case hex digits, got {value!r}")
-        if self.count < 1:
-            raise ValueError(f"a fake GPU count must be at least 1, got {self.count}")
-
-
-DEFAULT_GPUS = (
-    FakeGpu(vendor_id="10de", product_id="2684", model="GeForce RTX 4090"),
-    FakeGpu(vendor_id="10de", product_id="2335", model="H200"),
-)
 
 
 @dataclass(frozen=True)

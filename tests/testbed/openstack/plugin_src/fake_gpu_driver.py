@@ -1,8 +1,13 @@
-"""A nova fake virt driver that reports fake NVIDIA PCI devices and keeps one node uuid across restarts.
+"""A nova fake virt driver that reports a PC's PCI functions the way nova's libvirt driver does, and keeps one node
+uuid across restarts.
 
-Installed as nova/virt/affordml_fake_gpu.py (nova loads compute drivers only from nova.virt) and chosen
-with ``compute_driver = affordml_fake_gpu.FakeGpuDriver``. The devices come from the JSON list in the
-environment variable AFFORDML_FAKE_GPUS: ``[{"vendor_id": "10de", "product_id": "2684", "count": 1}]``.
+Installed as nova/virt/affordml_fake_gpu.py (nova loads compute drivers only from nova.virt) and chosen with
+``compute_driver = affordml_fake_gpu.FakeGpuDriver``. The functions come from the JSON list in the environment
+variable AFFORDML_FAKE_PCI: nova's own device records (address, vendor_id, product_id, dev_type, ...), every
+function of the PC's GPUs, so that nova's [pci] device_spec decides what is tracked, as on a real host. The CPU's
+physical address bits come from AFFORDML_FAKE_PHYS_BITS: nova's ComputeCapabilitiesFilter compares a flavor's
+hw:maxphysaddr_bits with them, and the driver claims libvirt's maxphysaddr support (the trait
+COMPUTE_ADDRESS_SPACE_EMULATED that the scheduler requires for hw:maxphysaddr_mode=emulate).
 """
 
 import json
@@ -11,49 +16,34 @@ import os
 from nova.virt import fake, node
 from oslo_serialization import jsonutils
 
-GPUS_VARIABLE = "AFFORDML_FAKE_GPUS"
-FIRST_BUS = 0x81
-DEFAULT_GPUS = [
-    {"vendor_id": "10de", "product_id": "2684", "count": 1},
-    {"vendor_id": "10de", "product_id": "2335", "count": 1},
-]
-
-
-def configured_gpus():
-    """The fake GPU models and counts asked for in the environment."""
-    raw = os.environ.get(GPUS_VARIABLE)
-    return json.loads(raw) if raw else DEFAULT_GPUS
+PCI_VARIABLE = "AFFORDML_FAKE_PCI"
+PHYS_BITS_VARIABLE = "AFFORDML_FAKE_PHYS_BITS"
 
 
 def fake_pci_devices():
-    """One PCI device record per fake GPU, each on a bus of its own."""
-    devices = []
-    for gpu in configured_gpus():
-        for _ in range(int(gpu.get("count", 1))):
-            bus = FIRST_BUS + len(devices)
-            devices.append(
-                {
-                    "address": f"0000:{bus:02x}:00.0",
-                    "vendor_id": gpu["vendor_id"],
-                    "product_id": gpu["product_id"],
-                    "dev_type": "type-PCI",
-                    "status": "available",
-                    "parent_addr": None,
-                    "numa_node": None,
-                    "label": f"label_{gpu['vendor_id']}_{gpu['product_id']}",
-                }
-            )
-    return devices
+    """The PC's PCI function records, as the libvirt driver would list them."""
+    return json.loads(os.environ.get(PCI_VARIABLE) or "[]")
 
 
 class FakeGpuDriver(fake.MediumFakeDriver):
-    """MediumFakeDriver plus fake GPUs for PCI passthrough."""
+    """MediumFakeDriver plus the PC's GPU functions and libvirt's guest address space support."""
+
+    capabilities = dict(
+        fake.MediumFakeDriver.capabilities,
+        supports_address_space_passthrough=True,
+        supports_address_space_emulated=True,
+    )
 
     def get_available_resource(self, nodename):
-        """Report the fake host with a persisted node uuid and the fake PCI devices."""
+        """Report the fake host with a persisted node uuid, its PCI functions and its CPU's address bits."""
         resources = super().get_available_resource(nodename)
         if not resources:
             return resources
         resources["uuid"] = node.get_local_node_uuid()
         resources["pci_passthrough_devices"] = jsonutils.dumps(fake_pci_devices())
+        bits = os.environ.get(PHYS_BITS_VARIABLE)
+        if bits:
+            cpu_info = jsonutils.loads(resources.get("cpu_info") or "{}")
+            cpu_info["maxphysaddr"] = {"mode": "emulate", "bits": int(bits)}
+            resources["cpu_info"] = jsonutils.dumps(cpu_info)
         return resources
