@@ -1,0 +1,81 @@
+"""What the gpu phase writes through the API itself: the namespace, the device plugin's sharing ConfigMap and the
+GPU nodes' labels (the `kubernetes` client, imported only here). Values are data: read from env/ files, sent as
+objects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from affordml.errors import RunError
+
+FIELD_MANAGER = "affordml"
+
+
+def read_configmap(path: Path) -> dict:
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict) or data.get("kind") != "ConfigMap":
+        raise RunError(f"{path} is not a ConfigMap", "run `affordml init` again: it renders env/ anew")
+    return data
+
+
+def read_node_labels(path: Path) -> dict[str, dict[str, str]]:
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise RunError(f"{path} is not a mapping of node -> labels", "run `affordml init` again: it renders env/ anew")
+    return {str(node): {str(k): str(v) for k, v in labels.items()} for node, labels in data.items()}
+
+
+class GpuApi:
+    def __init__(self, kubeconfig: Path, request_timeout: float = 20) -> None:
+        from kubernetes import config
+
+        self._api = config.new_client_from_config(config_file=str(kubeconfig))
+        self._timeout = request_timeout
+
+    def close(self) -> None:
+        self._api.close()
+
+    def ensure_namespace(self, name: str) -> None:
+        from kubernetes import client
+
+        core = client.CoreV1Api(self._api)
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        try:
+            core.create_namespace(body, _request_timeout=self._timeout)
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise
+
+    def apply_configmap(self, body: dict) -> None:
+        """Create or replace the ConfigMap (it is ours: rendered by affordml, labelled managed-by affordml)."""
+        from kubernetes import client
+
+        core = client.CoreV1Api(self._api)
+        meta = body["metadata"]
+        try:
+            core.create_namespaced_config_map(meta["namespace"], body, _request_timeout=self._timeout)
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise
+            core.replace_namespaced_config_map(meta["name"], meta["namespace"], body, _request_timeout=self._timeout)
+
+    def label_node(self, node: str, labels: dict[str, str]) -> None:
+        from kubernetes import client
+
+        core = client.CoreV1Api(self._api)
+        try:
+            core.patch_node(node, {"metadata": {"labels": labels}}, _request_timeout=self._timeout)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                raise RunError(
+                    f"[gpu] GPU node {node} is not in the cluster",
+                    "run `affordml init phase kubernetes` again so that the VM joins, then `affordml init phase gpu`",
+                ) from None
+            raise
+
+    def node_labels(self, node: str) -> dict[str, str]:
+        from kubernetes import client
+
+        return dict(client.CoreV1Api(self._api).read_node(node, _request_timeout=self._timeout).metadata.labels or {})
