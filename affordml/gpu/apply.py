@@ -79,3 +79,56 @@ class GpuApi:
         from kubernetes import client
 
         return dict(client.CoreV1Api(self._api).read_node(node, _request_timeout=self._timeout).metadata.labels or {})
+
+
+class _CrdLoader(yaml.SafeLoader):
+    """SafeLoader that reads a plain `=` as the string it is in YAML 1.2 (PyYAML's 1.1 "value" tag refuses it; the
+    prometheus-operator CRDs have `- =` in an enum)."""
+
+
+_CrdLoader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
+
+
+def read_crds(folder: Path) -> list[dict]:
+    """Every CustomResourceDefinition in the folder's *.yaml files (sorted by file name)."""
+    crds = []
+    for path in sorted(folder.glob("*.yaml")):
+        for doc in yaml.load_all(path.read_text(), Loader=_CrdLoader):  # noqa: S506 - a SafeLoader subclass
+            if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
+                crds.append(doc)
+    if not crds:
+        raise RunError(f"no CustomResourceDefinition in {folder}", "the chart archive does not match the version lock")
+    return crds
+
+
+def apply_crds(api: GpuApi, crds: list[dict], timeout_s: float = 60) -> list[str]:
+    """Server-side apply (no last-applied annotation: these CRDs are larger than its 256 KiB limit), then wait
+    until each is Established, so that whatever reconciles next finds them."""
+    import time
+
+    from kubernetes import client
+
+    ext = client.ApiextensionsV1Api(api._api)
+    names = []
+    for crd in crds:
+        name = crd["metadata"]["name"]
+        ext.patch_custom_resource_definition(
+            name,
+            crd,
+            field_manager=FIELD_MANAGER,
+            force=True,
+            _content_type="application/apply-patch+yaml",
+            _request_timeout=api._timeout,
+        )
+        names.append(name)
+    deadline = time.monotonic() + timeout_s
+    for name in names:
+        while not _established(ext.read_custom_resource_definition(name, _request_timeout=api._timeout)):
+            if time.monotonic() > deadline:
+                raise RunError(f"[gpu] CRD {name} is not Established after {timeout_s:.0f} s", "run the phase again")
+            time.sleep(0.5)
+    return names
+
+
+def _established(crd) -> bool:
+    return any(c.type == "Established" and c.status == "True" for c in (crd.status.conditions or []))

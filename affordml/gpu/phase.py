@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from affordml.errors import RunError
-from affordml.gpu.releases import gpu_releases
+from affordml.gpu.releases import MONITORING_CHART, MONITORING_CRDS_SUBCHART, gpu_releases
 from affordml.helm import Release
 
 PHASE = "gpu"
@@ -15,9 +15,13 @@ OPERATOR_NAMESPACE = "gpu-operator"
 
 
 def planned_releases(plan) -> list[Release]:
-    return gpu_releases(
-        monitoring=bool(plan.ml.get("monitoring")), hami=any(g.sharing.mode == "hami" for g in plan.gpus)
-    )
+    return gpu_releases(hami=any(g.sharing.mode == "hami" for g in plan.gpus))
+
+
+def wants_monitoring_crds(plan) -> bool:
+    """dcgm-exporter's ServiceMonitor is on when monitoring is: the operator skips it if its CRD is absent when it
+    reconciles, so the CRDs go in first."""
+    return bool(plan.ml.get("monitoring"))
 
 
 def _kubeconfig(ctx) -> Path:
@@ -51,15 +55,20 @@ def chart_for(release: Release, fetch: Callable[[str], Path], cache: Path) -> tu
     return (chart_dir(archive, release.chart_subdir, cache) if release.chart_subdir else archive), archive
 
 
-def apply_objects(ctx, kubeconfig: Path) -> None:
-    """The device plugin's sharing ConfigMap before the operator reads it, and the labels that select it."""
-    from affordml.gpu.apply import GpuApi, read_configmap, read_node_labels
+def apply_objects(ctx, kubeconfig: Path, monitoring_crds: Path | None) -> None:
+    """The monitoring CRDs and the device plugin's sharing ConfigMap before the operator reads them, and the labels
+    that select each node's sharing configuration."""
+    from affordml.gpu.apply import GpuApi, apply_crds, read_configmap, read_crds, read_node_labels
 
     env = ctx.project.env_dir / "gpu"
     configmap = read_configmap(env / "device-plugin-config.yaml")
     labels = read_node_labels(env / "node-labels.yaml")
+    crds = read_crds(monitoring_crds) if monitoring_crds else []
     api = GpuApi(kubeconfig)
     try:
+        if crds:
+            names = apply_crds(api, crds)
+            ctx.say(f"[{PHASE}] monitoring CRDs applied and Established: {', '.join(names)}")
         api.ensure_namespace(configmap["metadata"]["namespace"])
         api.apply_configmap(configmap)
         for node, node_labels in labels.items():
@@ -98,9 +107,14 @@ def run_gpu_phase(ctx, fetch: Callable[[str], Path] | None = None) -> None:
     fetch = fetch or ctx.artifact_store().fetch
     started = time.monotonic()
     kubeconfig = _kubeconfig(ctx)
-    apply_objects(ctx, kubeconfig)
-    driver = make_driver(ctx, fetch)
     cache = ctx.project.root / "cache" / "helm"
+    crds = None
+    if wants_monitoring_crds(ctx.plan):
+        from affordml.helm.local import chart_dir
+
+        crds = chart_dir(fetch(MONITORING_CHART), MONITORING_CRDS_SUBCHART, cache) / "crds"
+    apply_objects(ctx, kubeconfig, crds)
+    driver = make_driver(ctx, fetch)
     planned = []
     for release in releases:
         chart, archive = chart_for(release, fetch, cache)
@@ -112,10 +126,11 @@ def run_gpu_phase(ctx, fetch: Callable[[str], Path] | None = None) -> None:
 
 
 def remove_gpu_releases(ctx, fetch: Callable[[str], Path] | None = None) -> list[str]:
-    """Every release the gpu phase may have installed, newest first (also those the plan no longer wants)."""
+    """Every release the gpu phase may have installed, newest first (also those the plan no longer wants). The
+    monitoring CRDs stay: deleting a CRD deletes every object of its kind, also the ones users made."""
     from affordml.helm.driver import remove_in_reverse
 
     fetch = fetch or ctx.artifact_store().fetch
     driver = make_driver(ctx, fetch)
-    outcomes = remove_in_reverse(driver, gpu_releases(monitoring=True, hami=True))
+    outcomes = remove_in_reverse(driver, gpu_releases(hami=True))
     return [o.release for o in outcomes if o.action == "removed"]

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from affordml.helm import Release
 
-MONITORING_CRDS = Release(
-    "monitoring-crds",
-    "monitoring",
-    "chart/kube-prometheus-stack",
-    chart_subdir="charts/crds",
-    timeout_s=300,
-    fix_hint="the monitoring CRDs did not install: check `kubectl get crd servicemonitors.monitoring.coreos.com`",
-)
+# The monitoring CRDs (ServiceMonitor, PodMonitor, ...) come from kube-prometheus-stack's charts/crds. They are
+# applied through the API (server-side apply) before the operator, not installed as a release of that subchart:
+# a Helm release stores its chart in a Secret, and this one is over the API's 1 MiB limit (measured: "Secret
+# sh.helm.release.v1.monitoring-crds.v1 is invalid: data: Too long").
+MONITORING_CHART = "chart/kube-prometheus-stack"
+MONITORING_CRDS_SUBCHART = "charts/crds"  # its crds/ folder holds the CRD files
 GPU_OPERATOR = Release(
     "gpu-operator",
     "gpu-operator",
@@ -32,12 +30,7 @@ HAMI = Release(
 )
 
 
-def gpu_releases(monitoring: bool, hami: bool) -> list[Release]:
-    """Monitoring CRDs first when monitoring is on: the GPU Operator skips dcgm-exporter's ServiceMonitor when its
-    CRD is absent at reconcile time. HAMi last: it needs the runtime class
-    the operator's toolkit creates."""
-    return [
-        *([MONITORING_CRDS] if monitoring else []),
-        GPU_OPERATOR,
-        *([HAMI] if hami else []),
-    ]
+def gpu_releases(hami: bool) -> list[Release]:
+    """The operator first (it creates the nvidia RuntimeClass), HAMi after it (its device plugin runs under that
+    RuntimeClass). The monitoring CRDs go in before both (see MONITORING_CHART)."""
+    return [GPU_OPERATOR, *([HAMI] if hami else [])]

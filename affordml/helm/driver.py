@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -77,18 +78,24 @@ class HelmDriver:
             text=True,
             start_new_session=True,
         ) as child:
-            while True:
-                try:
-                    out, err = child.communicate(timeout=PROGRESS_EVERY_S)
-                    return subprocess.CompletedProcess(argv, child.returncode, out, err)
-                except subprocess.TimeoutExpired:
-                    elapsed = time.monotonic() - started
-                    if elapsed > release.timeout_s + 60:
-                        os.killpg(child.pid, 9)
-                        child.communicate()
-                        return subprocess.CompletedProcess(argv, 124, "", "Error: helm outlived its timeout")
-                    ready = self._readiness(release)
-                    self.say(f"{release.name}: waiting, {ready}, {elapsed:.0f} s of {release.timeout_s} s")
+            try:
+                return self._watch(child, argv, release, started)
+            except BaseException:  # Ctrl-C or an error here: helm must not outlive the run
+                _kill_group(child)
+                raise
+
+    def _watch(self, child, argv, release: Release, started: float) -> subprocess.CompletedProcess:
+        while True:
+            try:
+                out, err = child.communicate(timeout=PROGRESS_EVERY_S)
+                return subprocess.CompletedProcess(argv, child.returncode, out, err)
+            except subprocess.TimeoutExpired:
+                elapsed = time.monotonic() - started
+                if elapsed > release.timeout_s + 60:
+                    _kill_group(child)
+                    return subprocess.CompletedProcess(argv, 124, "", "Error: helm outlived its timeout")
+                ready = self._readiness(release)
+                self.say(f"{release.name}: waiting, {ready}, {elapsed:.0f} s of {release.timeout_s} s")
 
     def _readiness(self, release: Release) -> str:
         try:
@@ -166,6 +173,12 @@ class HelmDriver:
             f"helm {what} {release.name} (namespace {release.namespace}) failed: {helm_error_line(done.stderr)}",
             "check that the cluster answers: `kubectl --kubeconfig secrets/kubeconfig get nodes`; then run again",
         )
+
+
+def _kill_group(child: subprocess.Popen) -> None:
+    if child.poll() is None:
+        os.killpg(child.pid, signal.SIGKILL)
+    child.communicate()
 
 
 _DEFAULT_FIX = "look at the pods: `kubectl --kubeconfig secrets/kubeconfig get pods -A` and `kubectl describe pod`"

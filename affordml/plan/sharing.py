@@ -157,3 +157,26 @@ def _mig(gpu: Gpu, layout: str, why: str, field_path: str) -> SharingDecision:
         mig_layout=layout,
         mig_instances=instances,
     )
+
+
+def advertised_resources(decision: SharingDecision) -> dict[str, int]:
+    """What the node's device plugin advertises for one GPU under this decision (the scheduler's capacity):
+    MPS and time-slicing replicate nvidia.com/gpu, HAMi splits it (deviceSplitCount), MIG (mixed strategy) gives
+    one resource per instance profile, exclusive one whole GPU."""
+    if decision.mode == "mig":
+        counts: dict[str, int] = {}
+        for instance in decision.mig_instances:
+            counts[f"nvidia.com/mig-{instance}"] = counts.get(f"nvidia.com/mig-{instance}", 0) + 1
+        return counts
+    if decision.mode in ("mps", "time-slicing", "hami"):
+        return {"nvidia.com/gpu": decision.replicas or decision.slots}
+    return {"nvidia.com/gpu": 1}
+
+
+def node_resources(decisions: list[SharingDecision]) -> dict[str, int]:
+    """The sum over the GPUs of one node."""
+    total: dict[str, int] = {}
+    for decision in decisions:
+        for name, count in advertised_resources(decision).items():
+            total[name] = total.get(name, 0) + count
+    return total
