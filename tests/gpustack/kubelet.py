@@ -1,7 +1,7 @@
 """A stand-in for the kubelets of Node objects registered without one: every pod the real scheduler binds to a
-node is reported Running and Ready (Job pods: Succeeded), and a deleted pod's end is confirmed, so that Deployments, DaemonSets and hook Jobs reach the
-states `helm --wait` watches. Nothing runs: no container, no image. Pods the scheduler leaves Pending stay Pending,
-which is what the failure tests need."""
+node is reported Running and Ready (Job pods: Succeeded) and a deleted pod's end is confirmed, so that Deployments,
+DaemonSets and hook Jobs reach the states `helm --wait` watches. Nothing runs: no container, no image. Pods the
+scheduler leaves Pending stay Pending, which is what the failure tests need."""
 
 from __future__ import annotations
 
