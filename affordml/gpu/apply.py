@@ -132,3 +132,35 @@ def apply_crds(api: GpuApi, crds: list[dict], timeout_s: float = 60) -> list[str
 
 def _established(crd) -> bool:
     return any(c.type == "Established" and c.status == "True" for c in (crd.status.conditions or []))
+
+
+def wait_runtime_class(api: GpuApi, name: str, timeout_s: float, say, poll_s: float = 5) -> float:
+    """Wait until the RuntimeClass exists; returns the seconds waited. The GPU Operator creates it (not its chart)
+    once its container toolkit runs on a GPU node; a pod that names it before is refused by the API ("pod
+    rejected: RuntimeClass \"nvidia\" not found", measured with HAMi 2.10.0's device plugin DaemonSet)."""
+    import time
+
+    from kubernetes import client
+
+    node = client.NodeV1Api(api._api)
+    started = time.monotonic()
+    last_said = started
+    while True:
+        try:
+            node.read_runtime_class(name, _request_timeout=api._timeout)
+            return time.monotonic() - started
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+        now = time.monotonic()
+        if now - started > timeout_s:
+            raise RunError(
+                f"[gpu] RuntimeClass {name} is not there after {timeout_s:.0f} s: the GPU Operator creates it when "
+                "its container toolkit runs on the GPU node, and HAMi's device plugin needs it",
+                "look at the toolkit: `kubectl --kubeconfig secrets/kubeconfig -n gpu-operator get pods` "
+                "(nvidia-container-toolkit-daemonset), then run `affordml init phase gpu` again",
+            )
+        if now - last_said >= 30:
+            say(f"waiting for RuntimeClass {name} (the GPU Operator creates it), {now - started:.0f} s")
+            last_said = now
+        time.sleep(poll_s)

@@ -7,7 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from affordml.errors import RunError
-from affordml.gpu.releases import MONITORING_CHART, MONITORING_CRDS_SUBCHART, gpu_releases
+from affordml.gpu.releases import (
+    MONITORING_CHART,
+    MONITORING_CRDS_SUBCHART,
+    RUNTIME_CLASS,
+    RUNTIME_CLASS_TIMEOUT_S,
+    gpu_releases,
+)
 from affordml.helm import Release
 
 PHASE = "gpu"
@@ -97,6 +103,18 @@ def _api_text(exc: Exception) -> str:
     return " ".join(str(exc).split())[:300] or type(exc).__name__
 
 
+def wait_for_runtime_class(ctx, kubeconfig: Path) -> None:
+    from affordml.gpu.apply import GpuApi, wait_runtime_class
+
+    api = GpuApi(kubeconfig)
+    try:
+        say = lambda line: ctx.say(f"[{PHASE}] {line}")  # noqa: E731
+        waited = wait_runtime_class(api, RUNTIME_CLASS, RUNTIME_CLASS_TIMEOUT_S, say)
+        ctx.say(f"[{PHASE}] RuntimeClass {RUNTIME_CLASS} is there (waited {waited:.0f} s): HAMi can use it")
+    finally:
+        api.close()
+
+
 def run_gpu_phase(ctx, fetch: Callable[[str], Path] | None = None) -> None:
     from affordml.helm.driver import install_in_order
 
@@ -120,7 +138,7 @@ def run_gpu_phase(ctx, fetch: Callable[[str], Path] | None = None) -> None:
         chart, archive = chart_for(release, fetch, cache)
         values = [ctx.project.env_dir / v for v in release.values]
         planned.append((release, chart, values, archive))
-    outcomes = install_in_order(driver, planned)
+    outcomes = install_in_order(driver, planned, {"hami": lambda: wait_for_runtime_class(ctx, kubeconfig)})
     ctx.state.data[PHASE] = {"releases": [{"name": o.release, "action": o.action} for o in outcomes]}
     ctx.say(f"[{PHASE}] {', '.join(f'{o.release} {o.action}' for o in outcomes)} ({time.monotonic() - started:.0f} s)")
 

@@ -19,6 +19,8 @@ GPU_OPERATOR = Release(
     fix_hint="look at the operator's pods: `kubectl --kubeconfig secrets/kubeconfig -n gpu-operator get pods` "
     "(the driver pod's log says why the driver did not load)",
 )
+RUNTIME_CLASS = "nvidia"  # operator.runtimeClass in the operator's values; HAMi's devicePlugin.runtimeClassName
+RUNTIME_CLASS_TIMEOUT_S = 900
 HAMI = Release(
     "hami",
     "kube-system",

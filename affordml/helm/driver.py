@@ -184,9 +184,19 @@ def _kill_group(child: subprocess.Popen) -> None:
 _DEFAULT_FIX = "look at the pods: `kubectl --kubeconfig secrets/kubeconfig get pods -A` and `kubectl describe pod`"
 
 
-def install_in_order(driver: HelmDriver, planned: list[tuple[Release, Path, list[Path], Path]]) -> list[Outcome]:
-    """Releases in the order given (the order is data: CRDs before what uses them); stops at the first failure."""
-    return [driver.ensure(release, chart, values, digest_from) for release, chart, values, digest_from in planned]
+def install_in_order(
+    driver: HelmDriver,
+    planned: list[tuple[Release, Path, list[Path], Path]],
+    before: dict[str, Callable[[], None]] | None = None,
+) -> list[Outcome]:
+    """Releases in the order given (the order is data); `before[name]` runs first (e.g. wait for what an earlier
+    release's operator creates); stops at the first failure."""
+    outcomes = []
+    for release, chart, values, digest_from in planned:
+        if before and release.name in before:
+            before[release.name]()
+        outcomes.append(driver.ensure(release, chart, values, digest_from))
+    return outcomes
 
 
 def remove_in_reverse(driver: HelmDriver, releases: list[Release]) -> list[Outcome]:

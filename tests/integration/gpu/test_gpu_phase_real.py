@@ -7,6 +7,7 @@ pods and leaves the next one Pending with "Insufficient ..."."""
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -90,6 +91,13 @@ def untaint(cp, node: str) -> None:
     client.CoreV1Api(cp.client()).patch_node(node, {"spec": {"taints": []}})
 
 
+def create_runtime_class(api) -> None:
+    from kubernetes import client
+
+    body = {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "nvidia"}, "handler": "nvidia"}
+    client.NodeV1Api(api).create_runtime_class(body)
+
+
 def custom(api, plural: str, name: str) -> dict:
     from kubernetes import client
 
@@ -150,7 +158,10 @@ def test_gpu_phase_installs_and_the_scheduler_counts_the_planned_shares(name, co
     plan = ctx.plan
     advertised = register_nodes(cp, plan)
     api = cp.client()
+    modes = {g.sharing.mode for g in plan.gpus}
     with StandInKubelet(api):
+        if "hami" in modes:  # what the operator does once its toolkit runs on the GPU node; no operator runs here
+            threading.Timer(5, create_runtime_class, args=(api,)).start()
         started = time.monotonic()
         run_gpu_phase(ctx, fetch)
         first = time.monotonic() - started
@@ -165,7 +176,6 @@ def test_gpu_phase_installs_and_the_scheduler_counts_the_planned_shares(name, co
 
     # the ClusterPolicy the chart made from the rendered values carries the plan's settings
     policy = custom(api, "clusterpolicies", "cluster-policy")["spec"]
-    modes = {g.sharing.mode for g in plan.gpus}
     assert policy["devicePlugin"]["config"] == {"name": "affordml-device-plugin-config", "default": "default"}
     assert policy["migManager"]["enabled"] is ("mig" in modes)
     assert policy["mig"]["strategy"] == "mixed"
@@ -194,6 +204,11 @@ def test_gpu_phase_installs_and_the_scheduler_counts_the_planned_shares(name, co
         assert plugin and all(d.spec.template.spec.runtime_class_name == "nvidia" for d in plugin)
         device_cm = [c for c in core.list_namespaced_config_map("kube-system").items if "device" in c.metadata.name]
         assert any('runtimeClassName: "nvidia"' in (c.data or {}).get("device-config.yaml", "") for c in device_cm)
+        pods = core.list_namespaced_pod("kube-system").items  # the API admitted the plugin's pod on the GPU node
+        assert [p.spec.runtime_class_name for p in pods if p.metadata.name.startswith("hami-device-plugin")] == [
+            "nvidia"
+        ]
+        assert any("RuntimeClass nvidia is there" in line for line in lines)
 
     figures = []
     with StandInKubelet(api):
