@@ -50,7 +50,8 @@ def make_driver(ctx, fetch: Callable[[str], Path]):
     cache = ctx.project.root / "cache" / "helm"
     helm = helm_binary(fetch("helm"), cache)
     view = NamespaceView(kubeconfig)
-    return HelmDriver(helm, kubeconfig, cache / "home", lambda line: ctx.say(f"[{PHASE}] {line}"), view.pods)
+    say = lambda line: ctx.say(f"[{PHASE}] {line}")  # noqa: E731
+    return HelmDriver(helm, kubeconfig, cache / "home", say, view.pods, view.warnings)
 
 
 def chart_for(release: Release, fetch: Callable[[str], Path], cache: Path) -> tuple[Path, Path]:

@@ -22,6 +22,18 @@ class NamespaceView:
         events = core.list_namespaced_event(namespace, _request_timeout=self._timeout).items
         return [pod_view(pod, events) for pod in pods]
 
+    def warnings(self, namespace: str) -> tuple[str, ...]:
+        """Warning events of objects other than pods, oldest first: "DaemonSet x: FailedCreate: ..."."""
+        from kubernetes import client
+
+        events = client.CoreV1Api(self._api).list_namespaced_event(namespace, _request_timeout=self._timeout).items
+        mine = [e for e in events if e.type == "Warning" and e.involved_object and e.involved_object.kind != "Pod"]
+        mine.sort(key=lambda e: str(e.last_timestamp or e.event_time or e.metadata.creation_timestamp))
+        return tuple(
+            f"{e.involved_object.kind} {e.involved_object.name}: {e.reason}: {' '.join((e.message or '').split())}"
+            for e in mine
+        )
+
 
 def pod_view(pod, events) -> PodView:
     status = pod.status

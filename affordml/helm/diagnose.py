@@ -47,6 +47,11 @@ FIXES: tuple[tuple[str, str], ...] = (
         "`affordml bundle --images` into your registry)",
     ),
     ("ErrImage", "an image cannot be pulled: check the VMs' internet access"),
+    (
+        "RuntimeClass",
+        "the RuntimeClass the pods name does not exist: the GPU Operator creates it when its container toolkit "
+        "runs; check `kubectl --kubeconfig secrets/kubeconfig get runtimeclass` and the toolkit pods",
+    ),
     ("CrashLoopBackOff", "a container keeps crashing: read its log with `kubectl logs --previous POD -n NAMESPACE`"),
 )
 
@@ -65,11 +70,17 @@ def reason_of(pod: PodView) -> str:
     return f"pod {pod.name} {pod.phase}, not ready"
 
 
-def explain(pods: list[PodView], helm_error: str, fallback_fix: str) -> tuple[str, str]:
-    """(reason, fix): the first pod that is not ready and why, else helm's own error."""
+def explain(pods: list[PodView], helm_error: str, fallback_fix: str, warnings: tuple[str, ...] = ()) -> tuple[str, str]:
+    """(reason, fix): the first pod that is not ready and why; else the newest Warning event of another object
+    (e.g. a DaemonSet that cannot create its pods); else helm's own error."""
     stuck = not_ready(pods)
     stuck.sort(key=lambda p: (not p.unschedulable, not p.waiting, p.name))  # scheduling, then images, then rest
-    reason = reason_of(stuck[0]) if stuck else (helm_error or "helm reported a failure")
+    if stuck:
+        reason = reason_of(stuck[0])
+    elif warnings:
+        reason = warnings[-1]
+    else:
+        reason = helm_error or "helm reported a failure"
     if stuck and len(stuck) > 1:
         reason += f" (and {len(stuck) - 1} more pod{'s' if len(stuck) > 2 else ''} not ready)"
     for needle, fix in FIXES:

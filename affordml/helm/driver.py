@@ -39,9 +39,11 @@ class HelmDriver:
         home: Path,
         say: Callable[[str], None],
         pods: Callable[[str], list[PodView]] | None = None,
+        warnings: Callable[[str], tuple[str, ...]] | None = None,
     ) -> None:
         self.helm, self.kubeconfig, self.home, self.say = Path(helm), Path(kubeconfig), Path(home), say
         self.pods = pods or (lambda _namespace: [])
+        self.warnings = warnings or (lambda _namespace: ())
 
     # ------------------------------------------------------------------ helm as a child process
     def env(self) -> dict[str, str]:
@@ -140,10 +142,10 @@ class HelmDriver:
 
     def _fail(self, release: Release, before: list[dict], done: subprocess.CompletedProcess) -> None:
         try:
-            pods = self.pods(release.namespace)
+            pods, warnings = self.pods(release.namespace), self.warnings(release.namespace)
         except Exception:  # noqa: BLE001 - the reason falls back to helm's own message
-            pods = []
-        reason, fix = explain(pods, helm_error_line(done.stderr), release.fix_hint or _DEFAULT_FIX)
+            pods, warnings = [], ()
+        reason, fix = explain(pods, helm_error_line(done.stderr), release.fix_hint or _DEFAULT_FIX, warnings)
         undo = undo_for(before)
         undone = self._undo(release, undo)
         raise RunError(f"release {release.name} (namespace {release.namespace}) failed: {reason}; {undone}", fix)

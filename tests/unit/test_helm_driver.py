@@ -123,6 +123,12 @@ def test_the_reason_is_the_unschedulable_pod_and_the_fix_matches_it():
     reason, fix = explain([pods[2]], "", "fallback")
     assert reason == "pod dp-1 Pending: ImagePullBackOff" and "cannot be pulled" in fix
     assert explain([], "boom", "fallback") == ("boom", "fallback")
+    warning = (
+        'DaemonSet hami-device-plugin: FailedCreate: pods "hami-device-plugin-" is forbidden: pod rejected: '
+        'RuntimeClass "nvidia" not found'
+    )
+    reason, fix = explain([PodView("s", "Running", True)], "context deadline exceeded", "fallback", (warning,))
+    assert reason == warning and "GPU Operator creates it" in fix
 
 
 def test_helm_error_line_is_the_apis_refusal():
