@@ -52,6 +52,11 @@ FIXES: tuple[tuple[str, str], ...] = (
         "the RuntimeClass the pods name does not exist: the GPU Operator creates it when its container toolkit "
         "runs; check `kubectl --kubeconfig secrets/kubeconfig get runtimeclass` and the toolkit pods",
     ),
+    (
+        "is invalid:",
+        "the API refused a value rendered into env/ (the message names the field and what it accepts): correct "
+        "the setting in affordml.yaml that gives it, then run again; nothing was changed",
+    ),
     ("CrashLoopBackOff", "a container keeps crashing: read its log with `kubectl logs --previous POD -n NAMESPACE`"),
 )
 

@@ -127,6 +127,8 @@ def test_the_reason_is_the_unschedulable_pod_and_the_fix_matches_it():
         'DaemonSet hami-device-plugin: FailedCreate: pods "hami-device-plugin-" is forbidden: pod rejected: '
         'RuntimeClass "nvidia" not found'
     )
+    refused = 'UPGRADE FAILED: ClusterPolicy.nvidia.com "cluster-policy" is invalid: spec.mig.strategy: Unsupported'
+    assert "refused a value" in explain([], refused, "fallback")[1]
     reason, fix = explain([PodView("s", "Running", True)], "context deadline exceeded", "fallback", (warning,))
     assert reason == warning and "GPU Operator creates it" in fix
 

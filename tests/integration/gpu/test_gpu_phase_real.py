@@ -264,6 +264,7 @@ def test_failed_release_rolls_back_with_the_apis_reason_and_a_bad_value_is_refus
         line = refused.value.one_line()
         print(f"refused value: {line}")
         assert 'spec.mig.strategy: Unsupported value: "many"' in line and "rolled back to revision" in line
+        assert "fix: the API refused a value rendered into env/" in line
         policy = custom(api, "clusterpolicies", "cluster-policy")["spec"]
         assert policy["mig"]["strategy"] == "mixed"
 
