@@ -24,7 +24,14 @@ def read_node_labels(path: Path) -> dict[str, dict[str, str]]:
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise RunError(f"{path} is not a mapping of node -> labels", "run `affordml init` again: it renders env/ anew")
-    return {str(node): {str(k): str(v) for k, v in labels.items()} for node, labels in data.items()}
+    for node, labels in data.items():
+        for key, value in labels.items():
+            if not isinstance(value, str):  # an unquoted `on` reads as a boolean: never guess its text
+                raise RunError(
+                    f"{path}: label {key} of node {node} is {value!r}, not a string",
+                    "run `affordml init` again: it renders env/ anew (label values are quoted)",
+                )
+    return {str(node): {str(k): v for k, v in labels.items()} for node, labels in data.items()}
 
 
 class GpuApi:
