@@ -259,3 +259,35 @@ def test_destroy_removes_in_reverse_order_and_skips_absent_releases(fake):
     first = Release("first", "ns", "chart/x")
     outcomes = remove_in_reverse(driver, [first, REL])
     assert [(o.release, o.action) for o in outcomes] == [("gpu-operator", "removed"), ("first", "absent")]
+
+
+def _tarball(path: Path, members: dict[str, bytes]) -> Path:
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o755
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_helm_comes_from_its_release_tarball_unpacked_once_and_safely(tmp_path):
+    from affordml.errors import ArtifactError
+    from affordml.helm.local import chart_dir, helm_binary
+
+    tarball = _tarball(
+        tmp_path / "helm-v4.2.4-linux-amd64.tar.gz", {"linux-amd64/helm": b"#!", "linux-amd64/LICENSE": b""}
+    )
+    helm = helm_binary(tarball, tmp_path / "cache")
+    assert helm.name == "helm" and helm.parent.name == "linux-amd64" and helm.stat().st_mode & 0o100
+    assert helm_binary(tarball, tmp_path / "cache") == helm  # the same digest: not unpacked again
+    evil = _tarball(tmp_path / "evil.tar.gz", {"../outside": b"x"})
+    with pytest.raises(ArtifactError, match="refused to unpack"):
+        helm_binary(evil, tmp_path / "cache")
+    assert not (tmp_path / "outside").exists()
+    chart = _tarball(tmp_path / "kps-88.5.3.tgz", {"kube-prometheus-stack/charts/crds/Chart.yaml": b"name: crds\n"})
+    assert chart_dir(chart, "charts/crds", tmp_path / "cache").name == "crds"
+    with pytest.raises(RunError, match="no chart at ../../etc"):
+        chart_dir(chart, "../../etc", tmp_path / "cache")
