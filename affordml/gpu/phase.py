@@ -117,7 +117,7 @@ def wait_for_runtime_class(ctx, kubeconfig: Path) -> None:
 
 
 def run_gpu_phase(ctx, fetch: Callable[[str], Path] | None = None) -> None:
-    from affordml.helm.driver import install_in_order
+    from affordml.helm.driver import install_in_order, remove_in_reverse
 
     releases = planned_releases(ctx.plan)
     if ctx.dry_run:
@@ -140,6 +140,8 @@ def run_gpu_phase(ctx, fetch: Callable[[str], Path] | None = None) -> None:
         values = [ctx.project.env_dir / v for v in release.values]
         planned.append((release, chart, values, archive))
     outcomes = install_in_order(driver, planned, {"hami": lambda: wait_for_runtime_class(ctx, kubeconfig)})
+    stale = [r for r in gpu_releases(hami=True) if r not in releases]  # e.g. HAMi after a switch to MPS
+    outcomes += [o for o in remove_in_reverse(driver, stale) if o.action != "absent"]
     ctx.state.data[PHASE] = {"releases": [{"name": o.release, "action": o.action} for o in outcomes]}
     ctx.say(f"[{PHASE}] {', '.join(f'{o.release} {o.action}' for o in outcomes)} ({time.monotonic() - started:.0f} s)")
 
