@@ -587,6 +587,12 @@ class Carver:
         self.call(f"delete server {server.name}", compute.delete_server, server)
         wait = self.options.server_timeout_s
         self.call(f"wait for {server.name} to go", compute.wait_for_delete, server, interval=1, wait=wait)
+        # wait_for_delete returns on status DELETED; the GPU is free for a new server only once nova forgot it
+        deadline = time.monotonic() + wait
+        while self.call(f"read server {server.name}", compute.find_server, server.id, ignore_missing=True):
+            if time.monotonic() > deadline:
+                raise wait_timeout(server.name, "DELETED", wait)
+            time.sleep(POLL_S)
         self.changed(f"deleted server {server.name}: {why}")
 
     def _ever_placed(self, server) -> bool:

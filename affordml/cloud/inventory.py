@@ -82,6 +82,8 @@ def destroy(admin, say: Callable[[str], None], project: Project | None = None) -
             compute.delete_server(server, ignore_missing=True)
         for server in servers:
             compute.wait_for_delete(server, interval=1, wait=DELETE_TIMEOUT_S)
+        _wait_unlisted(compute, pid, {s.id for s in servers})
+        for server in servers:
             gone(f"server {server.name}")
         _delete_network_side(network, pid, gone)
         user = identity.find_user(names.USER, domain_id="default")
@@ -153,6 +155,16 @@ def _delete_network_side(network, pid: str, gone: Callable[[str], None]) -> None
         if group.name == names.SECURITY_GROUP:
             network.delete_security_group(group, ignore_missing=True)
             gone(f"security group {group.name}")
+
+
+def _wait_unlisted(compute, pid: str, ids: set[str]) -> None:
+    """wait_for_delete returns on status DELETED, while nova still lists the server until its compute host has
+    released it (its PCI devices too); the project is only empty once the list no longer shows them."""
+    deadline = time.monotonic() + DELETE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if not ids & {s.id for s in compute.servers(all_projects=True, project_id=pid)}:
+            return
+        time.sleep(1)
 
 
 def _wait_ports_gone(network, network_id: str) -> None:

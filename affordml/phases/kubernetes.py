@@ -74,14 +74,8 @@ def kubespray_tree(ctx, fetch_tarball: Callable[[], Path] | None = None) -> Path
 
 
 def run_kubernetes_phase(ctx, fetch_tarball: Callable[[], Path] | None = None, ready_timeout_s: float | None = None):
-    from affordml import console
-    from affordml.kube import cluster, nodes
-    from affordml.kube.inventory import write_connection_inventory
+    """Preflight, Kubespray's cluster.yml, the admin kubeconfig, the node wait; returns the run's ident."""
     from affordml.kube.kubeconfig import fetch_admin_kubeconfig
-    from affordml.kube.source import kubespray_toolchain
-    from affordml.phases.steps import EXTRA_VARS_FILE, new_ident
-    from affordml.run.progress import Progress
-    from affordml.run.toolchains import ensure
 
     started = time.monotonic()
     if ctx.dry_run:  # Kubespray has no meaningful check mode; say what would run
@@ -89,35 +83,11 @@ def run_kubernetes_phase(ctx, fetch_tarball: Callable[[], Path] | None = None, r
         ctx.say(f"[{PHASE}] would run Kubespray {ctx.lock['kubespray']['version']} cluster.yml on {vms}")
         return None
     access = access_from_context(ctx)
-    ident = new_ident(PHASE)
-    connection = write_connection_inventory(ctx.project.runs_dir / ident / "connection.yml", access)
     refuse_pending_reboots(ctx, access)
-    tree = kubespray_tree(ctx, fetch_tarball)
-    toolchain_bin = ensure(kubespray_toolchain(tree, ctx.lock), lambda line: ctx.say(f"[{PHASE}] {line}"))
-    extra = ctx.project.root / EXTRA_VARS_FILE
-    run = cluster.ClusterRun(
-        ident=ident,
-        runs_dir=ctx.project.runs_dir,
-        tree=tree,
-        env_inventory=ctx.project.env_dir / "kubespray" / "inventory.yml",
-        connection_inventory=connection,
-        toolchain_bin=toolchain_bin,
-        vars_files=(extra,) if extra.is_file() else (),
-    )
-    progress = Progress(PHASE)
-    with console.run_view(progress) as on_event:
-        result, roles = cluster.execute(run, progress, on_event)
-    ctx.say(f"[{PHASE}] {progress.summary()}; logs in {result.artifacts}")
-    cluster.explain_failure(result, roles, {n.name: n.address for n in access.nodes})
+    ident = run_kubespray(ctx, access, kubespray_tree(ctx, fetch_tarball))
     kubeconfig = fetch_admin_kubeconfig(access, ctx.project.secrets_dir)
     ctx.say(f"[{PHASE}] admin kubeconfig in {kubeconfig} (mode 0600), API {access.api_url}")
-    api = nodes.Cluster(kubeconfig)
-    try:
-        rows = nodes.wait_ready(
-            api.nodes, [n.name for n in access.nodes], ctx.say, ready_timeout_s or nodes.READY_TIMEOUT_S
-        )
-    finally:
-        api.close()
+    rows = wait_for_nodes(ctx, kubeconfig, [n.name for n in access.nodes], ready_timeout_s)
     ctx.state.data[PHASE] = {
         "kubespray": ctx.lock["kubespray"]["version"],
         "api": access.api_url,
@@ -126,3 +96,43 @@ def run_kubernetes_phase(ctx, fetch_tarball: Callable[[], Path] | None = None, r
     }
     ctx.say(f"[{PHASE}] {len(rows)} node(s) Ready ({time.monotonic() - started:.0f}s)")
     return ident
+
+
+def run_kubespray(ctx, access: ClusterAccess, tree: Path) -> str:
+    """cluster.yml with its own toolchain, the rendered and the per-run connection inventories; one-line failures."""
+    from affordml import console
+    from affordml.kube import cluster
+    from affordml.kube.inventory import write_connection_inventory
+    from affordml.kube.source import kubespray_toolchain
+    from affordml.phases.steps import EXTRA_VARS_FILE, new_ident
+    from affordml.run.progress import Progress
+    from affordml.run.toolchains import ensure
+
+    toolchain_bin = ensure(kubespray_toolchain(tree, ctx.lock), lambda line: ctx.say(f"[{PHASE}] {line}"))
+    ident = new_ident(PHASE)
+    extra = ctx.project.root / EXTRA_VARS_FILE
+    run = cluster.ClusterRun(
+        ident=ident,
+        runs_dir=ctx.project.runs_dir,
+        tree=tree,
+        env_inventory=ctx.project.env_dir / "kubespray" / "inventory.yml",
+        connection_inventory=write_connection_inventory(ctx.project.runs_dir / ident / "connection.yml", access),
+        toolchain_bin=toolchain_bin,
+        vars_files=(extra,) if extra.is_file() else (),
+    )
+    progress = Progress(PHASE)
+    with console.run_view(progress) as on_event:
+        result, roles = cluster.execute(run, progress, on_event)
+    ctx.say(f"[{PHASE}] {progress.summary()}; logs in {result.artifacts}")
+    cluster.explain_failure(result, roles, {n.name: n.address for n in access.nodes})
+    return ident
+
+
+def wait_for_nodes(ctx, kubeconfig: Path, names: list[str], timeout_s: float | None = None):
+    from affordml.kube import nodes
+
+    api = nodes.Cluster(kubeconfig)
+    try:
+        return nodes.wait_ready(api.nodes, names, ctx.say, timeout_s or nodes.READY_TIMEOUT_S)
+    finally:
+        api.close()

@@ -207,6 +207,11 @@ class ControlPlane:
             }
         }
         core.patch_node_status(name, status)
+        if ready:  # admission put node.kubernetes.io/not-ready on the new Node; no lifecycle controller lifts it
+            core.patch_node(name, {"spec": {"taints": None}})
+
+    def alive(self) -> dict[str, bool]:
+        return {name: process.poll() is None for name, process in self.processes.items()}
 
     def set_ready(self, name: str, ready: bool) -> None:
         from kubernetes import client
@@ -219,7 +224,10 @@ class ControlPlane:
             "lastHeartbeatTime": now,
             "lastTransitionTime": now,
         }
-        client.CoreV1Api(self.client()).patch_node_status(name, {"status": {"conditions": [condition]}})
+        core = client.CoreV1Api(self.client())
+        core.patch_node_status(name, {"status": {"conditions": [condition]}})
+        if ready:
+            core.patch_node(name, {"spec": {"taints": None}})
 
     def server_version(self) -> str:
         from kubernetes import client

@@ -274,3 +274,24 @@ def test_the_phase_reaches_the_vms_by_their_floating_ips(tmp_path):
     with pytest.raises(RunError, match="no floating IP recorded for worker-1"):
         access_from_context(ctx)
     assert state_inputs({})["servers"] == {}
+
+
+def test_a_dry_run_says_what_would_run_and_touches_nothing(tmp_path):
+    from types import SimpleNamespace
+
+    from affordml.phases.kubernetes import run_kubernetes_phase
+    from affordml.project import Project
+
+    said: list[str] = []
+    plan = SimpleNamespace(vms=[SimpleNamespace(name=n, role=r) for n, r in VMS])
+    ctx = SimpleNamespace(
+        dry_run=True,
+        plan=plan,
+        lock=load_lock(),
+        project=Project(tmp_path),
+        state=SimpleNamespace(data={}),
+        say=said.append,
+    )
+    assert run_kubernetes_phase(ctx) is None
+    assert said == ["[kubernetes] would run Kubespray v2.31.0 cluster.yml on cp-1, worker-1, worker-2"]
+    assert list(tmp_path.iterdir()) == []

@@ -152,3 +152,22 @@ def test_vm_addresses_are_the_recorded_floating_ips():
         vm_addresses(data)
     with pytest.raises(NotCarved, match="recorded no VMs"):
         vm_addresses({})
+
+
+# nova's major version per OpenStack release (https://releases.openstack.org): the test cloud must run the nova
+# that kolla-ansible deploys for the locked release, or the production [pci] behaviour is never exercised.
+NOVA_MAJOR = {"2025.1": 31, "2025.2": 32, "2026.1": 33, "2026.2": 34}
+COMPANIONS = {"keystone": 29, "glance": 32, "openstack-placement": 15, "neutron": 28}  # 2026.1
+
+
+def test_the_test_cloud_runs_the_locked_openstack_release():
+    from affordml.versions import load_lock
+    from tests.testbed.openstack.settings import CONSTRAINTS_FILE, SERVICE_RELEASES
+
+    release = load_lock()["kolla_ansible"]["openstack_release"]
+    majors = {name: int(version.split(".")[0]) for name, version in SERVICE_RELEASES.items()}
+    assert majors["nova"] == NOVA_MAJOR[release]
+    if release == "2026.1":
+        assert {k: v for k, v in majors.items() if k != "nova"} == COMPANIONS
+    pins = CONSTRAINTS_FILE.read_text()
+    assert all(f"\n{name}=={version}\n" in pins for name, version in SERVICE_RELEASES.items())

@@ -95,3 +95,26 @@ def test_status_falls_back_to_the_record_when_the_api_is_gone(cluster):
     cp.stop()
     data = project_status(project, query_cloud=True)["kubernetes"]
     assert data["source"] == "state" and data["api_error"]
+
+
+def test_the_fixtures_scheduler_places_pods_by_gpu_capacity(cluster):
+    """What the gpu and ml phases' tests will rely on: the real scheduler binds by the registered capacity."""
+    from kubernetes import client
+
+    cp, _ = cluster
+    assert all(cp.alive().values()), cp.alive()
+    core = client.CoreV1Api(cp.client())
+    core.create_namespace({"metadata": {"name": "gpu-test"}})
+    gpu = {"limits": {"nvidia.com/gpu": "3"}}
+    for name in ("first", "second"):
+        pod = {"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "x", "resources": gpu}]}}
+        core.create_namespaced_pod("gpu-test", pod, _request_timeout=10)
+    deadline, pods = time.monotonic() + 60, {}
+    while time.monotonic() < deadline:
+        pods = {p.metadata.name: p for p in core.list_namespaced_pod("gpu-test").items}
+        if pods["first"].spec.node_name and (pods["second"].status.conditions or []):
+            break
+        time.sleep(1)
+    assert pods["first"].spec.node_name == "worker-1"
+    assert pods["second"].spec.node_name is None
+    assert "Insufficient nvidia.com/gpu" in pods["second"].status.conditions[0].message

@@ -316,7 +316,7 @@ def test_carve_carve_again_status_destroy(fixture, cloud, admin, project, option
         rows = {r["name"]: r for r in status["servers"]}
         assert sorted(rows) == ["affordml-cp-1", "affordml-worker-1", "affordml-worker-2"]
         assert rows["affordml-worker-1"]["gpus"] == 1 and rows["affordml-cp-1"]["gpus"] == 0
-        assert rows["affordml-worker-1"]["addresses"] == ["10.42.0.11"]
+        assert rows["affordml-worker-1"]["addresses"] == ["10.42.0.11", reachable["worker-1"]]  # tenant, floating
 
         shown = cli(project, "status", "--json")
         assert shown.returncode == 0, shown.stderr
