@@ -172,7 +172,7 @@ def print_plan(plan, sample: str | None = None) -> None:
         mode = g.sharing.mode + (
             f" {g.sharing.mig_layout} {list(g.sharing.mig_instances)}" if g.sharing.mig_layout else ""
         )
-        out.print(plain(f"  sharing: {mode}, {g.sharing.slots} job slot(s): {g.sharing.reason}"))
+        out.print(plain(f"  sharing: {mode}, {share_summary(g)}. Why: {g.sharing.reason}"))
         if g.mig_existing:
             out.print(plain(f"  MIG instances on the card now: {', '.join(g.mig_existing)}"))
     if plan.vfio_ids:
@@ -281,3 +281,22 @@ def print_downloads(downloads: dict) -> None:
     )
     if downloads.get("warning"):
         out.print(f"[yellow]warning[/] (mirror): {downloads['warning']}")
+
+
+def share_summary(gpu) -> str:
+    """How many shares, of what memory each, and what the node's device plugin advertises for this GPU."""
+    from affordml.plan.sharing import advertised_resources
+
+    s = gpu.sharing
+    if s.mode == "mig":
+        each = "memory as each MIG profile says"
+    elif s.memory_per_slot_mib:
+        each = f"~{s.memory_per_slot_mib} MiB each" + (" (enforced)" if s.mode == "mps" else " (not enforced)")
+    elif s.mode == "hami" and s.hami_memory_percent:
+        each = f"{s.hami_memory_percent} % of memory each by default (enforced)"
+    elif s.mode == "exclusive" and gpu.memory_mib:
+        each = f"{gpu.memory_mib} MiB"
+    else:
+        each = "memory not known"
+    advertised = ", ".join(f"{k}: {v}" for k, v in advertised_resources(s).items())
+    return f"{s.slots} share(s), {each}; the node advertises {advertised}"

@@ -156,6 +156,12 @@ class Vms(Strict):
 
 class Auto(Strict):
     mode: Literal["auto"] = "auto"
+    role: Literal["any", "notebooks", "training", "inference"] = Field(
+        "any",
+        description="the work this GPU serves: notebooks (MPS: most throughput, one crash ends every client), "
+        "training (time-slicing: faults isolated, memory not), inference (MIG: both isolated; HAMi limits on "
+        "cards without MIG), any (MIG where the card has it, else MPS)",
+    )
 
 
 class Exclusive(Strict):

@@ -162,5 +162,11 @@ def prepare_kolla(ctx: PhaseContext) -> None:
     ctx.say(f"[openstack] kolla passwords in {passwords}, kolla inventory in {inventory}")
 
 
-PYTHON_STEPS = {"preflight": preflight, "cloud": cloud, "kubernetes": kubernetes}
+def gpu(ctx: PhaseContext) -> None:
+    from affordml.gpu.phase import run_gpu_phase  # imports the kubernetes client: only here
+
+    run_gpu_phase(ctx)
+
+
+PYTHON_STEPS = {"preflight": preflight, "cloud": cloud, "kubernetes": kubernetes, "gpu": gpu}
 PLAYBOOK_PRE_STEPS = {"openstack": prepare_kolla}

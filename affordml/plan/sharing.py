@@ -97,7 +97,7 @@ def mig_layouts(memory_mib: int | None, profiles: tuple = ()) -> dict[str, list[
 def decide(gpu: Gpu, policy, field_path: str) -> SharingDecision:
     """The sharing decision for one GPU under one policy (config model instance)."""
     if isinstance(policy, cfg.Auto):
-        return _auto(gpu)
+        return _auto(gpu, policy.role)
     if isinstance(policy, cfg.Exclusive):
         return SharingDecision("exclusive", 1, "configured: one job holds the whole GPU (best for jobs that fill it)")
     if isinstance(policy, cfg.TimeSlicing):
@@ -126,24 +126,73 @@ def decide(gpu: Gpu, policy, field_path: str) -> SharingDecision:
     )
 
 
-def _auto(gpu: Gpu) -> SharingDecision:
-    if gpu.mig_capable:
-        return _mig(gpu, "all-balanced", "auto: MIG-capable card, so hardware-isolated slices", "gpu.sharing")
+# What each mode isolates, measured on one H200 (docs/gpu-sharing.md): MPS shares one GPU context (9.0x at 8
+# small jobs; one client's fault ends every client on that GPU); time-slicing gives each job its own context
+# (5.8x; faults isolated, memory not); MIG isolates memory, compute and faults in hardware; HAMi limits each
+# pod's memory and compute by intercepting CUDA.
+TRAINING_SLOT_TARGET_MIB = 16384  # time-sliced training jobs must fit in memory together
+TRAINING_MAX_REPLICAS = 4
+HAMI_AUTO_SPLIT = 4
+
+
+def _auto(gpu: Gpu, role: str = "any") -> SharingDecision:
+    if role == "training":
+        return _training(gpu)
+    if role == "inference":
+        if gpu.mig_capable:
+            return _mig(gpu, "all-balanced", "auto, inference: MIG isolates memory, compute and faults", "gpu.sharing")
+        return SharingDecision(
+            "hami",
+            HAMI_AUTO_SPLIT,
+            f"auto, inference: no MIG on this card, so HAMi: {HAMI_AUTO_SPLIT} services, each held to "
+            f"{100 // HAMI_AUTO_SPLIT} % of memory and compute, each in its own context (one crash ends only itself)",
+            replicas=HAMI_AUTO_SPLIT,
+            hami_memory_percent=100 // HAMI_AUTO_SPLIT,
+            hami_cores_percent=100 // HAMI_AUTO_SPLIT,
+        )
+    if gpu.mig_capable and role != "notebooks":
+        return _mig(
+            gpu,
+            "all-balanced",
+            "auto: MIG-capable card, so hardware-isolated slices (memory, compute and faults); trade-off: "
+            "slices are fixed sizes and MPS would give more total throughput to many small notebooks",
+            "gpu.sharing",
+        )
     clients = auto_mps_clients(gpu.memory_mib)
+    why = "auto, notebooks" if role == "notebooks" else "auto"
     measured = "MPS measured 9.0x the throughput of one job at 8 small jobs (time-slicing 5.8x)"
+    trade_off = (
+        "trade-off: all clients share one GPU context, so one job's crash ends every job on this GPU "
+        "(set role: training for time-slicing)"
+    )
     if not gpu.memory_mib:
         bar = f"; its BAR1 aperture is {gpu.bar1_mib} MiB, which bounds it" if gpu.bar1_mib else ""
         return _mps(
             gpu,
             clients,
-            f"auto: {measured}; this card's memory is unknown (not in affordml's catalog and nvidia-smi did not "
-            f"answer{bar}), so only {clients} clients, each limited to 1/{clients} of whatever it has",
+            f"{why}: {measured}; this card's memory is unknown (not in affordml's catalog and nvidia-smi did not "
+            f"answer{bar}), so only {clients} clients, each limited to 1/{clients} of whatever it has; {trade_off}",
         )
     return _mps(
         gpu,
         clients,
-        f"auto: {measured} and enforces a memory limit per job; {clients} clients of "
-        f"~{gpu.memory_mib / clients / 1024:.0f} GiB each fit this card",
+        f"{why}: {measured} and enforces a memory limit per job; {clients} clients of "
+        f"~{gpu.memory_mib / clients / 1024:.0f} GiB each fit this card; {trade_off}",
+    )
+
+
+def _training(gpu: Gpu) -> SharingDecision:
+    replicas = TRAINING_MAX_REPLICAS
+    if gpu.memory_mib:
+        replicas = max(2, min(TRAINING_MAX_REPLICAS, gpu.memory_mib // TRAINING_SLOT_TARGET_MIB))
+    return SharingDecision(
+        "time-slicing",
+        replicas,
+        f"auto, training: time-slicing gives each of {replicas} jobs its own GPU context, so one job's crash "
+        "ends only itself (measured 5.8x at 8 small jobs, against 9.0x for MPS); trade-off: memory is not "
+        "isolated, the jobs must fit in it together",
+        replicas=replicas,
+        memory_per_slot_mib=gpu.memory_mib // replicas if gpu.memory_mib else None,
     )
 
 
@@ -180,3 +229,26 @@ def _mig(gpu: Gpu, layout: str, why: str, field_path: str) -> SharingDecision:
         mig_layout=layout,
         mig_instances=instances,
     )
+
+
+def advertised_resources(decision: SharingDecision) -> dict[str, int]:
+    """What the node's device plugin advertises for one GPU under this decision (the scheduler's capacity):
+    MPS and time-slicing replicate nvidia.com/gpu, HAMi splits it (deviceSplitCount), MIG (mixed strategy) gives
+    one resource per instance profile, exclusive one whole GPU."""
+    if decision.mode == "mig":
+        counts: dict[str, int] = {}
+        for instance in decision.mig_instances:
+            counts[f"nvidia.com/mig-{instance}"] = counts.get(f"nvidia.com/mig-{instance}", 0) + 1
+        return counts
+    if decision.mode in ("mps", "time-slicing", "hami"):
+        return {"nvidia.com/gpu": decision.replicas or decision.slots}
+    return {"nvidia.com/gpu": 1}
+
+
+def node_resources(decisions: list[SharingDecision]) -> dict[str, int]:
+    """The sum over the GPUs of one node."""
+    total: dict[str, int] = {}
+    for decision in decisions:
+        for name, count in advertised_resources(decision).items():
+            total[name] = total.get(name, 0) + count
+    return total

@@ -1,0 +1,43 @@
+"""The helm binary and chart folders, unpacked safely from verified archives into the project's cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from affordml.errors import RunError
+from affordml.helm.release import file_sha256
+
+
+def _unpacked(archive: Path, cache_dir: Path, prefix: str) -> Path:
+    from affordml.artifacts import unpack_tarball
+
+    dest = cache_dir / f"{prefix}-{file_sha256(archive)[:12]}"
+    if not dest.is_dir():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        unpack_tarball(archive, dest)
+    return dest
+
+
+def helm_binary(tarball: Path, cache_dir: Path) -> Path:
+    """helm from get.helm.sh's tarball (linux-amd64/helm), unpacked once per tarball digest."""
+    folder = _unpacked(tarball, cache_dir, "helm")
+    found = [p for p in folder.glob("*/helm") if p.is_file() and not p.is_symlink()]
+    if len(found) != 1:
+        raise RunError(
+            f"{tarball.name} holds no single */helm executable (found {len(found)})",
+            f"delete {folder} and {tarball} so that affordml fetches and unpacks helm again",
+        )
+    return found[0]
+
+
+def chart_dir(archive: Path, subdir: str, cache_dir: Path) -> Path:
+    """A chart inside a chart archive (e.g. kube-prometheus-stack's charts/crds), as a folder helm can install."""
+    folder = _unpacked(archive, cache_dir, archive.name.removesuffix(".tgz"))
+    tops = [p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()]
+    target = (tops[0] / subdir) if len(tops) == 1 else folder / subdir
+    if not target.resolve().is_relative_to(folder.resolve()) or not (target / "Chart.yaml").is_file():
+        raise RunError(
+            f"{archive.name} has no chart at {subdir}",
+            "the chart archive does not match the version lock: delete it from the cache and run again",
+        )
+    return target

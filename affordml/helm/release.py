@@ -1,0 +1,72 @@
+"""A release as data: what to install, from which pinned chart archive, with which values files, in which order."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+STAMP_PREFIX = "affordml stamp "  # the release description carries the stamp; `helm history` shows it
+
+
+@dataclass(frozen=True)
+class Release:
+    name: str
+    namespace: str
+    chart: str  # artifact name in the version lock, e.g. "chart/gpu-operator"
+    values: tuple[str, ...] = ()  # paths relative to env/, applied in this order
+    chart_subdir: str = ""  # a chart inside the archive (e.g. "charts/crds"); empty: the archive's chart itself
+    no_hooks: bool = False  # hooks whose Jobs never finish without a kubelet serving them
+    timeout_s: int = 600
+    fix_hint: str = ""  # what to tell the user when the release does not become ready
+
+
+@dataclass(frozen=True)
+class ReleaseStamp:
+    """What decides whether a deployed release is already what we want."""
+
+    chart_sha256: str
+    values: dict = field(default_factory=dict)  # the merged values files (what `helm get values -o json` returns)
+
+    @property
+    def digest(self) -> str:
+        text = json.dumps({"chart": self.chart_sha256, "values": self.values}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def description(self) -> str:
+        return f"{STAMP_PREFIX}{self.digest}"
+
+
+def merged_values(files: list[Path]) -> dict:
+    """The values files merged as Helm merges them: later files win, mappings merge key by key."""
+    merged: dict = {}
+    for path in files:
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: values must be a mapping, not {type(data).__name__}")
+        merged = _merge(merged, data)
+    return merged
+
+
+def _merge(base: dict, top: dict) -> dict:
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def release_stamp(chart_archive: Path, chart_subdir: str, values_files: list[Path]) -> ReleaseStamp:
+    chart = file_sha256(chart_archive) + (f":{chart_subdir}" if chart_subdir else "")
+    return ReleaseStamp(chart, merged_values(values_files))

@@ -1,0 +1,51 @@
+"""The real charts at the locked versions, from chart source trees checked out outside the repository
+(AFFORDML_CHART_SOURCES), packaged by the real helm into a cache; helm itself from PyPI (tests/artifacts)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tarfile
+from pathlib import Path
+
+SOURCES_ENV = "AFFORDML_CHART_SOURCES"
+# artifact name -> (folder under AFFORDML_CHART_SOURCES, version the lock pins)
+CHART_TREES = {
+    "chart/gpu-operator": ("gpu-operator-v26.7.0/deployments/gpu-operator", "v26.7.0"),
+    "chart/hami": ("hami-2.10.0/charts/hami", "2.10.0"),
+    "chart/kube-prometheus-stack": ("kube-prometheus-stack-88.5.3/charts/kube-prometheus-stack", "88.5.3"),
+}
+
+
+def why_unavailable() -> str | None:
+    if os.environ.get("CI"):
+        return "CI: the charts' sources are not in any package registry (see tests/gpustack/README.md)"
+    root = os.environ.get(SOURCES_ENV)
+    if not root:
+        return f"set {SOURCES_ENV} to a folder with the chart sources at the locked tags (tests/gpustack/README.md)"
+    missing = [rel for rel, _ in CHART_TREES.values() if not (Path(root) / rel / "Chart.yaml").is_file()]
+    return f"{SOURCES_ENV}: no Chart.yaml in {', '.join(missing)}" if missing else None
+
+
+def chart_archives(helm: Path, cache: Path) -> dict[str, Path]:
+    """artifact name -> .tgz. gpu-operator and HAMi packaged by helm at the locked version; kube-prometheus-stack's
+    source archived as it is (its subcharts other than crds are fetched by `helm dependency build`, which needs
+    the network; the gpu phase installs only its charts/crds)."""
+    root = Path(os.environ[SOURCES_ENV])
+    cache.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, (rel, version) in CHART_TREES.items():
+        source = root / rel
+        target = cache / f"{source.name}-{version}.tgz"
+        if not target.is_file():
+            if name == "chart/kube-prometheus-stack":
+                with tarfile.open(target, "w:gz") as tar:
+                    tar.add(source, arcname=source.name)
+            else:
+                subprocess.run(
+                    [str(helm), "package", str(source), "--version", version, "--app-version", version,
+                     "--destination", str(cache)],
+                    check=True, capture_output=True, text=True, timeout=120,
+                )  # fmt: skip
+        out[name] = target
+    return out

