@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from affordml.artifacts.verify import sha256_file
 from affordml.errors import RunError
-from affordml.helm.release import file_sha256
 
 
 def _unpacked(archive: Path, cache_dir: Path, prefix: str) -> Path:
     from affordml.artifacts import unpack_tarball
 
-    dest = cache_dir / f"{prefix}-{file_sha256(archive)[:12]}"
+    dest = cache_dir / f"{prefix}-{sha256_file(archive)[:12]}"
     if not dest.is_dir():
         cache_dir.mkdir(parents=True, exist_ok=True)
         unpack_tarball(archive, dest)

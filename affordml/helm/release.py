@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from affordml.artifacts.verify import sha256_file
+
 STAMP_PREFIX = "affordml stamp "  # the release description carries the stamp; `helm history` shows it
 
 
@@ -59,14 +61,6 @@ def _merge(base: dict, top: dict) -> dict:
     return out
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def release_stamp(chart_archive: Path, chart_subdir: str, values_files: list[Path]) -> ReleaseStamp:
-    chart = file_sha256(chart_archive) + (f":{chart_subdir}" if chart_subdir else "")
+    chart = sha256_file(chart_archive) + (f":{chart_subdir}" if chart_subdir else "")
     return ReleaseStamp(chart, merged_values(values_files))

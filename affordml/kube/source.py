@@ -3,22 +3,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
+from affordml.artifacts.verify import sha256_file
 from affordml.errors import RunError
 from affordml.run.toolchains import Toolchain
 
 REQUIREMENT = re.compile(r"^[A-Za-z0-9_.\-\[\]]+\s*(==|>=|<=|~=|!=|<|>)\s*[A-Za-z0-9_.*+\-]+$")
-
-
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def unpacked_tree(tarball: Path, cache_dir: Path, tag: str) -> Path:
@@ -26,7 +18,7 @@ def unpacked_tree(tarball: Path, cache_dir: Path, tag: str) -> Path:
     no absolute names, no `..`, no links out). A release tarball holds one top folder; that folder is the tree."""
     from affordml.artifacts import unpack_tarball
 
-    dest = cache_dir / f"kubespray-{tag}-{file_digest(tarball)[:12]}"
+    dest = cache_dir / f"kubespray-{tag}-{sha256_file(tarball)[:12]}"
     if not dest.is_dir():
         cache_dir.mkdir(parents=True, exist_ok=True)
         unpack_tarball(tarball, dest)
