@@ -36,7 +36,10 @@ def host_play(bed: Testbed, work: Path, **overrides) -> None:
     bed.check_routes()
     extra = work / "vars.yml"
     extra.write_text(yaml.safe_dump(NAT_PLAN | TEST_SWITCHES | overrides))
-    groups_inventory = bed.write_inventory(work / "inventory.yml", {"affordml_hosts": [h.name for h in bed.hosts]})
+    groups_inventory = bed.write_inventory(
+        work / "inventory.yml",
+        {"affordml_hosts": [h.name for h in bed.hosts], "affordml_controller": [bed.hosts[0].name]},
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env["ANSIBLE_CONFIG"] = str(PLAYBOOKS / "ansible.cfg")
     playbook = shutil.which("ansible-playbook")

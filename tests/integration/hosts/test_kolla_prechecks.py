@@ -24,7 +24,7 @@ import pytest
 
 from affordml.run import toolchains
 from affordml.versions import load_lock
-from tests.integration.hosts.affordml_project import DESKTOP_FACTS, run_affordml, write_project
+from tests.integration.hosts.affordml_project import DESKTOP_FACTS, run_affordml, simulate_reboot, write_project
 from tests.testbed.nspawn import TestHost
 
 pytestmark = [pytest.mark.testbed, pytest.mark.slow]
@@ -158,6 +158,7 @@ def test_kolla_prechecks_pass_on_a_host_affordml_prepared(
     for phase in ("host", "openstack"):
         done = run_affordml(project, bed, "init", "--facts", str(facts), "phase", phase)
         assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
+        simulate_reboot(bed)  # the host phase asks for one (IOMMU arguments); init stops until it happened
 
     assert "Status: inactive" in host.ssh("ufw status").stdout  # turned off, as bootstrap-servers does
     config, inventory = kolla_config_here(project, host, bed, tmp_path)
