@@ -112,8 +112,8 @@ def _record_host_keys(ctx, servers: dict[str, dict]) -> None:
         if public is None:
             ctx.say(
                 f"[cloud] VM {vm} was created without a host key from affordml, so {ctx.project.known_hosts} "
-                "cannot vouch for it; replace it (`affordml init --yes-i-really-really-mean-it` after removing it) "
-                "or add its key there after checking it on its console"
+                "cannot vouch for it; delete the server and run `affordml init` to carve it again, or add its key "
+                "there after checking it on the VM's console"
             )
             continue
         addresses = [a for a in (server.get("floating_ip"), server.get("address")) if a]
