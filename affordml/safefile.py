@@ -497,3 +497,28 @@ def _check_replaceable(parent: int, path: Path, may_replace) -> None:
         current = handle.read(MAX_READ + 1)
     if may_replace is not None and not may_replace(current.decode(errors="replace")):
         raise UnsafeFile(f"{path} exists and is not a file affordml wrote; it was left as it is", "choose another file")
+
+
+def remove_file(root: Path, rel: str | Path) -> bool:
+    """Remove the entry root/rel (a link itself, never what it points to); False when it was not there."""
+    rel = Path(rel)
+    try:
+        with folder(root, rel.parent) as parent:
+            os.unlink(rel.name, dir_fd=parent)
+    except (MissingFile, FileNotFoundError):
+        return False
+    except IsADirectoryError:
+        path = root / rel
+        raise UnsafeFile(f"{path} is a folder, not a file", f"move it aside (`mv {path} {path}.moved`)") from None
+    except OSError as exc:
+        raise _os_error(root / rel, exc) from None
+    return True
+
+
+def list_names(root: Path, rel: str | Path) -> list[str]:
+    """The names in the folder root/rel (walked without following a link); [] when it does not exist."""
+    try:
+        with folder(root, rel) as fd:
+            return sorted(os.listdir(fd))
+    except MissingFile:
+        return []

@@ -119,8 +119,11 @@ def destroy(admin, say: Callable[[str], None], project: Project | None = None) -
             gone(f"project {names.PROJECT}")
     if project is not None:
         from affordml.cloud.connect import forget_user_cloud
+        from affordml.cloud.hostkeys import forget_host_keys
 
         forget_user_cloud(project)
+        for vm in forget_host_keys(project, keep=set()):
+            gone(f"host key of {vm} (known_hosts line and secrets/ssh/hosts files)")
     return removed
 
 

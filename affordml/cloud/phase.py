@@ -66,9 +66,10 @@ def run_cloud_phase(ctx, options: CloudOptions | None = None) -> dict:
     private_key, public_key, _ = ensure_ssh_key(ctx.project)
     carver.ensure_keypair(public_key)
     image = carver.ensure_image(lambda: _image_file(ctx, options))
-    carver.ensure_servers(image, user_data)
+    carver.ensure_servers(image, lambda server: _user_data_with_host_key(ctx.project, server))
     carver.ensure_floating_ips()
     out = carver.out
+    _record_host_keys(ctx, out.servers)
     record = {
         "project": names.PROJECT,
         "project_id": out.project_id,
@@ -93,6 +94,35 @@ def run_cloud_phase(ctx, options: CloudOptions | None = None) -> dict:
     reach = ", ".join(f"{vm} {s['floating_ip']}" for vm, s in sorted(out.servers.items()))
     ctx.say(f"[cloud] {len(out.servers)} server(s) ACTIVE ({reach}), {summary} ({took:.1f}s)")
     return {"changes": out.changes, "record": record}
+
+
+def _user_data_with_host_key(project, server) -> str:
+    """Called only for a server about to be created: a replaced VM gets a new host key, a kept one keeps its."""
+    from affordml.cloud.hostkeys import cloud_config, new_host_key
+
+    return user_data(server, cloud_config(new_host_key(project, server.vm)))
+
+
+def _record_host_keys(ctx, servers: dict[str, dict]) -> None:
+    """Trust each VM's host key for its floating IP and tenant address; forget the keys of VMs that are gone."""
+    from affordml.cloud.hostkeys import forget_host_keys, record_known_host, recorded_public_key
+
+    for vm, server in sorted(servers.items()):
+        public = recorded_public_key(ctx.project, vm)
+        if public is None:
+            ctx.say(
+                f"[cloud] VM {vm} was created without a host key from affordml, so {ctx.project.known_hosts} "
+                "cannot vouch for it; delete the server and run `affordml init` to carve it again, or add its key "
+                "there after checking it on the VM's console"
+            )
+            continue
+        addresses = [a for a in (server.get("floating_ip"), server.get("address")) if a]
+        done = record_known_host(ctx.project, vm, addresses, public)
+        server["host_key"] = public
+        if done != "kept":
+            ctx.say(f"[cloud] known_hosts: {done} the host key of {vm} for {', '.join(addresses)}")
+    for vm in forget_host_keys(ctx.project, keep=set(servers)):
+        ctx.say(f"[cloud] known_hosts: removed the host key of {vm} (no longer in the plan)")
 
 
 def authorize(conn, what: str, quiet: bool = False) -> bool:

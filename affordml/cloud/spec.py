@@ -177,9 +177,10 @@ def security_rules() -> tuple[RuleSpec, ...]:
     )
 
 
-def user_data(server: ServerSpec) -> str:
-    """cloud-init for one VM: its name, /etc/hosts, key-only SSH. Kubespray does the rest."""
-    return "\n".join(
+def user_data(server: ServerSpec, host_keys: dict | None = None) -> str:
+    """cloud-init for one VM: its name, /etc/hosts, key-only SSH and, when given, its SSH host key (cc_ssh keys
+    from affordml.cloud.hostkeys.cloud_config, dumped as YAML data). Kubespray does the rest."""
+    text = "\n".join(
         [
             "#cloud-config",
             f"hostname: {server.vm}",
@@ -199,3 +200,8 @@ def user_data(server: ServerSpec) -> str:
             "",
         ]
     )
+    if host_keys:
+        import yaml
+
+        text += yaml.safe_dump(host_keys, default_flow_style=False, sort_keys=False)
+    return text

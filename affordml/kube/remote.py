@@ -52,7 +52,8 @@ def run(node: NodeAccess, command: str, timeout: float = 60) -> Output:
     except paramiko.BadHostKeyException:
         raise RunError(
             f"VM {node.name} ({node.address}) presented a host key that does not match {node.known_hosts}",
-            "if the VM was re-created, remove its old line from that file and run the cloud phase again",
+            "run `affordml init phase cloud` (it records the host key it gave each VM); if the key still differs, do "
+            "not connect: the VM is not the one affordml created",
         ) from None
     except paramiko.AuthenticationException:
         raise RunError(

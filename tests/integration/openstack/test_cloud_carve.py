@@ -9,6 +9,7 @@ test PC (tests/testbed/openstack/fake_host.py), so a fixture's GPUs are asked fo
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import ipaddress
 import json
@@ -135,6 +136,29 @@ def options(cloud, tmp_path: Path) -> CloudOptions:
 
 
 # ------------------------------------------------------------------------------------------------ helpers
+
+
+def assert_host_keys_recorded(admin, project: Project, record: dict) -> str:
+    """Each server's user data (read back from nova as admin, microversion >= 2.3) carries the host key whose
+    public half known_hosts trusts for exactly its floating IP and tenant address; the private half is nowhere
+    in the project folder but its own 0600 file. Returns known_hosts' text."""
+    expected = set()
+    for vm, server in record["servers"].items():
+        full = admin.compute.get_server(server["id"])
+        data = yaml.safe_load(base64.b64decode(full.user_data).decode())
+        public = (project.root / "secrets" / "ssh" / "hosts" / f"{vm}_ed25519.pub").read_text().strip()
+        private_file = project.root / "secrets" / "ssh" / "hosts" / f"{vm}_ed25519"
+        assert data["ssh_keys"] == {"ed25519_public": public, "ed25519_private": private_file.read_text()}
+        assert (data["ssh_deletekeys"], data["ssh_genkeytypes"]) == (True, ["ed25519"])
+        assert private_file.stat().st_mode & 0o777 == 0o600 and server["host_key"] == public
+        expected.add(f"{server['floating_ip']},{server['address']} {public} affordml-vm={vm}")
+        for path in project.root.rglob("*"):
+            if path.is_file() and path != private_file:
+                assert data["ssh_keys"]["ed25519_private"] not in path.read_text(errors="replace"), path
+    text = project.known_hosts.read_text()
+    assert sorted(text.splitlines()) == sorted(expected)
+    assert project.known_hosts.stat().st_mode & 0o777 == 0o600
+    return text
 
 
 def plan_of(fixture: str) -> Plan:
@@ -294,6 +318,7 @@ def test_carve_carve_again_status_destroy(fixture, cloud, admin, project, option
         assert (project.secrets_dir / "ssh" / "affordml_ed25519").stat().st_mode & 0o777 == 0o600
         assert (project.secrets_dir / "openstack.yml").stat().st_mode & 0o777 == 0o600
         assert first["changes"], lines
+        trusted = assert_host_keys_recorded(admin, project, record)
 
         before = snapshot(admin, record["project_id"])
         requests_seen.seen.clear()
@@ -304,6 +329,7 @@ def test_carve_carve_again_status_destroy(fixture, cloud, admin, project, option
         assert requests_seen.writes == [], requests_seen.writes
         assert requests_seen.seen, "the second run must have asked the API"
         assert snapshot(admin, record["project_id"]) == before
+        assert project.known_hosts.read_text() == trusted  # a re-carve of unchanged VMs: no churn
 
         project.state_file.parent.mkdir(parents=True, exist_ok=True)
         from affordml.phases.state import save_state
@@ -330,6 +356,8 @@ def test_carve_carve_again_status_destroy(fixture, cloud, admin, project, option
         assert "[destroy] removed server affordml-worker-1" in destroyed.stdout
         assert f"[destroy] removed floating IP {reachable['worker-1']}" in destroyed.stdout
         assert our_leftovers(admin) == []
+        assert project.known_hosts.read_text() == "" and not list((project.secrets_dir / "ssh" / "hosts").iterdir())
+        assert "[destroy] removed host key of worker-1" in destroyed.stdout
         assert admin.network.get_network(foreign_net.id).name == f"not-affordml-{fixture}"
         assert admin.compute.get_flavor(foreign_flavor.id).name == f"someone.else.{fixture}"
         assert cloud.external_network is None or admin.network.get_network(cloud.external_network.network_id)
@@ -375,6 +403,7 @@ def test_plan_change_refused_then_confirmed_and_rules_repaired(cloud, admin, pro
     group = admin.network.get_security_group(ctx.state.data["cloud"]["security_group_id"])
     ssh = next(r for r in admin.network.security_group_rules(security_group_id=group.id) if r.port_range_min == 22)
     admin.network.delete_security_group_rule(ssh)
+    before = {line.split()[-1]: line for line in project.known_hosts.read_text().splitlines()}
 
     bigger = dataclasses.replace(
         plan,
@@ -401,6 +430,12 @@ def test_plan_change_refused_then_confirmed_and_rules_repaired(cloud, admin, pro
     new = ctx.state.data["cloud"]["servers"]["worker-2"]
     assert new["id"] != old and new["flavor"] == "affordml.worker.1c2g5d" and new["address"] == "10.42.0.12"
     assert any("deleted server affordml-worker-2" in c for c in result["changes"])
+    replaced = {line.split()[-1]: line for line in project.known_hosts.read_text().splitlines()}
+    assert replaced["affordml-vm=worker-2"] != before["affordml-vm=worker-2"]  # a new VM, a new key; old line gone
+    assert {k: v for k, v in replaced.items() if k != "affordml-vm=worker-2"} == {
+        k: v for k, v in before.items() if k != "affordml-vm=worker-2"
+    }
+    assert_host_keys_recorded(admin, project, ctx.state.data["cloud"])
     assert any("allowed tcp 22 from 0.0.0.0/0" in c for c in result["changes"])
 
 
