@@ -24,3 +24,15 @@ def dump(data, flow: bool = False) -> str:
     return yaml.dump(
         data, Dumper=UnsafeDumper, sort_keys=False, default_flow_style=flow, allow_unicode=True, width=float("inf")
     )
+
+
+class UnsafeLoader(yaml.SafeLoader):
+    """A safe loader that reads the `!unsafe` tag as the plain string it marks (what `dump` wrote)."""
+
+
+UnsafeLoader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
+
+
+def load(text: str):
+    """What `dump` wrote (or any file Ansible reads with `!unsafe` strings), as plain data."""
+    return yaml.load(text, Loader=UnsafeLoader)  # noqa: S506 - a safe loader

@@ -33,6 +33,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from affordml import ansible_data
 from affordml.errors import PlanError
 from affordml.render.engine import STAMP
 from affordml.versions import load_lock
@@ -84,15 +85,8 @@ def load_upstream_yaml(rel: str):
     return _YAML_CACHE[rel]
 
 
-class RenderedLoader(yaml.SafeLoader):
-    """A safe loader that reads Ansible's `!unsafe` tag as the plain string it marks."""
-
-
-RenderedLoader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
-
-
-def load_rendered(text: str):
-    return yaml.load(text, Loader=RenderedLoader)  # noqa: S506 - a safe loader
+RenderedLoader = ansible_data.UnsafeLoader
+load_rendered = ansible_data.load
 
 
 def docs(text: str) -> list:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from affordml import ansible_data
 from affordml.errors import RunError
 from affordml.kube import cluster
 from affordml.kube.access import cluster_access
@@ -56,7 +57,7 @@ def project_with(case: str, tmp_path: Path, mutate=None) -> tuple[Path, Path, Pa
     shutil.copytree(GOLDEN / case / "kubespray", env)
     if mutate:
         mutate(env)
-    hosts = yaml.safe_load((env / "inventory.yml").read_text())["all"]["hosts"]
+    hosts = ansible_data.load((env / "inventory.yml").read_text())["all"]["hosts"]
     roles = {n: "control-plane" if n.startswith("cp-") else "worker" for n in hosts}
     access = cluster_access(list(roles.items()), TEST_NET, "ubuntu", tmp_path / "key", tmp_path / "known_hosts")
     connection = write_connection_inventory(tmp_path / "runs" / "connection.yml", access)
@@ -87,7 +88,7 @@ def test_validate_inventory_accepts_the_render(case, kubespray_tree, toolchain_b
     result, roles = boilerplate(kubespray_tree, toolchain_bin, tmp_path, case)
     cluster.explain_failure(result, roles, TEST_NET)  # raises a one-line RunError on any failure
     assert result.rc == 0 and result.status == "successful"
-    rendered = yaml.safe_load((GOLDEN / case / "kubespray" / "inventory.yml").read_text())["all"]["hosts"]
+    rendered = ansible_data.load((GOLDEN / case / "kubespray" / "inventory.yml").read_text())["all"]["hosts"]
     assert set(result.progress.hosts) == set(rendered)
     print(f"{case}: validate_inventory {result.progress.summary()}")
 
