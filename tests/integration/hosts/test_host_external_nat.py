@@ -35,7 +35,9 @@ def host_play(bed: Testbed, work: Path, **overrides) -> None:
     """playbooks/host.yml on the test hosts with the NAT plan and the overrides."""
     bed.check_routes()
     extra = work / "vars.yml"
-    extra.write_text(yaml.safe_dump(NAT_PLAN | TEST_SWITCHES | overrides))
+    # the rendered plan vars always name the controller's management address (the /etc/hosts step maps it)
+    controller = {"affordml_management_address": bed.hosts[0].address}
+    extra.write_text(yaml.safe_dump(NAT_PLAN | TEST_SWITCHES | controller | overrides))
     groups_inventory = bed.write_inventory(
         work / "inventory.yml",
         {"affordml_hosts": [h.name for h in bed.hosts], "affordml_controller": [bed.hosts[0].name]},
