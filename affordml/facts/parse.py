@@ -404,17 +404,10 @@ def _gpu(
 
 
 def bar1_mib(resource: str | None) -> int | None:
-    """BAR1's size from a device's sysfs `resource` (one `start end flags` line per BAR; NVIDIA's BAR1 is the
-    framebuffer aperture: at most the card's memory on large-BAR cards, 256 MiB without resizable BAR)."""
-    lines = (resource or "").split("\n")
-    if len(lines) < 2:
-        return None
-    fields = lines[1].split()
-    try:
-        start, end = int(fields[0], 16), int(fields[1], 16)
-    except (IndexError, ValueError):
-        return None
-    return (end - start + 1) // (1024 * 1024) if start and end > start else None
+    """BAR1's size in MiB from a device's sysfs `resource` (NVIDIA's BAR1 is the framebuffer aperture: at most the
+    card's memory on large-BAR cards, 256 MiB without resizable BAR)."""
+    sizes = parse_bar_sizes(resource)
+    return sizes[1] // (1024 * 1024) if len(sizes) > 1 and sizes[1] else None
 
 
 def gpu_extras(snap: Snapshot, devices: list[PciDevice], smi: list[SmiGpu]) -> dict[str, GpuExtras]:
