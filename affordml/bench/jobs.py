@@ -3,6 +3,7 @@ whatever happens (a timeout, Ctrl-C, SIGTERM), the group is stopped before the c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -44,10 +45,8 @@ class Group:
         if self.children:
             procs.stop_group(self.children[0].pid, grace_s=2.0)
         for child in self.children:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
             for stream in (child.stdin, child.stdout, child.stderr):
                 if stream:
                     stream.close()
@@ -119,7 +118,8 @@ def _await_ready(children: list[subprocess.Popen], deadline: float) -> None:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise RunError(
-                    f"bench: {len(waiting)} job(s) not ready after {READY_TIMEOUT_S:.0f} s", "check the GPU is free (nvidia-smi)"
+                    f"bench: {len(waiting)} job(s) not ready after {READY_TIMEOUT_S:.0f} s",
+                    "check the GPU is free (nvidia-smi)",
                 )
             for key, _ in selector.select(timeout=min(left, 1.0)):
                 line = key.fileobj.readline()
@@ -140,7 +140,9 @@ def _wait(child: subprocess.Popen, deadline: float) -> None:
     try:
         child.wait(timeout=max(0.1, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
-        raise RunError("bench: a job ran past its time limit", "use a shorter --seconds or a lighter workload") from None
+        raise RunError(
+            "bench: a job ran past its time limit", "use a shorter --seconds or a lighter workload"
+        ) from None
 
 
 def _collect(child: subprocess.Popen, deadline: float) -> JobResult:

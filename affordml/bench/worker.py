@@ -44,7 +44,9 @@ def _cpu_mlp(sizes: dict, rng: random.Random):
         out = _matmul(h, w2)
         d_out = [[o - t for o, t in zip(orow, trow, strict=True)] for orow, trow in zip(out, y, strict=True)]
         d_h = _matmul(d_out, [list(col) for col in zip(*w2, strict=True)])
-        d_h = [[d if hv > 0 else 0.0 for d, hv in zip(drow, hrow, strict=True)] for drow, hrow in zip(d_h, h, strict=True)]
+        d_h = [
+            [d if hv > 0 else 0.0 for d, hv in zip(drow, hrow, strict=True)] for drow, hrow in zip(d_h, h, strict=True)
+        ]
         g2 = _matmul([list(col) for col in zip(*h, strict=True)], d_out)
         g1 = _matmul([list(col) for col in zip(*x, strict=True)], d_h)
         for w, g in ((w1, g1), (w2, g2)):
@@ -217,7 +219,11 @@ def _thin(samples: list[float], limit: int = 500) -> list[float]:
 
 def run(spec: dict) -> dict:
     cuda = spec["device"] == "cuda"
-    step = _cuda_step(spec["kind"], spec["sizes"]) if cuda else CPU_WORKLOADS[spec["kind"]](spec["sizes"], random.Random(0))
+    step = (
+        _cuda_step(spec["kind"], spec["sizes"])
+        if cuda
+        else CPU_WORKLOADS[spec["kind"]](spec["sizes"], random.Random(0))
+    )
     sync = _torch().cuda.synchronize if cuda else (lambda: None)
     per_batch = spec.get("steps_per_batch", 1)
     for _ in range(spec.get("warmup_steps", 2)):
@@ -236,7 +242,12 @@ def run(spec: dict) -> dict:
         steps += per_batch
     elapsed = time.perf_counter() - began
     memory = _cuda_memory_mib() if cuda else _cpu_memory_mib()
-    return {"steps": steps, "seconds": round(elapsed, 4), "latency_ms": _thin(latencies), "memory_mib": round(memory, 1)}
+    return {
+        "steps": steps,
+        "seconds": round(elapsed, 4),
+        "latency_ms": _thin(latencies),
+        "memory_mib": round(memory, 1),
+    }
 
 
 def main() -> None:
