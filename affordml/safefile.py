@@ -457,7 +457,7 @@ def _copy_exclusive(parent: int, name: str, backup: str, path: Path) -> bool:
     return True
 
 
-def write_beside(path: Path, text: str, mode: int = 0o644, may_replace=None) -> Path:
+def write_beside(path: Path, text: str | bytes, mode: int = 0o644, may_replace=None) -> Path:
     """Write a file the user named, outside the project (`facts --save FILE`): its folder must exist; an
     existing entry is replaced only when it is a regular file with one link that may_replace(text) accepts."""
     parent_path = path.parent
@@ -474,7 +474,7 @@ def write_beside(path: Path, text: str, mode: int = 0o644, may_replace=None) -> 
         raise _os_error(path, exc) from None
     try:
         _check_replaceable(parent, path, may_replace)
-        write_in(parent, path.name, path, text.encode(), mode)
+        write_in(parent, path.name, path, text if isinstance(text, bytes) else text.encode(), mode)
     finally:
         os.close(parent)
     return path

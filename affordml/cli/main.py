@@ -466,6 +466,11 @@ def _stop_cleanly_on_signals() -> None:
         signal.signal(signum, stop)
 
 
+from affordml.cli import bench as _bench  # noqa: E402 - after `app` exists
+
+_bench.register(app)
+
+
 def _click_exceptions() -> tuple[tuple, tuple, tuple]:
     """(exit, abort, usage) exception classes: typer's own (newer typer vendors click) and click's."""
     exits, aborts, usage = [typer.Exit], [typer.Abort], []
