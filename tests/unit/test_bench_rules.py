@@ -1,0 +1,212 @@
+"""`affordml bench sharing`, the pure parts: the metrics, the recommendation rules fed with the figures measured on
+one H200 (docs/gpu-sharing.md), the affordml.yaml lines read back through affordml's own config loader and planner,
+the report, and the cluster Jobs validated against the Kubernetes schemas of the locked minor."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from affordml.bench import cluster, report
+from affordml.bench.metrics import Blast, JobResult, Row, blast, jain, percentile, row
+from affordml.bench.recommend import recommend
+from affordml.bench.result import BenchResult, Device
+from affordml.bench.workloads import WORKLOADS
+from affordml.config.load import load_config
+from affordml.facts.parse import facts_from_snapshot
+from affordml.facts.sources import load_snapshot_file
+from affordml.plan.build import make_plan
+from affordml.versions import load_lock, version_table
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "inventories" / "examples"
+TWO_GPUS = REPO / "tests" / "fixtures" / "hardware" / "workstation-2gpu.json"
+LOCK = load_lock()
+
+
+def ratio_row(mode: str, n: int, ratio: float, fairness: float = 0.99, ok: int | None = None) -> Row:
+    return Row(mode, n, n if ok is None else ok, ratio * 900, ratio, 1.0, 2.0, 500.0, fairness)
+
+
+def h200_mlp() -> tuple[list[Row], list[Blast]]:
+    """The small MLP on one H200: time-slicing 2.05x/3.78x/5.76x, MPS 2.17x/4.70x/9.01x at N = 2/4/8."""
+    rows = [ratio_row("exclusive", 1, 1.0)]
+    rows += [ratio_row("time-slicing", n, r) for n, r in ((2, 2.05), (4, 3.78), (8, 5.76))]
+    rows += [ratio_row("mps", n, r) for n, r in ((2, 2.17), (4, 4.70), (8, 9.01))]
+    return rows, [Blast("time-slicing", 8, True, 7, 0), Blast("mps", 8, True, 7, 7)]
+
+
+def plan_for(lines: str, facts: Path, tmp_path: Path):
+    config_file = tmp_path / "affordml.yaml"
+    config_file.write_text(lines)
+    config = load_config(config_file, environ={})
+    return make_plan(facts_from_snapshot(load_snapshot_file(facts)), config, version_table(LOCK))
+
+
+# ---- metrics ----
+
+
+def test_percentiles_interpolate_and_jain_spans_one_over_n_to_one():
+    assert percentile([4.0, 1.0, 3.0, 2.0], 50) == 2.5
+    assert percentile([1.0, 2.0, 3.0, 4.0, 100.0], 95) == pytest.approx(80.8)
+    assert percentile([], 50) is None
+    assert jain([5.0, 5.0, 5.0, 5.0]) == pytest.approx(1.0)
+    assert jain([8.0, 0.0, 0.0, 0.0]) == pytest.approx(0.25)
+    assert jain([]) is None
+
+
+def test_a_row_sums_rates_compares_with_one_job_alone_and_counts_a_dead_job_as_zero():
+    jobs = [JobResult(100, 2.0, (10.0, 12.0), 300.0), JobResult(50, 2.0, (20.0,), 310.0), JobResult(exit_code=-11)]
+    figures = row("time-slicing", jobs, baseline=40.0)
+    assert (figures.n, figures.jobs_ok, figures.throughput, figures.ratio) == (3, 2, 75.0, 1.88)
+    assert figures.memory_mib == 310.0 and figures.latency_p50_ms == 12.0
+    assert figures.fairness == pytest.approx((50 + 25) ** 2 / (3 * (50**2 + 25**2)), abs=1e-3)
+    crash = blast("mps", JobResult(exit_code=1, error="illegal memory access"), jobs[:2] + [JobResult(exit_code=1)])
+    assert (crash.n, crash.crashed, crash.others, crash.others_died) == (4, True, 3, 1)
+
+
+# ---- the recommendation rules ----
+
+
+def test_many_small_jobs_get_mps_at_the_measured_best_n_and_the_trade_off_is_said(tmp_path):
+    rows, blasts = h200_mlp()
+    rec = recommend(rows, blasts)
+    assert (rec.mode, rec.jobs) == ("mps", 8)
+    assert "9.01x" in rec.reason and "1.56x time-slicing" in rec.reason
+    assert "one crash ended 7 of the other 7 jobs" in rec.reason
+    plan = plan_for(rec.config_lines, EXAMPLES / "desktop-rtx4090.json", tmp_path)
+    assert [(g.sharing.mode, g.sharing.slots) for g in plan.gpus] == [("mps", 8)]
+
+
+def test_training_keeps_faults_isolated_even_though_mps_gave_more(tmp_path):
+    rows, blasts = h200_mlp()
+    rec = recommend(rows, blasts, role="training")
+    assert (rec.mode, rec.jobs) == ("time-slicing", 8)
+    assert "role training" in rec.reason and "a crash ended 0 of the other jobs" in rec.reason
+    plan = plan_for(rec.config_lines, EXAMPLES / "desktop-rtx4090.json", tmp_path)
+    assert [(g.sharing.mode, g.sharing.replicas) for g in plan.gpus] == [("time-slicing", 8)]
+
+
+def test_a_job_that_fills_the_gpu_gets_it_whole(tmp_path):
+    rows = [ratio_row("exclusive", 1, 1.0), ratio_row("time-slicing", 4, 0.93), ratio_row("mps", 4, 1.00)]
+    rec = recommend(rows, [Blast("time-slicing", 4, True, 3, 0), Blast("mps", 4, True, 3, 3)])
+    assert rec.mode == "exclusive" and "at most 1.00x" in rec.reason
+    plan = plan_for(rec.config_lines, EXAMPLES / "desktop-rtx4090.json", tmp_path)
+    assert [g.sharing.mode for g in plan.gpus] == ["exclusive"]
+
+
+def test_mps_must_beat_the_isolating_mode_by_the_measured_margin_to_win():
+    rows = [ratio_row("time-slicing", 4, 3.5), ratio_row("mps", 4, 3.9)]
+    rec = recommend(rows, [Blast("mps", 4, True, 3, 3)])
+    assert (rec.mode, rec.jobs) == ("time-slicing", 4) and "less than 1.20x" in rec.reason
+    assert recommend(rows, [], role="notebooks").mode == "mps"
+
+
+def test_a_mode_whose_crash_killed_others_or_that_starved_a_job_is_not_counted():
+    rows = [ratio_row("time-slicing", 4, 3.0), ratio_row("mps", 4, 4.5, fairness=0.5)]
+    rec = recommend(rows, [Blast("time-slicing", 4, True, 3, 2)], role="training")
+    assert rec.mode == "exclusive" and "no fault-isolating mode" in rec.reason
+    incomplete = [ratio_row("time-slicing", 4, 3.0, ok=3)]
+    assert recommend(incomplete, []).mode == "exclusive"
+
+
+def test_mig_and_hami_lines_plan_as_measured(tmp_path):
+    mig = recommend([ratio_row("mig", 4, 3.6), ratio_row("mps", 4, 4.0)], [Blast("mig", 4, True, 3, 0)])
+    assert mig.mode == "mig" and "hardware slice" in mig.reason
+    plan = plan_for(mig.config_lines, EXAMPLES / "server-a100-mig.json", tmp_path)
+    assert [(g.sharing.mode, g.sharing.mig_layout) for g in plan.gpus] == [("mig", "all-balanced")]
+    hami = recommend([ratio_row("hami", 4, 3.2)], [Blast("hami", 4, True, 3, 0)], role="inference")
+    assert hami.sharing == {"mode": "hami", "split": 4, "memory_percent": 25, "cores_percent": 25}
+    plan = plan_for(hami.config_lines, EXAMPLES / "desktop-rtx4090.json", tmp_path)
+    assert [(g.sharing.mode, g.sharing.replicas, g.sharing.hami_memory_percent) for g in plan.gpus] == [("hami", 4, 25)]
+
+
+def test_lines_for_one_gpu_of_several_go_under_per_gpu(tmp_path):
+    rows, blasts = h200_mlp()
+    rec = recommend(rows, blasts, role="training", gpu_address="0000:31:00.0")
+    assert rec.config_lines.startswith("gpu:\n  per_gpu:\n    '0000:31:00.0':\n")
+    plan = plan_for(rec.config_lines, TWO_GPUS, tmp_path)
+    assert {g.address: g.sharing.mode for g in plan.gpus}["0000:31:00.0"] == "time-slicing"
+
+
+def test_counts_beyond_the_config_bounds_are_clamped_so_the_lines_load(tmp_path):
+    rec = recommend([ratio_row("mps", 64, 30.0)], [])
+    assert rec.sharing == {"mode": "mps", "clients": 48}
+    assert plan_for(rec.config_lines, EXAMPLES / "desktop-rtx4090.json", tmp_path).gpus[0].sharing.slots == 48
+
+
+# ---- the report ----
+
+
+def test_report_table_chart_and_stand_in_label():
+    rows, blasts = h200_mlp()
+    result = BenchResult("local", Device("cpu", "CPU stand-in (2 cores)"), "mlp", 1.0, [1, 2, 4, 8], rows, blasts)
+    result.recommendation = recommend(rows, blasts, stand_in=True)
+    text = "\n".join(report.text_report(result))
+    assert "CPU STAND-IN" in text and "say nothing about a GPU" in text
+    table = report.table_lines(result)
+    assert table[0].split()[:5] == ["mode", "N", "done", "steps/s", "vs"] and len(table) == 2 + len(rows)
+    bars = {line.split()[0] + line.split()[1]: line.count("#") for line in report.chart_lines(result)}
+    assert bars["mpsN=8"] == report.BAR_WIDTH and bars["time-slicingN=8"] < bars["mpsN=8"]
+    assert "mps           N=8: the faulting job crashed; 7 of 7 others died" in text
+    assert "        clients: 8" in text
+
+
+# ---- the cluster Jobs ----
+
+
+def _cluster_plan(tmp_path, lines: str = "", facts: Path = EXAMPLES / "desktop-rtx4090.json"):
+    return plan_for(lines, facts, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("lines", "facts", "asks"),
+    [
+        ("", "desktop-rtx4090", {"nvidia.com/gpu": "1"}),
+        ("", "server-a100-mig", {"nvidia.com/mig-1g.10gb": "1"}),
+        (
+            "gpu: {sharing: {mode: hami, split: 4}}\n",
+            "desktop-rtx4090",
+            {"nvidia.com/gpu": "1", "nvidia.com/gpumem-percentage": "25", "nvidia.com/gpucores": "25"},
+        ),
+    ],
+)
+def test_cluster_jobs_ask_for_one_share_as_the_plan_advertises_it(tmp_path, lines, facts, asks):
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    minor = LOCK["kubernetes"]["kubernetes_minor"]
+    (target,) = cluster.targets(_cluster_plan(tmp_path, lines, EXAMPLES / f"{facts}.json"))
+    spec = WORKLOADS["mlp"].spec("cuda", 5.0)
+    jobs = cluster.render_run("123456", target, 4, spec, None, "registry.example/pytorch:1", 1e9, crash=True)
+    for body in [cluster.worker_configmap(), *jobs]:
+        assert kubernetes_validate.validate(body, minor, strict=True) == minor
+    assert [j["metadata"]["name"] for j in jobs] == [f"bench-123456-{target.mode}-4-{i}" for i in range(4)]
+    pod = jobs[0]["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"kubernetes.io/hostname": "worker-1"}
+    assert pod["containers"][0]["resources"]["limits"] == asks
+    argv = [json.loads(j["spec"]["template"]["spec"]["containers"][0]["command"][2]) for j in jobs]
+    assert [a.get("crash_after_s") for a in argv] == [spec["seconds"] / 3, None, None, None]
+    assert {a["start_at"] for a in argv} == {1e9} and all(j["metadata"]["namespace"] == "ml" for j in jobs)
+
+
+def test_cluster_result_comes_from_the_logs_last_json_line():
+    log = 'warming up\n{"steps": 40, "seconds": 2.0, "latency_ms": [50.0], "memory_mib": 812.0}\n'
+    assert cluster.parse_log(log) == JobResult(40, 2.0, (50.0,), 812.0)
+    assert not cluster.parse_log("Traceback ...\nRuntimeError: CUDA error").ok
+
+
+def test_the_worker_without_pytorch_says_so_in_one_line():
+    """Exit 3 and one line; PyTorch is hidden so that the test means the same where it is installed."""
+    spec = WORKLOADS["mlp"].spec("cuda", 0.2)
+    hide_torch = "import runpy, sys; sys.modules['torch'] = None; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+    done = subprocess.run(
+        [sys.executable, "-c", hide_torch, str(cluster.WORKER), json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.strip().splitlines() == ["the cuda workloads need PyTorch in this Python (pip install torch)"]
