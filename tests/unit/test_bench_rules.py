@@ -201,7 +201,10 @@ def test_cluster_result_comes_from_the_logs_last_json_line():
 def test_the_worker_without_pytorch_says_so_in_one_line():
     """Exit 3 and one line; PyTorch is hidden so that the test means the same where it is installed."""
     spec = WORKLOADS["mlp"].spec("cuda", 0.2)
-    hide_torch = "import runpy, sys; sys.modules['torch'] = None; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+    hide_torch = (
+        "import runpy, sys; sys.modules['torch'] = None; sys.argv = sys.argv[1:]; "
+        "runpy.run_path(sys.argv[0], run_name='__main__')"
+    )
     done = subprocess.run(
         [sys.executable, "-c", hide_torch, str(cluster.WORKER), json.dumps(spec)],
         capture_output=True,
