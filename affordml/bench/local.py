@@ -4,6 +4,7 @@ without an NVIDIA GPU (or without PyTorch) the device is the CPU: the same orche
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -153,7 +154,7 @@ def run_local(
 ) -> BenchResult:
     """Exclusive (one job alone) first: every ratio is against it. Then each mode at each N, then one crash run per
     sharing mode at the largest N."""
-    label = workload.name if workload else "command: " + " ".join(command)
+    label = "command: " + shlex.join(command) if command else workload.name
     result = BenchResult("local", device, label, seconds, counts)
     setups, skipped = mode_setups(device)
     result.skipped = {m: why for m, why in skipped.items() if m in modes}
