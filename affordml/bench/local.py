@@ -88,7 +88,14 @@ class MpsDaemon:
         for path in self.env.values():
             os.makedirs(path, mode=0o700, exist_ok=True)
         control = shutil.which("nvidia-cuda-mps-control")
-        subprocess.run([control, "-d"], env=dict(os.environ, **self.env), check=True, timeout=30)
+        try:
+            subprocess.run([control, "-d"], env=dict(os.environ, **self.env), check=True, timeout=30)
+        except (OSError, subprocess.SubprocessError) as exc:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            raise RunError(
+                f"bench: the MPS control daemon did not start ({exc})",
+                f"read its log in {self.env['CUDA_MPS_LOG_DIRECTORY']}, or leave mps out of --modes",
+            ) from None
         return self
 
     def __exit__(self, *exc) -> None:
@@ -105,6 +112,8 @@ ModeSetup = Callable[[int], "contextmanager[list[dict[str, str]]]"]
 def mode_setups(device: Device) -> tuple[dict[str, ModeSetup], dict[str, str]]:
     """For each mode this PC can run: a context manager giving the N jobs' environments; for the others, why not."""
     setups: dict[str, ModeSetup] = {"exclusive": _plain, "time-slicing": _plain}
+    if not device.stand_in:
+        setups = {"exclusive": _no_mps, "time-slicing": _no_mps}
     skipped = {"hami": "HAMi limits jobs inside the cluster's pods: run `affordml bench sharing` without --local"}
     if device.stand_in:
         setups["mps"] = _plain
@@ -127,6 +136,14 @@ def mode_setups(device: Device) -> tuple[dict[str, ModeSetup], dict[str, str]]:
 @contextmanager
 def _plain(n: int) -> Iterator[list[dict[str, str]]]:
     yield [jobs.child_env() for _ in range(n)]
+
+
+@contextmanager
+def _no_mps(n: int) -> Iterator[list[dict[str, str]]]:
+    """An empty MPS pipe folder: a CUDA client finds no MPS server there and runs on its own context, even where
+    an MPS daemon serves the default folder."""
+    with tempfile.TemporaryDirectory(prefix="affordml-no-mps-") as empty:
+        yield [jobs.child_env({"CUDA_MPS_PIPE_DIRECTORY": empty}) for _ in range(n)]
 
 
 @contextmanager
@@ -160,7 +177,7 @@ def run_local(
     result.skipped = {m: why for m, why in skipped.items() if m in modes}
     note = "cpu stand-in" if device.stand_in else ""
     run = _runner(device, workload, command, seconds)
-    with _plain(1) as envs:
+    with setups["exclusive"](1) as envs:
         alone = run(envs)
     baseline = metrics.row("exclusive", alone, None).throughput or None
     result.rows.append(metrics.row("exclusive", alone, baseline, note))

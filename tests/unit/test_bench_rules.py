@@ -5,6 +5,7 @@ the report, and the cluster Jobs validated against the Kubernetes schemas of the
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -213,3 +214,47 @@ def test_the_worker_without_pytorch_says_so_in_one_line():
     )
     assert done.returncode == 3, done.stderr
     assert done.stderr.strip().splitlines() == ["the cuda workloads need PyTorch in this Python (pip install torch)"]
+
+
+# ---- the local GPU set-up, against stand-in NVIDIA tools (the real ones run in benchmarks/run_sharing_bench.sh) ----
+
+FAKE_SMI = """#!/bin/sh
+case "$*" in
+  *query-gpu*) echo "NVIDIA H200, 143771" ;;
+  -L) printf 'GPU 0: NVIDIA H200 (UUID: GPU-1)\\n  MIG 1g.18gb Device 0: (UUID: MIG-aaa)\\n'
+      printf '  MIG 3g.71gb Device 1: (UUID: MIG-bbb)\\nGPU 1: NVIDIA H200 (UUID: GPU-2)\\n'
+      printf '  MIG 1g.18gb Device 0: (UUID: MIG-ccc)\\n' ;;
+esac
+"""
+FAKE_MPS = """#!/bin/sh
+{ echo "args=$* pipe=$CUDA_MPS_PIPE_DIRECTORY log=$CUDA_MPS_LOG_DIRECTORY"; cat -; } >> "$MPS_RECORD"
+"""
+
+
+def test_local_gpu_modes_mps_daemon_limits_and_mig_instances(tmp_path, monkeypatch):
+    from affordml.bench import local
+
+    for name, text in (("nvidia-smi", FAKE_SMI), ("nvidia-cuda-mps-control", FAKE_MPS)):
+        (tmp_path / name).write_text(text)
+        (tmp_path / name).chmod(0o755)
+    record = tmp_path / "mps.log"
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setenv("MPS_RECORD", str(record))
+    monkeypatch.setattr(local, "_has_torch", lambda: True)
+    device = local.detect_device()
+    assert (device.kind, device.name, device.memory_mib) == ("cuda", "NVIDIA H200", 143771)
+    assert device.mig_devices == ("MIG-aaa", "MIG-bbb")  # GPU 0's instances only
+    setups, skipped = local.mode_setups(device)
+    assert set(setups) == {"exclusive", "time-slicing", "mps", "mig"} and set(skipped) == {"hami"}
+    with setups["mps"](4) as envs:
+        assert {e["CUDA_MPS_PINNED_DEVICE_MEM_LIMIT"] for e in envs} == {"0=35942M"}
+        pipe = envs[0]["CUDA_MPS_PIPE_DIRECTORY"]
+        assert Path(pipe).is_dir() and oct(Path(pipe).stat().st_mode & 0o777) == "0o700"
+    assert not Path(pipe).exists()  # the private folders go with the daemon
+    started, stopped = record.read_text().splitlines()[0], record.read_text().splitlines()[1:]
+    assert started.startswith("args=-d pipe=" + pipe) and stopped == [f"args= pipe={pipe} log={pipe[:-4]}log", "quit"]
+    with setups["time-slicing"](2) as envs:
+        empty = envs[0]["CUDA_MPS_PIPE_DIRECTORY"]
+        assert Path(empty).is_dir() and not any(Path(empty).iterdir())  # no MPS server to join
+    with setups["mig"](3) as envs:
+        assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["MIG-aaa", "MIG-bbb", "MIG-aaa"]
