@@ -36,18 +36,20 @@ class Target:
     mode: str
     memory_mib: int | None
     resources: dict[str, str]
+    shares: int = 1  # jobs the node's device plugin lets run at once on this GPU
 
 
 def targets(plan) -> list[Target]:
     found = []
     for gpu in plan.gpus:
         decision = gpu.sharing
-        name, _count = next(iter(advertised_resources(decision).items()))
+        advertised = advertised_resources(decision)
+        name = min(advertised, key=lambda key: (key != "nvidia.com/gpu", key))  # MIG: the smallest profile
         asks = {name: "1"}
         if decision.mode == "hami":
             asks["nvidia.com/gpumem-percentage"] = str(decision.hami_memory_percent)
             asks["nvidia.com/gpucores"] = str(decision.hami_cores_percent)
-        found.append(Target(gpu.vm, gpu.address, decision.mode, gpu.memory_mib, asks))
+        found.append(Target(gpu.vm, gpu.address, decision.mode, gpu.memory_mib, asks, advertised[name]))
     return found
 
 
@@ -247,11 +249,14 @@ def run_in_cluster(project, config, workload: Workload, command, image, modes, c
     alone = measure(1)
     baseline = metrics.row("exclusive", alone, None).throughput or None
     result.rows.append(metrics.row("exclusive", alone, baseline, "one job alone on the shared GPU"))
-    for n in (n for n in counts if n > 1):
+    fitting = [n for n in counts if 1 < n <= target.shares]
+    if len(fitting) < len([n for n in counts if n > 1]):
+        say(f"N above {target.shares} left out: {target.address} advertises {target.shares} share(s) of {target.mode}")
+    for n in fitting:
         result.rows.append(metrics.row(target.mode, measure(n), baseline))
         say(f"{target.mode} N={n}: {result.rows[-1].ratio}x")
-    if target.mode != "exclusive":
-        runs = measure(max(2, max(counts)), crash=True)
+    if fitting:
+        runs = measure(max(fitting), crash=True)
         result.blasts.append(metrics.blast(target.mode, runs[0], runs[1:]))
     return result
 

@@ -258,3 +258,46 @@ def test_local_gpu_modes_mps_daemon_limits_and_mig_instances(tmp_path, monkeypat
         assert Path(empty).is_dir() and not any(Path(empty).iterdir())  # no MPS server to join
     with setups["mig"](3) as envs:
         assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["MIG-aaa", "MIG-bbb", "MIG-aaa"]
+
+
+def test_cluster_results_wait_for_every_pod_and_read_how_each_ended(monkeypatch):
+    from kubernetes import client as k8s
+
+    def pod(job: str, phase: str, code: int | None = None, reason: str = "") -> k8s.V1Pod:
+        ended = k8s.V1ContainerStateTerminated(exit_code=code, reason=reason) if code is not None else None
+        statuses = [
+            k8s.V1ContainerStatus(
+                name="job",
+                image="i",
+                image_id="",
+                ready=False,
+                restart_count=0,
+                state=k8s.V1ContainerState(terminated=ended),
+            )
+        ]
+        return k8s.V1Pod(
+            metadata=k8s.V1ObjectMeta(name=f"{job}-pod", labels={"job-name": job}),
+            status=k8s.V1PodStatus(phase=phase, container_statuses=statuses),
+        )
+
+    class Api:
+        polls = 0
+
+        def pods(self, run_id):
+            self.polls += 1
+            done = [pod("a", "Succeeded", 0), pod("b", "Failed", 139, "Error")]
+            return done if self.polls > 1 else [pod("a", "Running"), pod("b", "Running")]
+
+        def log(self, name):
+            return '{"steps": 10, "seconds": 1.0, "latency_ms": [100.0], "memory_mib": 900}\n'
+
+    monkeypatch.setattr(cluster, "POLL_S", 0.01)
+    ok, crashed = cluster.wait_results(Api(), "r", ["a", "b"], 10, print)
+    assert ok == JobResult(10, 1.0, (100.0,), 900) and (crashed.ok, crashed.exit_code) == (False, 139)
+
+    class Stuck(Api):
+        def pods(self, run_id):
+            return [pod("a", "Pending")]
+
+    with pytest.raises(Exception, match="2 job\\(s\\) did not finish in 0 s \\(first: a\\)"):
+        cluster.wait_results(Stuck(), "r", ["a", "b"], 0, print)
