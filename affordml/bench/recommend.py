@@ -45,6 +45,7 @@ def recommend(
 ) -> Recommendation:
     best = _best_per_mode(rows)
     died = {b.mode: b.others_died for b in blasts}
+    crash_runs = {b.mode: b for b in blasts}
     caveat = (
         "CPU stand-in: these figures exercise the orchestration and the rules; they say nothing about a GPU"
         if stand_in
@@ -65,11 +66,13 @@ def recommend(
         if safe is None:
             reason = f"role {role} needs a crash to end only its own job, and no fault-isolating mode gained here"
             return _made("exclusive", 1, reason, caveat, gpu_address, best, died)
-        return _made(safe.mode, safe.n, _isolated_reason(safe, mps, died, role), caveat, gpu_address, best, died)
+        return _made(safe.mode, safe.n, _isolated_reason(safe, mps, crash_runs, role), caveat, gpu_address, best, died)
     if mps and (safe is None or mps.ratio >= safe.ratio * MPS_OVER_ISOLATING or (role == "notebooks" and mps is top)):
-        return _made("mps", mps.n, _mps_reason(mps, safe, died, role), caveat, gpu_address, best, died)
+        return _made("mps", mps.n, _mps_reason(mps, safe, crash_runs, role), caveat, gpu_address, best, died)
     choice = safe or top
-    return _made(choice.mode, choice.n, _isolated_reason(choice, mps, died, role), caveat, gpu_address, best, died)
+    return _made(
+        choice.mode, choice.n, _isolated_reason(choice, mps, crash_runs, role), caveat, gpu_address, best, died
+    )
 
 
 def _best_per_mode(rows: list[Row]) -> dict[str, Row]:
@@ -85,14 +88,14 @@ def _best_per_mode(rows: list[Row]) -> dict[str, Row]:
     return best
 
 
-def _mps_reason(mps: Row, safe: Row | None, died: dict[str, int], role: str) -> str:
+def _crash_said(run: Blast) -> str:
+    return f"one crash among {run.n} jobs ended {run.others_died} of the other {run.others}"
+
+
+def _mps_reason(mps: Row, safe: Row | None, crash_runs: dict[str, Blast], role: str) -> str:
     versus = f", {mps.ratio / safe.ratio:.2f}x {safe.mode}'s best ({safe.ratio:.2f}x at {safe.n})" if safe else ""
-    lost = died.get("mps")
-    blast = (
-        f"one crash ended {lost} of the other {mps.n - 1 if mps.n > 1 else 1} jobs here"
-        if lost is not None
-        else "one crash ends every client (one shared GPU context)"
-    )
+    run = crash_runs.get("mps")
+    blast = f"{_crash_said(run)} here" if run else "one crash ends every client (one shared GPU context)"
     why = (
         "role notebooks: throughput first"
         if role == "notebooks"
@@ -104,13 +107,13 @@ def _mps_reason(mps: Row, safe: Row | None, died: dict[str, int], role: str) -> 
     )
 
 
-def _isolated_reason(row: Row, mps: Row | None, died: dict[str, int], role: str) -> str:
+def _isolated_reason(row: Row, mps: Row | None, crash_runs: dict[str, Blast], role: str) -> str:
     what = {
         "time-slicing": "each job keeps its own GPU context, so a crash ends only itself; memory is not isolated",
         "mig": "each job has its own hardware slice: memory, compute and faults isolated",
         "hami": "each job keeps its own context and HAMi limits its memory and compute",
     }[row.mode]
-    blast = f"; measured: a crash ended {died[row.mode]} of the other jobs" if row.mode in died else ""
+    blast = f"; measured: {_crash_said(crash_runs[row.mode])}" if row.mode in crash_runs else ""
     if mps and role not in ("training", "inference"):
         versus = f" (MPS gave {mps.ratio:.2f}x, less than {MPS_OVER_ISOLATING:.2f}x this: not worth one shared context)"
     elif mps:

@@ -78,7 +78,7 @@ def test_many_small_jobs_get_mps_at_the_measured_best_n_and_the_trade_off_is_sai
     rec = recommend(rows, blasts)
     assert (rec.mode, rec.jobs) == ("mps", 8)
     assert "9.01x" in rec.reason and "1.56x time-slicing" in rec.reason
-    assert "one crash ended 7 of the other 7 jobs" in rec.reason
+    assert "one crash among 8 jobs ended 7 of the other 7 here" in rec.reason
     plan = plan_for(rec.config_lines, EXAMPLES / "desktop-rtx4090.json", tmp_path)
     assert [(g.sharing.mode, g.sharing.slots) for g in plan.gpus] == [("mps", 8)]
 
@@ -87,7 +87,7 @@ def test_training_keeps_faults_isolated_even_though_mps_gave_more(tmp_path):
     rows, blasts = h200_mlp()
     rec = recommend(rows, blasts, role="training")
     assert (rec.mode, rec.jobs) == ("time-slicing", 8)
-    assert "role training" in rec.reason and "a crash ended 0 of the other jobs" in rec.reason
+    assert "role training" in rec.reason and "one crash among 8 jobs ended 0 of the other 7" in rec.reason
     plan = plan_for(rec.config_lines, EXAMPLES / "desktop-rtx4090.json", tmp_path)
     assert [(g.sharing.mode, g.sharing.replicas) for g in plan.gpus] == [("time-slicing", 8)]
 
