@@ -115,7 +115,7 @@ def _isolated_reason(row: Row, mps: Row | None, crash_runs: dict[str, Blast], ro
     }[row.mode]
     blast = f"; measured: {_crash_said(crash_runs[row.mode])}" if row.mode in crash_runs else ""
     if mps and role not in ("training", "inference"):
-        versus = f" (MPS gave {mps.ratio:.2f}x, less than {MPS_OVER_ISOLATING:.2f}x this: not worth one shared context)"
+        versus = f" (MPS gave {mps.ratio:.2f}x, not {MPS_OVER_ISOLATING:.2f} times this: not worth one shared context)"
     elif mps:
         versus = f" (role {role}: MPS's shared context is ruled out although it gave {mps.ratio:.2f}x)"
     else:

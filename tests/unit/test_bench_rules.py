@@ -103,7 +103,7 @@ def test_a_job_that_fills_the_gpu_gets_it_whole(tmp_path):
 def test_mps_must_beat_the_isolating_mode_by_the_measured_margin_to_win():
     rows = [ratio_row("time-slicing", 4, 3.5), ratio_row("mps", 4, 3.9)]
     rec = recommend(rows, [Blast("mps", 4, True, 3, 3)])
-    assert (rec.mode, rec.jobs) == ("time-slicing", 4) and "less than 1.20x" in rec.reason
+    assert (rec.mode, rec.jobs) == ("time-slicing", 4) and "not 1.20 times this" in rec.reason
     assert recommend(rows, [], role="notebooks").mode == "mps"
 
 
