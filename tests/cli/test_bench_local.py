@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 
 from affordml import procs
@@ -114,3 +115,12 @@ def test_ctrl_c_and_sigterm_leave_no_job_behind(cli):
         _, err = child.communicate(timeout=60)
         assert child.returncode == rc, err
         assert workers_alive() == []
+
+
+def test_the_cli_loads_no_bench_engine_until_the_command_runs():
+    code = (
+        "import sys, affordml.cli.main; "
+        "print(sorted(m for m in sys.modules if m.startswith(('affordml.bench', 'matplotlib', 'kubernetes'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stdout
