@@ -301,3 +301,73 @@ def test_cluster_results_wait_for_every_pod_and_read_how_each_ended(monkeypatch)
 
     with pytest.raises(Exception, match="2 job\\(s\\) did not finish in 0 s \\(first: a\\)"):
         cluster.wait_results(Stuck(), "r", ["a", "b"], 0, print)
+
+
+def test_cluster_run_measures_within_the_shares_and_always_deletes_its_jobs(tmp_path, monkeypatch):
+    """run_in_cluster's flow against a stand-in API (the real API's side is tests/integration/bench)."""
+    from kubernetes import client as k8s
+
+    plan = _cluster_plan(tmp_path, "gpu: {sharing: {mode: time-slicing, replicas: 4}}\n")
+    created, deleted = [], []
+
+    class FakeJobs:
+        def __init__(self, kubeconfig):
+            pass
+
+        def put_configmap(self, body):
+            assert body["data"]["worker.py"] == cluster.WORKER.read_text()
+
+        def create(self, jobs):
+            created.append(jobs)
+
+        def pods(self, run_id):
+            jobs = next(j for j in created if j[0]["metadata"]["labels"][cluster.RUN_LABEL] == run_id)
+            pods = []
+            for index, body in enumerate(jobs):
+                argv = json.loads(body["spec"]["template"]["spec"]["containers"][0]["command"][2])
+                failed = argv.get("crash_after_s") is not None
+                state = k8s.V1ContainerState(terminated=k8s.V1ContainerStateTerminated(exit_code=1 if failed else 0))
+                status = k8s.V1ContainerStatus(
+                    name="job", image="i", image_id="", ready=False, restart_count=0, state=state
+                )
+                pods.append(
+                    k8s.V1Pod(
+                        metadata=k8s.V1ObjectMeta(
+                            name=f"{run_id}-{index}", labels={"job-name": body["metadata"]["name"]}
+                        ),
+                        status=k8s.V1PodStatus(phase="Failed" if failed else "Succeeded", container_statuses=[status]),
+                    )
+                )
+            return pods
+
+        def log(self, name):
+            return '{"steps": 50, "seconds": 1.0, "latency_ms": [20.0], "memory_mib": 700}'
+
+        def delete_run(self, run_id):
+            deleted.append(run_id)
+
+    monkeypatch.setattr(cluster, "ClusterJobs", FakeJobs)
+    monkeypatch.setattr(cluster, "_kubeconfig", lambda project: tmp_path / "kubeconfig")
+    monkeypatch.setattr(cluster, "_project_plan", lambda project, config: plan)
+    said: list[str] = []
+    result = cluster.run_in_cluster(
+        None,
+        None,
+        WORKLOADS["mlp"],
+        None,
+        "registry.example/pytorch:1",
+        ["time-slicing", "mps"],
+        [1, 2, 4, 8],
+        1.0,
+        said.append,
+    )
+    assert [(r.mode, r.n, r.ratio) for r in result.rows] == [
+        ("exclusive", 1, 1.0),
+        ("time-slicing", 2, 2.0),
+        ("time-slicing", 4, 4.0),
+    ]
+    assert "N above 4 left out" in said[0] and set(result.skipped) == {"mps"}
+    assert [(b.n, b.crashed, b.others_died) for b in result.blasts] == [(4, True, 0)]
+    assert [len(jobs) for jobs in created] == [1, 2, 4, 4] and len(deleted) == len(created)
+    with pytest.raises(Exception, match="needs --image"):
+        cluster.run_in_cluster(None, None, WORKLOADS["mlp"], None, None, ["mps"], [1], 1.0, said.append)
