@@ -4,8 +4,8 @@
 #
 #   bash benchmarks/run_sharing_bench.sh [RESULTS_DIR]
 #
-# Needs: the NVIDIA driver (nvidia-smi), PyTorch with CUDA in this Python, nvidia-cuda-mps-control for the MPS
-# rows. Changes no GPU setting: MPS runs with private pipe/log folders and is told to quit after each row; MIG
+# Needs: the NVIDIA driver (nvidia-smi), PyTorch with CUDA and affordml's dependencies (`pip install -e .`) in this
+# Python ($PYTHON, default python3), nvidia-cuda-mps-control for the MPS rows. Changes no GPU setting: MPS runs with private pipe/log folders and is told to quit after each row; MIG
 # rows only where MIG instances already exist. Writes per workload: <name>.json (the full result), <name>.txt
 # (the table, blast radius, chart and recommendation), <name>.png; and env.txt (GPU, driver, torch).
 # Commit RESULTS_DIR under benchmarks/results/ with the date and the GPU in its name.
@@ -15,6 +15,9 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 PY="${PYTHON:-python3}"
 
 if ! nvidia-smi -L >/dev/null 2>&1; then echo "no NVIDIA GPU answers nvidia-smi: nothing to measure" >&2; exit 2; fi
+if ! "$PY" -c 'import typer, pydantic, yaml' 2>/dev/null; then
+  echo "affordml's dependencies are not importable by $PY: pip install -e . first" >&2; exit 2
+fi
 if ! "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
   echo "PyTorch with CUDA is not importable by $PY: install it (pip install torch), then run again" >&2; exit 2
 fi

@@ -207,35 +207,43 @@ def parse_log(text: str) -> metrics.JobResult:
 
 
 def run_in_cluster(project, config, workload: Workload, command, image, modes, counts, seconds, say) -> BenchResult:
+    """Each requested mode that a GPU of the cluster is set up for, measured on the first such GPU: one job alone
+    there (the ratios' base), then N jobs for each N up to its shares, then the crash run."""
     if not image:
         raise RunError(
             "bench in the cluster needs --image: a container image with Python (and PyTorch for the built-ins)",
             "add --image, e.g. --image nvcr.io/nvidia/pytorch:25.01-py3, or use --local",
         )
-    plan = _project_plan(project, config)
-    chosen = [t for t in targets(plan) if t.mode in modes]
+    planned = targets(_project_plan(project, config))
+    chosen = list({t.mode: t for t in reversed(planned) if t.mode in modes}.values())[::-1]
     if not chosen:
-        planned = ", ".join(sorted({t.mode for t in targets(plan)})) or "none"
+        names = ", ".join(sorted({t.mode for t in planned})) or "none"
         raise RunError(
-            f"bench: the cluster's GPUs are set up for {planned}, none of --modes",
+            f"bench: the cluster's GPUs are set up for {names}, none of --modes",
             "set gpu.sharing to the mode to measure, run `affordml init phase gpu`, then bench again",
         )
-    target = chosen[0]
     api = ClusterJobs(_kubeconfig(project))
-    device = Device("cuda", f"{target.node} GPU {target.address}", target.memory_mib)
+    where = ", ".join(f"{t.node} GPU {t.address} ({t.mode})" for t in chosen)
     label = workload.name if not command else "command: " + shlex.join(command)
-    result = BenchResult("cluster", device, label, seconds, counts)
+    result = BenchResult("cluster", Device("cuda", where, chosen[0].memory_mib), label, seconds, counts)
+    measured = {t.mode for t in chosen}
     result.skipped = {
-        m: f"the cluster's GPU {target.address} is set up for {target.mode}; set gpu.sharing to {m} and run "
+        m: f"no GPU of the cluster is set up for {m}; set gpu.sharing (or gpu.per_gpu) to {m} and run "
         "`affordml init phase gpu` to measure it"
         for m in modes
-        if m not in (target.mode, "exclusive")
+        if m not in measured and m != "exclusive"
     }
-    spec = None if command else workload.spec("cuda", seconds)
     api.put_configmap(worker_configmap())
+    for target in chosen:
+        _measure_target(api, target, workload, command, image, counts, seconds, result, say)
+    return result
+
+
+def _measure_target(api, target: Target, workload, command, image, counts, seconds, result, say) -> None:
+    spec = None if command else workload.spec("cuda", seconds)
 
     def measure(n: int, crash: bool = False) -> list[metrics.JobResult]:
-        run_id = f"{int(time.time()) % 10**6}{n}{'c' if crash else ''}"
+        run_id = f"{int(time.time()) % 10**6}{target.mode[:3]}{n}{'c' if crash else ''}"
         crash_spec = spec if not crash else (spec or WORKLOADS["mlp"].spec("cuda", seconds))
         jobs = render_run(
             run_id, target, n, crash_spec, None if crash else command, image, time.time() + START_DELAY_S, crash
@@ -248,17 +256,17 @@ def run_in_cluster(project, config, workload: Workload, command, image, modes, c
 
     alone = measure(1)
     baseline = metrics.row("exclusive", alone, None).throughput or None
-    result.rows.append(metrics.row("exclusive", alone, baseline, "one job alone on the shared GPU"))
+    note = f"one job alone on {target.node} ({target.mode} GPU)"
+    result.rows.append(metrics.row("exclusive", alone, baseline, note))
     fitting = [n for n in counts if 1 < n <= target.shares]
     if len(fitting) < len([n for n in counts if n > 1]):
         say(f"N above {target.shares} left out: {target.address} advertises {target.shares} share(s) of {target.mode}")
     for n in fitting:
-        result.rows.append(metrics.row(target.mode, measure(n), baseline))
+        result.rows.append(metrics.row(target.mode, measure(n), baseline, target.node))
         say(f"{target.mode} N={n}: {result.rows[-1].ratio}x")
     if fitting:
         runs = measure(max(fitting), crash=True)
-        result.blasts.append(metrics.blast(target.mode, runs[0], runs[1:]))
-    return result
+        result.blasts.append(metrics.blast(target.mode, runs[0], runs[1:], target.node))
 
 
 def _kubeconfig(project) -> Path:

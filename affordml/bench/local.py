@@ -28,6 +28,8 @@ def detect_device(prefer: str = "auto") -> Device:
         if prefer == "cuda":
             why = "PyTorch is not installed (pip install torch)" if gpu else "nvidia-smi finds no NVIDIA GPU"
             raise RunError(f"--device cuda: {why}", "install it, or use --device cpu for the CPU stand-in")
+        if gpu:
+            return Device("cpu", f"CPU stand-in ({os.cpu_count()} cores; {gpu.name} found, but no PyTorch here)")
     return Device("cpu", f"CPU stand-in ({os.cpu_count()} cores)")
 
 

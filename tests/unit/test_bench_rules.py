@@ -303,11 +303,16 @@ def test_cluster_results_wait_for_every_pod_and_read_how_each_ended(monkeypatch)
         cluster.wait_results(Stuck(), "r", ["a", "b"], 0, print)
 
 
-def test_cluster_run_measures_within_the_shares_and_always_deletes_its_jobs(tmp_path, monkeypatch):
+@pytest.mark.parametrize("two_gpus", [False, True])
+def test_cluster_run_measures_within_the_shares_and_always_deletes_its_jobs(tmp_path, monkeypatch, two_gpus):
     """run_in_cluster's flow against a stand-in API (the real API's side is tests/integration/bench)."""
     from kubernetes import client as k8s
 
-    plan = _cluster_plan(tmp_path, "gpu: {sharing: {mode: time-slicing, replicas: 4}}\n")
+    if two_gpus:  # worker-1 MPS x8, worker-2 time-slicing x4: both modes measured, each on its own GPU
+        lines = "gpu: {per_gpu: {'0000:31:00.0': {mode: time-slicing, replicas: 4}}}\n"
+        plan = _cluster_plan(tmp_path, lines, TWO_GPUS)
+    else:
+        plan = _cluster_plan(tmp_path, "gpu: {sharing: {mode: time-slicing, replicas: 4}}\n")
     created, deleted = [], []
 
     class FakeJobs:
@@ -361,6 +366,18 @@ def test_cluster_run_measures_within_the_shares_and_always_deletes_its_jobs(tmp_
         1.0,
         said.append,
     )
+    if two_gpus:
+        assert [(r.mode, r.n, r.note) for r in result.rows] == [
+            ("exclusive", 1, "one job alone on worker-1 (mps GPU)"),
+            ("mps", 2, "worker-1"),
+            ("mps", 4, "worker-1"),
+            ("mps", 8, "worker-1"),
+            ("exclusive", 1, "one job alone on worker-2 (time-slicing GPU)"),
+            ("time-slicing", 2, "worker-2"),
+            ("time-slicing", 4, "worker-2"),
+        ]
+        assert [(b.mode, b.n) for b in result.blasts] == [("mps", 8), ("time-slicing", 4)] and not result.skipped
+        return
     assert [(r.mode, r.n, r.ratio) for r in result.rows] == [
         ("exclusive", 1, 1.0),
         ("time-slicing", 2, 2.0),
@@ -368,6 +385,7 @@ def test_cluster_run_measures_within_the_shares_and_always_deletes_its_jobs(tmp_
     ]
     assert "N above 4 left out" in said[0] and set(result.skipped) == {"mps"}
     assert [(b.n, b.crashed, b.others_died) for b in result.blasts] == [(4, True, 0)]
+    assert result.rows[0].note == "one job alone on worker-1 (time-slicing GPU)"
     assert [len(jobs) for jobs in created] == [1, 2, 4, 4] and len(deleted) == len(created)
     with pytest.raises(Exception, match="needs --image"):
         cluster.run_in_cluster(None, None, WORKLOADS["mlp"], None, None, ["mps"], [1], 1.0, said.append)
