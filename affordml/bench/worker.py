@@ -208,8 +208,8 @@ def _wait_for_start(spec: dict) -> None:
     print("ready", flush=True)
     if spec.get("start_at"):
         time.sleep(max(0.0, spec["start_at"] - time.time()))
-    else:
-        sys.stdin.readline()
+    elif not sys.stdin.readline():  # the bench that started this job is gone: do not run unattended
+        raise SystemExit("no start signal: the bench ended")
 
 
 def _thin(samples: list[float], limit: int = 500) -> list[float]:

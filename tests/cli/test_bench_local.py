@@ -15,6 +15,7 @@ from affordml.bench.jobs import WORKER
 from affordml.config.load import load_config
 from tests.cli.conftest import console_script
 
+WORKLOAD_SIZES = {"batch": 2, "inputs": 4, "hidden": 4, "outputs": 2}
 FAST = ("bench", "sharing", "--local", "--device", "cpu", "--n", "1,2", "--seconds", "0.3")
 
 
@@ -124,3 +125,12 @@ def test_the_cli_loads_no_bench_engine_until_the_command_runs():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_a_job_whose_bench_is_gone_before_the_start_does_not_run():
+    spec = json.dumps({"kind": "mlp", "device": "cpu", "seconds": 60, "sizes": WORKLOAD_SIZES})
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, str(WORKER), spec], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 1 and "no start signal" in done.stderr and time.monotonic() - started < 20
