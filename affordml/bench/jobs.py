@@ -15,7 +15,7 @@ from pathlib import Path
 
 from affordml import procs
 from affordml.bench.metrics import JobResult
-from affordml.errors import RunError
+from affordml.errors import ConfigError, RunError
 
 WORKER = Path(__file__).with_name("worker.py")
 READY_TIMEOUT_S = 300.0  # a cuda job builds its context and warms up before it says ready
@@ -78,7 +78,13 @@ def run_commands(argv: Sequence[str], envs: list[dict[str, str]], timeout_s: flo
         try:
             began = time.perf_counter()
             for env, log in zip(envs, logs, strict=True):
-                group.start(argv, env, piped=False, stderr=log)
+                try:
+                    group.start(argv, env, piped=False, stderr=log)
+                except OSError as exc:
+                    raise ConfigError(
+                        f"--command: {argv[0]!r} cannot be started ({exc.strerror or exc})",
+                        "give a program on PATH or its full path",
+                    ) from None
             ended = _wait_all(group.children, time.monotonic() + timeout_s)
             results = []
             for child, log, took in zip(group.children, logs, ended, strict=True):

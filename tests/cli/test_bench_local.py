@@ -87,6 +87,7 @@ def test_bad_input_is_one_line(cli):
         (("--command", "'unclosed"), "--command: No closing quotation"),
         (("--role", "gaming"), "--role: 'gaming' is not a role"),
         (("--gpu-address", "01:00"), "--gpu-address:"),
+        (("--device", "cpu", "--n", "1", "--seconds", "0.3", "--command", "no-such-program-x"), "cannot be started"),
     ):
         done = cli("bench", "sharing", "--local", *args)
         assert done.rc == 2 and len(done.err_lines) == 1 and words in done.err, (args, done.err)
