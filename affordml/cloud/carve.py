@@ -511,6 +511,7 @@ class Carver:
                 networks=[{"port": port.id}],
                 user_data=base64.b64encode(user_data(spec).encode()).decode(),
                 metadata={names.MARK_KEY: names.MARK_VALUE, names.VM_KEY: spec.vm, names.PLAN_FLAVOR_KEY: spec.flavor},
+                **({"availability_zone": spec.availability_zone} if spec.availability_zone else {}),
             )
             self.changed(f"created server {spec.name} ({spec.flavor}, {spec.address})")
             created.append((spec, server))

@@ -156,9 +156,8 @@ def prepare_kolla(ctx: PhaseContext) -> None:
     own_file_exists(ctx.project.root, "secrets/clouds.yaml")  # the role merges into it: refuse a link first
     toolchain_bin = ensure(kolla_toolchain(ctx.lock), lambda line: ctx.say(f"[openstack] {line}"))
     passwords = ensure_kolla_passwords(ctx.project, toolchain_bin)
-    inventory = write_kolla_inventory(
-        ctx.project.env_dir, kolla_share(toolchain_bin) / "ansible" / "inventory" / "all-in-one", ctx.config.hosts
-    )
+    all_in_one = kolla_share(toolchain_bin) / "ansible" / "inventory" / "all-in-one"
+    inventory = write_kolla_inventory(ctx.project.env_dir, all_in_one, ctx.config.hosts, ctx.plan)
     ctx.say(f"[openstack] kolla passwords in {passwords}, kolla inventory in {inventory}")
 
 
