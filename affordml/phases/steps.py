@@ -36,7 +36,9 @@ def new_ident(phase: str) -> str:
     return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-{phase}"
 
 
-def run_playbook(phase: Phase, ctx: PhaseContext, action: str = "deploy") -> str:
+def run_playbook(
+    phase: Phase, ctx: PhaseContext, action: str = "deploy", limit: str | None = None, extravars: dict | None = None
+) -> str:
     from affordml import console
     from affordml.run.args import build_run_args
     from affordml.run.executor import check_result
@@ -64,9 +66,11 @@ def run_playbook(phase: Phase, ctx: PhaseContext, action: str = "deploy") -> str
             "affordml_action": action,
             "affordml_env_dir": str(env),
             "affordml_secrets_dir": str(ctx.project.secrets_dir),
+            **(extravars or {}),
         },
         toolchain_bin=own_bin(),
         check=ctx.dry_run,
+        limit=limit,
         config_file=data_dir("playbooks") / "ansible.cfg",
     )
     from affordml.safefile import ensure_folder
