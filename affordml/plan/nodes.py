@@ -115,18 +115,22 @@ def check_same_os(host: str, facts: HostFacts, first: HostFacts) -> None:
 
 def with_nodes(platform: Plan, nodes: list[NodePlan]) -> Plan:
     """The platform's plan with the added PCs: their VMs after the first PC's (whose addresses stay), their GPUs,
-    and the aliases they bring."""
+    and the aliases they bring. The PCs platform already holds are replaced by nodes, not added twice."""
+    first_vms = [v for v in platform.vms if platform.node_of_vm(v.name) is None]
+    first_gpus = [g for g in platform.gpus if platform.node_of_vm(g.vm) is None]
+    node_alias_names = {a["name"] for n in platform.nodes for a in n.nova_aliases}
+    first_aliases = [a for a in platform.nova_aliases if a["name"] not in node_alias_names]
     return replace(
         platform,
-        vms=[*platform.vms, *(vm for n in nodes for vm in n.vms)],
-        gpus=[*platform.gpus, *(g for n in nodes for g in n.gpus)],
-        nova_aliases=[*platform.nova_aliases, *_new_aliases(platform, nodes)],
+        vms=[*first_vms, *(vm for n in nodes for vm in n.vms)],
+        gpus=[*first_gpus, *(g for n in nodes for g in n.gpus)],
+        nova_aliases=[*first_aliases, *_new_aliases(first_aliases, nodes)],
         nodes=list(nodes),
     )
 
 
-def _new_aliases(platform: Plan, nodes: list[NodePlan]) -> list[dict]:
-    names = {a["name"] for a in platform.nova_aliases}
+def _new_aliases(first_aliases: list[dict], nodes: list[NodePlan]) -> list[dict]:
+    names = {a["name"] for a in first_aliases}
     out = []
     for alias in (a for n in nodes for a in n.nova_aliases):
         if alias["name"] not in names:
