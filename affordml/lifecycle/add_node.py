@@ -178,7 +178,10 @@ def _openstack(ctx: PhaseContext, node: NodePlan, phase: Phase) -> str:
     from affordml.phases.steps import prepare_kolla, run_playbook
 
     prepare_kolla(ctx)  # kolla's inventory gains the PC, with its own NIC
-    return run_playbook(phase, ctx, action="add-node", extravars={"affordml_limit": node.host})
+    # a GPU model new to the platform needs its alias in nova-api on the controllers too (kolla's docs: a --limit
+    # that reaches controllers must include them all, hence the group)
+    limit = f"{node.host},control" if node.nova_aliases else node.host
+    return run_playbook(phase, ctx, action="add-node", extravars={"affordml_limit": limit})
 
 
 def _cloud(ctx: PhaseContext, node: NodePlan, phase: Phase) -> None:

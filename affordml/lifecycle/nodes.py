@@ -17,6 +17,18 @@ def node_records(state_data: dict) -> dict[str, dict]:
     return records if isinstance(records, dict) else {}
 
 
+def nodes_line(state_data: dict) -> str:
+    """For `affordml status`: each added PC, its status and, while it is being added, where its steps are."""
+    parts = []
+    for host, record in node_records(state_data).items():
+        status = str(record.get("status", "?"))
+        if status != "added":
+            steps = record.get("phases") or {}
+            status += " (" + ", ".join(f"{name} {step.get('status')}" for name, step in steps.items()) + ")"
+        parts.append(f"{host} {status}")
+    return "; ".join(parts)
+
+
 def facts_name(host: str) -> str:
     return f"{NODES_DIR}/{host}.json"
 

@@ -95,6 +95,8 @@ def test_add_node_records_the_pc_then_a_rerun_changes_nothing(cli, tmp_path, pla
         assert state.phases[name].inputs_hash == inputs_hash(get_phase(name), platform.env_dir, state.data)
     shown = cli("plan", "--facts", FIRST)
     assert shown.rc == 0 and "pc2-worker-1" in shown.out, shown.err
+    status = cli("status", "--offline")
+    assert status.rc == 0 and "added PCs: pc2 added" in status.out, status.out + status.err
     before = platform.state_file.read_bytes()
     again = add_node(cli, tmp_path)
     assert again.rc != 0 and len(again.err_lines) == 1
