@@ -187,6 +187,9 @@ def kolla_prechecks_limited(project: Path, bed: Testbed, new: TestHost, kolla: t
     }
     command = [str(binaries / "kolla-ansible"), "prechecks", "--configdir", str(config)]
     command += ["-i", str(inventory_dir / "hosts.ini"), "--use-test-images", "--limit", new.name]
+    # kolla checks a compute host's NTP daemon and that the clock is synchronized (not on the deployment host, so
+    # the one-host prechecks test never met it); test hosts reach no NTP server, so this check alone is off here
+    command += ["-e", "prechecks_enable_host_ntp_checks=false"]
     bed.check_routes()
     started = time.monotonic()
     run = subprocess.run(command, capture_output=True, text=True, timeout=1500, env=env, cwd=workdir)
