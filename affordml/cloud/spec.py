@@ -19,8 +19,6 @@ MAXPHYSADDR_BITS_SPEC = "hw:maxphysaddr_bits"
 GPU_IMAGE_PROPERTIES = {"hw_machine_type": "q35", "hw_firmware_type": "uefi"}
 FIXED_RANGE_MIN = 16  # addresses from .10 kept out of the DHCP pool for the VMs, also for VMs added later
 NODE_PORTS = (30000, 32767)
-# nova's default_availability_zone: the hosts in no zone's aggregate, i.e. the first PC once others have their own
-DEFAULT_ZONE = "nova"
 KUBE_API_PORT = 6443
 SSH_PORT = 22
 
@@ -125,7 +123,7 @@ def cloud_spec(plan: Plan) -> CloudSpec:
                 "report this as a bug in affordml's planner",
             )
         node = plan.node_of_vm(vm.name)
-        zone = node.availability_zone if node else (DEFAULT_ZONE if plan.nodes else None)
+        zone = node.availability_zone if node else None
         servers.append(
             ServerSpec(vm.name, names.server_name(vm.name), vm.role, vm.flavor, addresses[vm.name], vm.gpus, pci, zone)
         )

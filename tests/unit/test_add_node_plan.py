@@ -117,7 +117,7 @@ def test_rendered_env_gives_the_added_pc_its_own_vars_vm_zone_and_nova_config():
     assert all(vm.name in labels for vm in added.vms if vm.gpus)
     spec = cloud_spec(grown)
     zone = {s.vm: s.availability_zone for s in spec.servers}
-    assert zone["worker-1"] == "nova" and all(zone[vm.name] == "affordml-pc2" for vm in added.vms)
+    assert zone["worker-1"] is None and all(zone[vm.name] == "affordml-pc2" for vm in added.vms)
     assert [(z.name, z.compute_host) for z in spec.zones] == [("affordml-pc2", "pc2-box")]
     assert {s.availability_zone for s in cloud_spec(BASE).servers} == {None}  # one PC: as before
 
