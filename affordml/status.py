@@ -24,6 +24,10 @@ def project_status(project: Project, query_cloud: bool = True) -> dict:
         data["phases"] = exc.one_line()
         return data | {"cloud": cloud_section(project, None, query_cloud), "kubernetes": kube_section(project, None)}
     data["phases"] = {name: asdict(p) for name, p in state.phases.items()} or "nothing has run yet"
+    if state.data.get("nodes"):
+        from affordml.lifecycle.nodes import nodes_line
+
+        data["added PCs"] = nodes_line(state.data)
     data["cloud"] = cloud_section(project, state.data.get("cloud"), query_cloud)
     data["kubernetes"] = kube_section(project, state.data.get("kubernetes"), query_cloud)
     return data

@@ -177,13 +177,26 @@ def plan(facts_file: FactsFile = None, example: Example = None, json_out: Json =
     config = _config(project)
     host_facts = gather_facts(project, config, _facts_source(facts_file, example))
     the_plan = make_plan(host_facts, config, version_table(load_lock()))
+    if example is None:
+        from affordml.lifecycle.nodes import platform_plan
+
+        the_plan = platform_plan(project, config, version_table(load_lock()), the_plan)  # PCs added by add-node
     downloads = _download_plan(project, config)
     if json_out:
         data = {**the_plan.to_dict(), "downloads": downloads}
         console.print_json({"sample": example, **data} if example else data)
     else:
         console.print_plan(the_plan, sample=example)
+        _print_added_pcs(the_plan)
         console.print_downloads(downloads)
+
+
+def _print_added_pcs(the_plan) -> None:
+    from affordml import console
+    from affordml.lifecycle.delta import delta_lines
+
+    for line in (line for node in the_plan.nodes for line in delta_lines(node)):
+        console.line(line)
 
 
 def _download_plan(project, config, mirror: Path | None = None) -> dict:
@@ -317,10 +330,9 @@ def _run_init(options) -> None:
         console.line(f"[init] {note}", style="bold yellow")
 
 
-@app.command("add-node")
-def add_node(host: Annotated[str, typer.Argument(help="a host name from affordml.yaml")]) -> None:
-    """Bring another PC into the platform."""
-    _unavailable("`affordml add-node`", "it needs the openstack and kubernetes phases")
+from affordml.cli import add_node as _add_node  # noqa: E402 - its own module; typer and a few names only
+
+_add_node.register(app)
 
 
 @app.command()

@@ -220,8 +220,9 @@ class Carver:
             image = ready[0]
             props = dict(getattr(image, "properties", None) or {})
             stale = {k: v for k, v in wanted_props.items() if str(getattr(image, k, None) or props.get(k)) != v}
-            if stale:
-                self.call("update image properties", image_api.update_image, image, **stale)
+            if stale:  # glance's JSON patch "add" sets a property whether or not the image has it yet
+                patch = [{"op": "add", "path": f"/{k}", "value": v} for k, v in stale.items()]
+                self.call("update image properties", _patch_image, image_api, image.id, patch)
                 self.changed(f"image {names.IMAGE}: set " + ", ".join(f"{k}={v}" for k, v in stale.items()))
             self.out.image_id = image.id
             return image
@@ -511,6 +512,7 @@ class Carver:
                 networks=[{"port": port.id}],
                 user_data=base64.b64encode(user_data(spec).encode()).decode(),
                 metadata={names.MARK_KEY: names.MARK_VALUE, names.VM_KEY: spec.vm, names.PLAN_FLAVOR_KEY: spec.flavor},
+                **({"availability_zone": spec.availability_zone} if spec.availability_zone else {}),
             )
             self.changed(f"created server {spec.name} ({spec.flavor}, {spec.address})")
             created.append((spec, server))
@@ -669,3 +671,16 @@ def _spec_key(rule: RuleSpec) -> tuple:
 def _rule_key(rule, group_id: str) -> tuple:
     protocol = rule.protocol if rule.protocol not in ("", "any") else None
     return (protocol, rule.port_range_min, rule.port_range_max, rule.remote_ip_prefix, rule.remote_group_id == group_id)
+
+
+def _patch_image(image_api, image_id: str, patch: list[dict]) -> None:
+    """openstacksdk's update_image sends "replace" for a property the image does not have yet (it knows
+    hw_machine_type as an attribute), which glance refuses with 409; a JSON patch of "add" operations does not."""
+    from openstack import exceptions
+
+    response = image_api.patch(
+        f"/images/{image_id}",
+        json=patch,
+        headers={"Content-Type": "application/openstack-images-v2.1-json-patch"},
+    )
+    exceptions.raise_from_response(response)

@@ -58,6 +58,9 @@ def run_cloud_phase(ctx, options: CloudOptions | None = None) -> dict:
     carver.refuse_destruction_early()
     carver.ensure_quotas(project)
     carver.ensure_flavors()
+    from affordml.cloud.zones import ensure_zones
+
+    ensure_zones(carver)
     external = carver.ensure_external_network()
     carver.ensure_network(external)
     carver.ensure_security_group()

@@ -41,6 +41,16 @@ class ServerSpec:
     address: str
     gpus: tuple[str, ...]  # the host PCI addresses the plan gives it
     pci_spec: str | None  # the flavor's pci_passthrough:alias, e.g. "gpu:1"
+    availability_zone: str | None = None  # a VM of a PC added with add-node: that PC's zone
+
+
+@dataclass(frozen=True)
+class ZoneSpec:
+    """A host aggregate whose availability zone holds one added PC's nova-compute, so its VMs land there."""
+
+    name: str  # also the aggregate's name
+    compute_host: str  # nova-compute's host (the PC's host name)
+    config_host: str  # its name in affordml.yaml, for messages
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,7 @@ class CloudSpec:
     rules: tuple[RuleSpec, ...]
     gpu_image: bool  # the image needs q35 + UEFI (large-BAR GPUs)
     gpus_offered: dict[str, int] = field(default_factory=dict)  # PCI alias -> GPUs the plan's device_spec offers
+    zones: tuple[ZoneSpec, ...] = ()  # one per PC added with add-node
 
     def flavor(self, name: str) -> FlavorSpec:
         return next(f for f in self.flavors if f.name == name)
@@ -111,8 +122,10 @@ def cloud_spec(plan: Plan) -> CloudSpec:
                 f"flavor {vm.flavor} is planned twice with different contents",
                 "report this as a bug in affordml's planner",
             )
+        node = plan.node_of_vm(vm.name)
+        zone = node.availability_zone if node else None
         servers.append(
-            ServerSpec(vm.name, names.server_name(vm.name), vm.role, vm.flavor, addresses[vm.name], vm.gpus, pci)
+            ServerSpec(vm.name, names.server_name(vm.name), vm.role, vm.flavor, addresses[vm.name], vm.gpus, pci, zone)
         )
     return CloudSpec(
         flavors=tuple(flavors.values()),
@@ -122,6 +135,7 @@ def cloud_spec(plan: Plan) -> CloudSpec:
         rules=security_rules(),
         gpu_image=bool(plan.gpus),
         gpus_offered=gpus_offered(plan),
+        zones=tuple(ZoneSpec(n.availability_zone, n.hostname, n.host) for n in plan.nodes),
     )
 
 

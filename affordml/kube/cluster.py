@@ -26,6 +26,7 @@ class ClusterRun:
     vars_files: tuple[Path, ...] = ()  # e.g. the project's extra-vars.yml
     check: bool = False
     playbook: str = PLAYBOOK
+    limit: str | None = None  # scale.yml --limit: the new nodes only (Kubespray's docs/operations/nodes.md)
 
 
 def run_args(run: ClusterRun) -> RunArgs:
@@ -39,6 +40,7 @@ def run_args(run: ClusterRun) -> RunArgs:
         extravars={},
         toolchain_bin=run.toolchain_bin,
         check=run.check,
+        limit=run.limit,
         config_file=run.tree / "ansible.cfg",
     )
 

@@ -29,6 +29,7 @@ def prepare(project: Project, facts_file: Path | None):
     from affordml.facts.gather import gather_snapshot
     from affordml.facts.parse import facts_from_snapshot
     from affordml.facts.snapshot import save_project_snapshot
+    from affordml.lifecycle.nodes import platform_plan
     from affordml.plan.build import make_plan
     from affordml.render.project import render_project
     from affordml.versions import load_lock, version_table
@@ -37,6 +38,7 @@ def prepare(project: Project, facts_file: Path | None):
     lock = load_lock()
     snapshot = gather_snapshot(project, config, facts_file)
     plan = make_plan(facts_from_snapshot(snapshot), config, version_table(lock))
+    plan = platform_plan(project, config, version_table(lock), plan)  # with the PCs added by add-node
     save_project_snapshot(snapshot, project)  # the facts this plan was made from, for status and support
     render_project(project, plan, config, lock)
     return config, plan, lock

@@ -98,8 +98,11 @@ def run_kubernetes_phase(ctx, fetch_tarball: Callable[[], Path] | None = None, r
     return ident
 
 
-def run_kubespray(ctx, access: ClusterAccess, tree: Path) -> str:
-    """cluster.yml with its own toolchain, the rendered and the per-run connection inventories; one-line failures."""
+def run_kubespray(
+    ctx, access: ClusterAccess, tree: Path, playbook: str = "cluster.yml", limit: str | None = None
+) -> str:
+    """A Kubespray playbook (cluster.yml; facts.yml and scale.yml for add-node) with its own toolchain, the
+    rendered and the per-run connection inventories; one-line failures."""
     from affordml import console
     from affordml.kube import cluster
     from affordml.kube.inventory import write_connection_inventory
@@ -119,6 +122,8 @@ def run_kubespray(ctx, access: ClusterAccess, tree: Path) -> str:
         connection_inventory=write_connection_inventory(ctx.project.runs_dir / ident / "connection.yml", access),
         toolchain_bin=toolchain_bin,
         vars_files=(extra,) if extra.is_file() else (),
+        playbook=playbook,
+        limit=limit,
     )
     progress = Progress(PHASE)
     lock = ctx.run_lock

@@ -36,7 +36,9 @@ def new_ident(phase: str) -> str:
     return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-{phase}"
 
 
-def run_playbook(phase: Phase, ctx: PhaseContext, action: str = "deploy") -> str:
+def run_playbook(
+    phase: Phase, ctx: PhaseContext, action: str = "deploy", limit: str | None = None, extravars: dict | None = None
+) -> str:
     from affordml import console
     from affordml.run.args import build_run_args
     from affordml.run.executor import check_result
@@ -64,9 +66,11 @@ def run_playbook(phase: Phase, ctx: PhaseContext, action: str = "deploy") -> str
             "affordml_action": action,
             "affordml_env_dir": str(env),
             "affordml_secrets_dir": str(ctx.project.secrets_dir),
+            **(extravars or {}),
         },
         toolchain_bin=own_bin(),
         check=ctx.dry_run,
+        limit=limit,
         config_file=data_dir("playbooks") / "ansible.cfg",
     )
     from affordml.safefile import ensure_folder
@@ -156,9 +160,8 @@ def prepare_kolla(ctx: PhaseContext) -> None:
     own_file_exists(ctx.project.root, "secrets/clouds.yaml")  # the role merges into it: refuse a link first
     toolchain_bin = ensure(kolla_toolchain(ctx.lock), lambda line: ctx.say(f"[openstack] {line}"))
     passwords = ensure_kolla_passwords(ctx.project, toolchain_bin)
-    inventory = write_kolla_inventory(
-        ctx.project.env_dir, kolla_share(toolchain_bin) / "ansible" / "inventory" / "all-in-one", ctx.config.hosts
-    )
+    all_in_one = kolla_share(toolchain_bin) / "ansible" / "inventory" / "all-in-one"
+    inventory = write_kolla_inventory(ctx.project.env_dir, all_in_one, ctx.config.hosts, ctx.plan)
     ctx.say(f"[openstack] kolla passwords in {passwords}, kolla inventory in {inventory}")
 
 

@@ -82,6 +82,22 @@ def carve(budget: Budget, vms: Vms, gpu_worker_flags: list[bool]) -> tuple[Size,
     return cp, workers
 
 
+def carve_workers(budget: Budget, group: NodeGroup, gpu_worker_flags: list[bool], host: str) -> list[Size]:
+    """Sizes of the worker VMs on a PC that runs no control plane (a node added with `affordml add-node`)."""
+    for resource, label in (("vcpus", "CPU"), ("ram_gib", "RAM"), ("disk_gib", "disk")):
+        if getattr(budget, resource) <= 0:
+            raise PlanError(
+                f"hosts.{host}: {label}: nothing is left for a VM after the host OS and nova-compute's reservations",
+                "add a PC with more CPU, RAM or free disk in /var/lib",
+            )
+    mins = [GPU_WORKER_MIN if g else WORKER_MIN for g in gpu_worker_flags]
+    workers = _workers(budget, group, gpu_worker_flags, mins)
+    empty = Size(0, 0, 0)
+    _check_fits(budget, empty, workers, check_control_plane=False)
+    check_worker_minimums(workers, gpu_worker_flags)
+    return workers
+
+
 def _control_plane(budget: Budget, group: NodeGroup, worker_mins: list[Minimum]) -> Size:
     need = Minimum(*(sum(getattr(m, f) for m in worker_mins) for f in ("vcpus", "ram_gib", "disk_gib")))
     return Size(
@@ -125,7 +141,7 @@ def _share(total: int, weights: list[int], index: int, minimum: int) -> int:
     return max(minimum, total * weights[index] // sum(weights)) if total > 0 else minimum
 
 
-def _check_fits(budget: Budget, cp: Size, workers: list[Size]) -> None:
+def _check_fits(budget: Budget, cp: Size, workers: list[Size], check_control_plane: bool = True) -> None:
     for resource, label, key in (
         ("vcpus", "vCPUs", "vcpus"),
         ("ram_gib", "GiB RAM", "ram_gib"),
@@ -139,7 +155,7 @@ def _check_fits(budget: Budget, cp: Size, workers: list[Size]) -> None:
                 f"(control plane {getattr(cp, resource)}, workers {[getattr(w, resource) for w in workers]})",
                 f"lower vms.*.{key}, use fewer workers (vms.workers.count), or give the PC more",
             )
-    for name, size, minimum in [("control plane", cp, CONTROL_PLANE_MIN)]:
+    for name, size, minimum in [("control plane", cp, CONTROL_PLANE_MIN)] if check_control_plane else []:
         _check_minimum(name, size, minimum, "vms.control_plane")
 
 

@@ -71,6 +71,32 @@ class PlanWarning:
     message: str
 
 
+@dataclass(frozen=True)
+class NodePlan:
+    """What one PC added with `affordml add-node` brings: its worker VMs and GPUs; it runs no control plane."""
+
+    host: str  # the name in affordml.yaml's hosts (kolla's inventory name, Ansible's host)
+    hostname: str  # the PC's own host name (nova-compute's host, the availability zone's member)
+    os: str  # e.g. "debian 13"
+    host_vcpus: int
+    host_ram_gib: int
+    host_disk_free_gib: int
+    management_interface: str
+    management_address: str
+    reservations: tuple[Reservation, ...]
+    vms: tuple[VmSpec, ...]
+    gpus: tuple[GpuAssignment, ...]
+    vfio_ids: tuple[str, ...] = ()
+    vfio_addresses: tuple[str, ...] = ()
+    nova_device_specs: tuple[dict, ...] = ()
+    nova_aliases: tuple[dict, ...] = ()  # the aliases the platform did not have before this PC
+    warnings: tuple[PlanWarning, ...] = ()
+
+    @property
+    def availability_zone(self) -> str:
+        return f"affordml-{self.host}"
+
+
 @dataclass
 class Plan:
     host: str
@@ -90,6 +116,7 @@ class Plan:
     # on the host; nova's device_spec names each passed-through GPU by address for the same reason.
     vfio_addresses: list[str] = field(default_factory=list)
     nova_device_specs: list[dict] = field(default_factory=list)
+    nodes: list[NodePlan] = field(default_factory=list)  # PCs added with `affordml add-node`; their VMs are in vms
 
     @property
     def gpu_phases_apply(self) -> bool:
@@ -119,7 +146,13 @@ class Plan:
         data["warnings"] = [asdict(w) for w in self.warnings]
         data["totals"] = self.totals()
         data["gpu_phases_apply"] = self.gpu_phases_apply
+        if not self.nodes:
+            data.pop("nodes")  # a one-PC plan keeps the hash it always had
         return data
+
+    def node_of_vm(self, vm: str) -> NodePlan | None:
+        """The added PC a VM is carved on; None for the first PC's VMs."""
+        return next((n for n in self.nodes if any(v.name == vm for v in n.vms)), None)
 
 
 KUBE_NODE_OVERHEAD_GIB = 1  # kubelet, container runtime, system pods on each worker

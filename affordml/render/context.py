@@ -33,7 +33,7 @@ def build_context(plan: Plan, config: Config, lock: dict) -> dict:
         "plan_hash": plan_hash(plan),
         "plan": plan,
         "network": plan.network,
-        "hosts": [h.model_dump() | {"is_local": h.is_local} for h in config.hosts],
+        "hosts": [h.model_dump() | {"is_local": h.is_local, "vars": host_vars(plan, h.name)} for h in config.hosts],
         "vms": [_vm(vm, addresses[vm.name], plan) for vm in plan.vms],
         "lock": lock,
         "kolla": _kolla(plan, lock),
@@ -48,6 +48,36 @@ def build_context(plan: Plan, config: Config, lock: dict) -> dict:
         "queue_resources": queue_resources(plan),
         "ml": plan.ml,
     }
+
+
+def host_vars(plan: Plan, host: str) -> dict:
+    """What the host role needs of one PC's own plan: its GPUs' vfio binding and its NICs. A PC added with
+    `affordml add-node` has its own; every other PC gets the first PC's (a compute PC has no external network)."""
+    node = next((n for n in plan.nodes if n.host == host), None)
+    if node is None:
+        gpus = [g for g in plan.gpus if plan.node_of_vm(g.vm) is None]
+        return {
+            "vfio_ids": list(plan.vfio_ids),
+            "vfio_addresses": list(plan.vfio_addresses),
+            "vfio_roles": _roles(gpus),
+            "gpu_addresses": [g.address for g in gpus],
+            "management_interface": plan.network["management_interface"],
+            "external_created": plan.network["external_created"] == "yes",
+            "external_nat": plan.network["external_nat"] == "yes",
+        }
+    return {
+        "vfio_ids": list(node.vfio_ids),
+        "vfio_addresses": list(node.vfio_addresses),
+        "vfio_roles": _roles(list(node.gpus)),
+        "gpu_addresses": [g.address for g in node.gpus],
+        "management_interface": node.management_interface,
+        "external_created": False,
+        "external_nat": False,
+    }
+
+
+def _roles(gpus: list[GpuAssignment]) -> list[str]:
+    return sorted({f.role for g in gpus for f in g.functions})
 
 
 def _vm(vm, address: str, plan: Plan) -> dict:

@@ -139,10 +139,25 @@ def render_files(context: dict, template_dir: Path | None = None) -> dict[str, s
                 f"{output.template} prints {str(exc)[:60]!r} without quoting it",
                 "this is a bug in affordml's templates; report it with `affordml plan --json`",
             ) from None
+    files |= _node_files(context, envs["ini"])
     files[STAMP] = yaml.safe_dump(
         {"affordml_version": context["affordml_version"], "plan_hash": context["plan_hash"], "files": sorted(files)},
         sort_keys=False,
     )
+    return files
+
+
+def _node_files(context: dict, ini) -> dict[str, str]:
+    """nova-compute's PCI config of each PC added with `affordml add-node`, where kolla merges it for that host
+    only (nova/<inventory name>/nova-compute.conf): its own GPUs by address, the platform's aliases."""
+    import json
+
+    files = {}
+    for node in context["plan"].nodes:
+        if node.nova_device_specs:
+            kolla = context["kolla"] | {"device_specs": [json.dumps(spec) for spec in node.nova_device_specs]}
+            text = ini.get_template("kolla/nova-compute.conf.j2").render(**context | {"kolla": kolla})
+            files[f"kolla/config/nova/{node.host}/nova-compute.conf"] = text
     return files
 
 

@@ -219,7 +219,7 @@ def check_nova_ini(files: dict[str, str]) -> list[str]:
     spec_ids = {f"{s.get('vendor_id')}:{s.get('product_id')}" for s in specs}
     if {f"{a.get('vendor_id')}:{a.get('product_id')}" for a in aliases} != spec_ids:
         problems.append("every alias needs a device_spec and the other way round")
-    plan_vars = load_rendered(files["vars/plan.yml"])
+    plan_vars = first_host_vars(files)
     for spec in specs:
         ids = f"{spec.get('vendor_id')}:{spec.get('product_id')}"
         by_address = spec.get("address") in plan_vars["affordml_vfio_addresses"]
@@ -232,10 +232,16 @@ def check_nova_ini(files: dict[str, str]) -> list[str]:
     return problems
 
 
+def first_host_vars(files: dict[str, str]) -> dict:
+    """The first PC's own plan variables (vfio binding, NICs) are host variables in affordml's inventory."""
+    hosts = load_rendered(files["inventory/hosts.yml"])["all"]["children"]["affordml_hosts"]["hosts"]
+    return next(iter(hosts.values()))
+
+
 @pytest.mark.parametrize("case", ENV_CASES)
 def test_nova_ini_files_parse_and_pci_values_are_json(case):
     files = RENDERED[case]
-    plan_vars = load_rendered(files["vars/plan.yml"])
+    plan_vars = first_host_vars(files)
     if not plan_vars["affordml_vfio_ids"] + plan_vars["affordml_vfio_addresses"]:
         assert not [f for f in files if f.endswith(".conf")], "a plan without GPUs needs no nova PCI config"
         pytest.skip(f"{case}: no GPU, no nova PCI config")
