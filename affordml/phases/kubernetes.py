@@ -12,6 +12,7 @@ from affordml.kube.access import ClusterAccess, cluster_access
 
 PHASE = "kubernetes"
 REBOOT_MARK = "/var/run/reboot-required"
+UPGRADE_PLAYBOOK = "upgrade-cluster.yml"  # Kubespray's graceful upgrade (cordon, drain, uncordon per node)
 
 
 def state_inputs(state_data: dict) -> dict:
@@ -119,6 +120,7 @@ def run_kubespray(ctx, access: ClusterAccess, tree: Path) -> str:
         connection_inventory=write_connection_inventory(ctx.project.runs_dir / ident / "connection.yml", access),
         toolchain_bin=toolchain_bin,
         vars_files=(extra,) if extra.is_file() else (),
+        playbook=UPGRADE_PLAYBOOK if getattr(ctx, "action", "deploy") == "upgrade" else cluster.PLAYBOOK,
     )
     progress = Progress(PHASE)
     lock = ctx.run_lock
