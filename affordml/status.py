@@ -24,6 +24,9 @@ def project_status(project: Project, query_cloud: bool = True) -> dict:
         data["phases"] = exc.one_line()
         return data | {"cloud": cloud_section(project, None, query_cloud), "kubernetes": kube_section(project, None)}
     data["phases"] = {name: asdict(p) for name, p in state.phases.items()} or "nothing has run yet"
+    from affordml.lifecycle.status import lifecycle_lines
+
+    data |= lifecycle_lines(state.data)
     data["cloud"] = cloud_section(project, state.data.get("cloud"), query_cloud)
     data["kubernetes"] = kube_section(project, state.data.get("kubernetes"), query_cloud)
     return data

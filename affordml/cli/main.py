@@ -324,12 +324,6 @@ def add_node(host: Annotated[str, typer.Argument(help="a host name from affordml
 
 
 @app.command()
-def upgrade() -> None:
-    """Move the whole stack to the next tested version set."""
-    _unavailable("`affordml upgrade`", "it needs every phase's upgrade action")
-
-
-@app.command()
 def status(
     json_out: Json = False,
     offline: Annotated[bool, typer.Option("--offline", help="do not ask OpenStack; show the saved state")] = False,
@@ -432,6 +426,17 @@ def _release_context(project, config, say):
     from affordml.phases.workflow import PhaseContext
 
     return PhaseContext(project, config, None, {}, State(), say)
+
+
+def _register_commands() -> None:
+    from affordml.cli import backup as backup_cli
+    from affordml.cli import upgrade as upgrade_cli
+
+    upgrade_cli.register(app)
+    backup_cli.register(app)
+
+
+_register_commands()
 
 
 def run() -> None:

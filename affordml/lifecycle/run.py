@@ -74,23 +74,22 @@ def run_upgrade(project: Project, options: UpgradeOptions, say: Callable[[str], 
     from affordml.phases.state import load_state, save_state
     from affordml.render.project import render_project
     from affordml.secrets import ensure_platform_secrets
+    from affordml.versions import load_lock
 
     project.check()
     with RunLock(project.lock_file, say) as run_lock:
         state = load_state(project.state_file)
-        config, infra, lock = prepare(project, options.facts_file)
-        plan = make_plan_for(state, lock)
+        plan = make_plan_for(state, load_lock())
         if not plan.hops:
             say(f"[upgrade] the platform already runs lock {plan.target}: nothing to do")
-            state.data[LOCK_KEY] = lock_summary(lock)
-            save_state(project.state_file, state)
             return plan
         if not options.confirm:
             raise ConfirmationRequired(
                 f"upgrade from lock {plan.source} to {plan.target} in {len(plan.hops)} hop(s) "
-                "(`affordml upgrade --plan` shows them); a backup is taken first",
+                "(`affordml upgrade --plan` shows them); a backup is taken first; nothing was changed",
                 "run again with --yes-i-really-really-mean-it",
             )
+        config, infra, lock = prepare(project, options.facts_file)
         ensure_platform_secrets(project)
         progress = _progress(state, plan)
         save_state(project.state_file, state)

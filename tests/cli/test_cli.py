@@ -228,7 +228,7 @@ def test_env_override_reaches_the_plan(cli):
     assert json.loads(result.out)["gpus"][0]["sharing"]["mode"] == "time-slicing"
 
 
-@pytest.mark.parametrize("command", [["add-node", "second-pc"], ["upgrade"]])
+@pytest.mark.parametrize("command", [["add-node", "second-pc"]])
 def test_commands_not_available_yet_say_so(cli, command):
     result = cli(*command)
     assert result.rc == 5
