@@ -13,9 +13,10 @@ def plan_lines(plan, progress: dict | None = None) -> list[str]:
     lines = [f"upgrade from lock {plan.source} to {plan.target}: {len(plan.hops)} hop(s), a backup first"]
     for number, hop in enumerate(plan.hops, 1):
         mark = "done" if number <= done else "todo"
+        head = f"  {number:>2}. [{hop.phase}] "
         for index, step in enumerate(hop.steps):
-            head = f"  {number:>2}. [{hop.phase}] " if index == 0 else " " * (len(f"{number:>2}. [{hop.phase}] ") + 2)
-            lines.append(f"{head}{step.how}" + (f"  ({mark})" if index == 0 and progress else ""))
+            lead = head if index == 0 else " " * len(head)
+            lines.append(f"{lead}{step.how}" + (f"  ({mark})" if index == 0 and progress else ""))
     lines += [f"  note: {note}" for note in plan.notes]
     return lines
 
