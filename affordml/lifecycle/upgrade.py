@@ -159,9 +159,11 @@ def kubernetes_hops(installed: dict, target: dict, rules: dict) -> list[Hop]:
             "the version lock is inconsistent: reinstall affordml",
         )
     hops: list[Hop] = []
-    kube = have
+    kube, previous = have, tags[names.index(have_tag)]
     for tag in tag_path(tags, names.index(have_tag), names.index(want_tag)):
+        kube = _catch_up(hops, previous, tag, kube, want)
         kube = _tag_hops(hops, tag, kube, want, final=tag["tag"] == want_tag, new_tag=tag["tag"] != have_tag)
+        previous = tag
     if kube != want:
         raise UpgradeRefused(
             f"Kubespray {want_tag} cannot take Kubernetes {kube} to {want} one minor at a time",
@@ -180,6 +182,21 @@ def tag_path(tags: list[dict], start: int, end: int) -> list[dict]:
         minors[version_key(tag["tag"])[:2]] = tag
     minors[version_key(tags[end]["tag"])[:2]] = tags[end]
     return [minors[key] for key in sorted(minors)]
+
+
+def _catch_up(hops: list[Hop], previous: dict, tag: dict, kube: str, want: str) -> str:
+    """When the next tag no longer handles the cluster's minor, raise it with the tag already in use first,
+    one minor per hop, never past the target's minor."""
+    while not supports(tag, kube) and supports(previous, kube):
+        major, minor = version_key(kube)[:2]
+        up = f"{major}.{minor + 1}"
+        nxt = previous["kube"].get(up)
+        if nxt is None or version_key(up) > version_key(minor_of(want)):
+            break
+        nxt = min(nxt, want, key=version_key)
+        hops.append(_kube_hop(previous, kube, nxt))
+        kube = nxt
+    return kube
 
 
 def supports(tag: dict, kube: str) -> bool:

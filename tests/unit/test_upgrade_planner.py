@@ -171,3 +171,15 @@ def test_a_plan_that_goes_down_anywhere_is_refused(kube_a, kube_b, os_a, os_b) -
     if down:
         with pytest.raises(UpgradeRefused):
             plan_upgrade(installed, target, RULES)
+
+
+def test_a_cluster_too_old_for_the_next_tag_is_raised_with_the_installed_tag_first() -> None:
+    plan = plan_upgrade(previous() | {"kubespray": "v2.28.1", "kubernetes": "1.30.14"}, current(), RULES)
+    kube = [(h.lock["kubespray"]["version"], h.steps[0].to_version) for h in plan.hops if h.phase == "kubernetes"]
+    assert kube == [
+        ("v2.28.1", "1.31.12"),
+        ("v2.29.1", "1.32.10"),
+        ("v2.30.0", "1.33.7"),
+        ("v2.31.0", "1.34.7"),
+        ("v2.31.0", "1.35.4"),
+    ]
