@@ -26,6 +26,13 @@ def state_inputs(state_data: dict) -> dict:
     }
 
 
+def playbook_for(ctx) -> str:
+    """cluster.yml to deploy; upgrade-cluster.yml for the upgrade action (affordml upgrade's Kubernetes hops)."""
+    from affordml.kube.cluster import PLAYBOOK
+
+    return UPGRADE_PLAYBOOK if getattr(ctx, "action", "deploy") == "upgrade" else PLAYBOOK
+
+
 def access_from_context(ctx) -> ClusterAccess:
     """The VMs as the PC reaches them: each one's floating IP (the cloud phase's record), the platform's key."""
     from affordml.cloud.reachable import vm_addresses
@@ -81,7 +88,7 @@ def run_kubernetes_phase(ctx, fetch_tarball: Callable[[], Path] | None = None, r
     started = time.monotonic()
     if ctx.dry_run:  # Kubespray has no meaningful check mode; say what would run
         vms = ", ".join(vm.name for vm in ctx.plan.vms)
-        ctx.say(f"[{PHASE}] would run Kubespray {ctx.lock['kubespray']['version']} cluster.yml on {vms}")
+        ctx.say(f"[{PHASE}] would run Kubespray {ctx.lock['kubespray']['version']} {playbook_for(ctx)} on {vms}")
         return None
     access = access_from_context(ctx)
     refuse_pending_reboots(ctx, access)
@@ -120,7 +127,7 @@ def run_kubespray(ctx, access: ClusterAccess, tree: Path) -> str:
         connection_inventory=write_connection_inventory(ctx.project.runs_dir / ident / "connection.yml", access),
         toolchain_bin=toolchain_bin,
         vars_files=(extra,) if extra.is_file() else (),
-        playbook=UPGRADE_PLAYBOOK if getattr(ctx, "action", "deploy") == "upgrade" else cluster.PLAYBOOK,
+        playbook=playbook_for(ctx),
     )
     progress = Progress(PHASE)
     lock = ctx.run_lock

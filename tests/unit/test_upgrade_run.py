@@ -108,3 +108,23 @@ def test_backup_list_marks_a_folder_without_manifest_incomplete(tmp_path) -> Non
     project = project_with_state(tmp_path / "p")
     (project.root / "backups" / "20260101T000000Z-manual").mkdir(parents=True, mode=0o700)
     assert list_backups(project) == [{"name": "20260101T000000Z-manual", "complete": False}]
+
+
+def test_the_kubernetes_upgrade_action_runs_upgrade_cluster_yml(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from affordml.phases.kubernetes import run_kubernetes_phase
+
+    said: list[str] = []
+    plan = SimpleNamespace(vms=[SimpleNamespace(name="cp-1", role="control-plane")])
+    ctx = SimpleNamespace(
+        dry_run=True,
+        action="upgrade",
+        plan=plan,
+        lock=load_lock(),
+        project=Project(tmp_path),
+        state=SimpleNamespace(data={}),
+        say=said.append,
+    )
+    run_kubernetes_phase(ctx)
+    assert said == ["[kubernetes] would run Kubespray v2.31.0 upgrade-cluster.yml on cp-1"]
