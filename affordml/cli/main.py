@@ -430,10 +430,12 @@ def _release_context(project, config, say):
 
 def _register_commands() -> None:
     from affordml.cli import backup as backup_cli
+    from affordml.cli import restore as restore_cli
     from affordml.cli import upgrade as upgrade_cli
 
     upgrade_cli.register(app)
     backup_cli.register(app)
+    restore_cli.register(app)
 
 
 _register_commands()

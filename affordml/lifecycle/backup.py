@@ -24,6 +24,16 @@ def new_backup_name(reason: str, now: datetime | None = None) -> str:
     return f"{(now or datetime.now(UTC)).strftime('%Y%m%dT%H%M%SZ')}-{reason}"
 
 
+def free_name(project: Project, name: str) -> str:
+    """The name, or name-2, name-3 ... when a backup of that second exists: a backup never writes into another."""
+    taken = set(safefile.list_names(project.root, BACKUPS))
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{name}-{n}"
+    return candidate
+
+
 def copy_project_files(project: Project, dest_rel: Path) -> list[dict]:
     """Config, state, facts, known hosts and every file of secrets/: copied 0600 through safefile."""
     items = []
@@ -62,7 +72,7 @@ def make_backup(
 ) -> Path:
     """The project's files, then each named part: a callable given the backup's folder (relative to the
     project) that returns its manifest items, or a text saying why it was skipped."""
-    name = new_backup_name(reason)
+    name = free_name(project, new_backup_name(reason))
     dest_rel = Path(BACKUPS) / name
     safefile.ensure_folder(project.root, dest_rel)
     manifest = {

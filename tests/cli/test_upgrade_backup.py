@@ -90,3 +90,35 @@ def test_backup_writes_config_state_secrets_0600_with_a_manifest_and_lists_it(cl
     listed = cli("backup", "--list")
     assert listed.rc == 0 and folder.name in listed.out and "lock 2026.05" in listed.out
     assert "openstack: the openstack phase has not run" in " ".join(listed.out.split())
+
+
+def test_restore_checks_the_backup_keeps_the_current_files_and_puts_them_back(cli):
+    installed_project(cli.project, phases=("preflight",))
+    assert cli("backup", "--facts", fixture("desktop-rtx4090")).rc == 0
+    (taken,) = (cli.project / "backups").iterdir()
+    secret = cli.project / "secrets" / "platform.yml"
+    original = secret.read_text()
+    secret.write_text("affordml_jupyterhub_cookie_secret: changed\n")
+
+    asked = cli("restore", taken.name)
+    assert asked.rc == 8
+    assert_one_line_error(asked, "--yes-i-really-really-mean-it")
+    assert "changed" in secret.read_text()
+
+    unknown = cli("restore", "nope", "--yes-i-really-really-mean-it")
+    assert unknown.rc == 7
+    assert_one_line_error(unknown, "no complete backup named 'nope'", taken.name)
+
+    done = cli("restore", taken.name, "--yes-i-really-really-mean-it")
+    assert done.rc == 0, done.err
+    assert secret.read_text() == original and stat.S_IMODE(secret.stat().st_mode) == 0o600
+    kept = [p for p in (cli.project / "backups").iterdir() if p.name.endswith("-pre-restore")]
+    assert len(kept) == 1
+    assert "changed" in (kept[0] / "project" / "secrets" / "platform.yml").read_text()  # nothing the user had is lost
+
+    stored = taken / "project" / "secrets" / "platform.yml"
+    stored.write_text("tampered: true\n")
+    tampered = cli("restore", taken.name, "--yes-i-really-really-mean-it")
+    assert tampered.rc == 7
+    assert_one_line_error(tampered, "does not match its sha256", "nothing restored")
+    assert secret.read_text() == original

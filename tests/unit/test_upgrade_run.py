@@ -128,3 +128,15 @@ def test_the_kubernetes_upgrade_action_runs_upgrade_cluster_yml(tmp_path) -> Non
     )
     run_kubernetes_phase(ctx)
     assert said == ["[kubernetes] would run Kubespray v2.31.0 upgrade-cluster.yml on cp-1"]
+
+
+def test_two_backups_in_the_same_second_get_two_folders(tmp_path, monkeypatch) -> None:
+    from affordml.lifecycle import backup
+    from affordml.lifecycle.backup import make_backup
+
+    monkeypatch.setattr(backup, "new_backup_name", lambda reason: f"20260101T000000Z-{reason}")
+    project = project_with_state(tmp_path / "p")
+    first = make_backup(project, "manual", None, {}, lambda _l: None)
+    second = make_backup(project, "manual", None, {}, lambda _l: None)
+    assert (first.name, second.name) == ("20260101T000000Z-manual", "20260101T000000Z-manual-2")
+    assert {r["name"] for r in list_backups(project)} == {first.name, second.name}
