@@ -183,3 +183,35 @@ def test_a_cluster_too_old_for_the_next_tag_is_raised_with_the_installed_tag_fir
         ("v2.31.0", "1.34.7"),
         ("v2.31.0", "1.35.4"),
     ]
+
+
+def test_the_rules_agree_with_the_shipped_lock() -> None:
+    lock = load_lock()
+    tag = next(t for t in TAGS if t["tag"] == lock["kubespray"]["tag"])
+    artifact = next(a for a in lock["artifacts"] if a["name"] == "kubespray")
+    assert (tag["commit"], tag["git_tree"], tag["ansible"]) == (
+        lock["kubespray"]["commit"],
+        artifact["git_tree"],
+        lock["kubespray"]["ansible"],
+    )
+    assert supports(tag, lock["kubernetes"]["version"]) and tag["kube"][minor_of(lock["kubernetes"]["version"])]
+    assert min(tag["kube"], key=version_key) + ".0" == lock["kubespray"]["kube_version_min"]
+    assert max(tag["kube"].values(), key=version_key) == lock["kubespray"]["kube_version_max"]
+    release = next(r for r in RELEASES if r["openstack_release"] == lock["kolla_ansible"]["openstack_release"])
+    assert release["newest"] == lock["kolla_ansible"]["version"]
+    assert release["ansible_core"] == lock["kolla_ansible"]["ansible_core"]
+    upgrade_from = lock["upgrade_from"]
+    assert set(upgrade_from["kolla_ansible"]["from_openstack_release"]) <= {r["openstack_release"] for r in RELEASES}
+    assert upgrade_from["kubespray"]["from_tag"] in {t["tag"] for t in TAGS}
+
+
+def test_status_lines_say_where_an_upgrade_stands() -> None:
+    from affordml.lifecycle.status import lifecycle_lines
+
+    assert lifecycle_lines({}) == {"lock": "not recorded (nothing installed yet)"}
+    plan = plan_upgrade(previous(), current(), RULES)
+    record = {"from": "2026.05", "to": "2026.11", "hops": [h.to_dict() for h in plan.hops], "done": 1}
+    record |= {"status": "running", "backup": "/p/backups/b"}
+    line = lifecycle_lines({"lock": previous(), "upgrade": record})["upgrade"]
+    assert line.startswith("2026.05 -> 2026.11: 1/4 hop(s) done, running; next: hop 2 (kubernetes)")
+    assert line.endswith("backup /p/backups/b")
