@@ -94,24 +94,22 @@ def run_upgrade(project: Project, options: UpgradeOptions, say: Callable[[str], 
         progress = _progress(state, plan)
         save_state(project.state_file, state)
 
-        def make_ctx(action: str, run_vars: dict, hop_lock_: dict | None = None):
-            from affordml.phases.workflow import PhaseContext
-
-            ctx = PhaseContext(project, config, infra, hop_lock_ or lock, state, say, confirm=True)
-            ctx.run_lock, ctx.mirror, ctx.action, ctx.run_vars = run_lock, options.mirror, action, run_vars
-            return ctx
-
+        contexts = Contexts(project, config, infra, state, say, run_lock, options.mirror)
         if not progress.get("backup"):
             view = installed_view(lock, state.data.get(LOCK_KEY))
             render_project(project, infra, config, view)
-            backup_ctx = lambda action, run_vars, _lock=None: make_ctx(action, run_vars, view)  # noqa: E731
-            progress["backup"] = str(take_backup(project, state, backup_ctx, say, "pre-upgrade"))
+            progress["backup"] = str(take_backup(project, state, contexts.with_lock(view), say, "pre-upgrade"))
             save_state(project.state_file, state)
         for number, hop in enumerate(plan.hops, 1):
             if number <= progress["done"]:
                 say(f"[upgrade] hop {number}/{len(plan.hops)} ({hop.phase}) done earlier")
                 continue
-            _run_hop(project, infra, config, lock, hop, number, len(plan.hops), make_ctx, state, say)
+            try:
+                _run_hop(project, infra, config, lock, hop, number, len(plan.hops), contexts, state, say)
+            except BaseException as exc:
+                progress["status"] = f"stopped in hop {number}: {getattr(exc, 'problem', None) or type(exc).__name__}"
+                save_state(project.state_file, state)
+                raise
             progress["done"] = number
             save_state(project.state_file, state)
         state.data[LOCK_KEY] = lock_summary(lock)
@@ -119,6 +117,30 @@ def run_upgrade(project: Project, options: UpgradeOptions, say: Callable[[str], 
         save_state(project.state_file, state)
         say(f"[upgrade] the platform runs lock {plan.target} now")
     return plan
+
+
+@dataclass
+class Contexts:
+    """Phase contexts for one lifecycle run: the same project, plan, state and run lock; an action and a lock
+    of their own (the hop's, or the installed one for a backup)."""
+
+    project: Project
+    config: object
+    infra: object
+    state: object
+    say: Callable[[str], None]
+    run_lock: object
+    mirror: Path | None = None
+
+    def make(self, action: str, run_vars: dict, lock: dict):
+        from affordml.phases.workflow import PhaseContext
+
+        ctx = PhaseContext(self.project, self.config, self.infra, lock, self.state, self.say)
+        ctx.run_lock, ctx.mirror, ctx.action, ctx.run_vars = self.run_lock, self.mirror, action, run_vars
+        return ctx
+
+    def with_lock(self, lock: dict) -> Callable[[str, dict], object]:
+        return lambda action, run_vars: self.make(action, run_vars, lock)
 
 
 def _progress(state, plan: UpgradePlan) -> dict:
@@ -139,7 +161,7 @@ def _progress(state, plan: UpgradePlan) -> dict:
     return state.data[UPGRADE_KEY]
 
 
-def _run_hop(project, infra, config, lock, hop: Hop, number: int, total: int, make_ctx, state, say) -> None:
+def _run_hop(project, infra, config, lock, hop: Hop, number: int, total: int, contexts, state, say) -> None:
     from affordml.phases.registry import get_phase
     from affordml.phases.steps import execute
     from affordml.phases.workflow import run_phases
@@ -154,7 +176,7 @@ def _run_hop(project, infra, config, lock, hop: Hop, number: int, total: int, ma
     say(f"[upgrade] hop {number}/{total} ({hop.phase}): {lines}")
     this_lock = hop_lock(lock, hop)
     render_project(project, infra, config, this_lock)
-    ctx = make_ctx("upgrade", {}, this_lock)
+    ctx = contexts.make("upgrade", {}, this_lock)
     if hop.phase == "openstack":
         _merge_kolla_passwords(ctx)
     run_phases(ctx, [phase], execute, force=True)
@@ -236,12 +258,5 @@ def run_backup(project: Project, facts_file: Path | None, say: Callable[[str], N
         config, infra, lock = prepare(project, facts_file)
         view = installed_view(lock, state.data.get(LOCK_KEY))
         render_project(project, infra, config, view)
-
-        def make_ctx(action: str, run_vars: dict, _lock: dict | None = None):
-            from affordml.phases.workflow import PhaseContext
-
-            ctx = PhaseContext(project, config, infra, view, state, say)
-            ctx.run_lock, ctx.action, ctx.run_vars = run_lock, action, run_vars
-            return ctx
-
-        return take_backup(project, state, make_ctx, say, "manual")
+        contexts = Contexts(project, config, infra, state, say, run_lock)
+        return take_backup(project, state, contexts.with_lock(view), say, "manual")

@@ -82,7 +82,7 @@ def test_a_stopped_upgrade_resumes_at_its_hop_without_a_second_backup(tmp_path, 
         backups.append(make_ctx("backup", {}).lock["kolla_ansible"]["version"])
         return project.root / "backups" / "b1"
 
-    def fake_hop(project, infra, config, lock, hop, number, total, make_ctx, state, say):
+    def fake_hop(project, infra, config, lock, hop, number, total, contexts, state, say):
         if hop.phase == "kubernetes" and not ran.count("kubernetes"):
             ran.append("kubernetes")
             raise AffordmlError("VM cp1 is unreachable", "start it")
@@ -94,7 +94,8 @@ def test_a_stopped_upgrade_resumes_at_its_hop_without_a_second_backup(tmp_path, 
     with pytest.raises(AffordmlError):
         lifecycle.run_upgrade(project, options, lambda _line: None)
     record = load_state(project.state_file).data["upgrade"]
-    assert (record["done"], record["status"], record["backup"]) == (1, "running", str(project.root / "backups/b1"))
+    assert (record["done"], record["backup"]) == (1, str(project.root / "backups/b1"))
+    assert record["status"] == "stopped in hop 2: VM cp1 is unreachable"
     said = []
     lifecycle.run_upgrade(project, options, said.append)
     assert ran == ["openstack", "kubernetes", "kubernetes", "gpu", "ml"]
