@@ -28,6 +28,9 @@ def project_status(project: Project, query_cloud: bool = True) -> dict:
         from affordml.lifecycle.nodes import nodes_line
 
         data["added PCs"] = nodes_line(state.data)
+    from affordml.lifecycle.status import lifecycle_lines
+
+    data |= lifecycle_lines(state.data)
     data["cloud"] = cloud_section(project, state.data.get("cloud"), query_cloud)
     data["kubernetes"] = kube_section(project, state.data.get("kubernetes"), query_cloud)
     return data

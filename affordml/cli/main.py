@@ -239,15 +239,6 @@ def config_init(
     console.line(f"wrote {path}" + (f" (your previous file is kept as {backup})" if backup else ""))
 
 
-def _unavailable(what: str, issue: str) -> None:
-    from affordml.errors import PhaseUnavailable
-
-    raise PhaseUnavailable(
-        f"{what} is not available in affordml {__version__} yet; nothing was changed",
-        f"{issue}; meanwhile `affordml doctor` and `affordml plan` show what it would do",
-    )
-
-
 init_app = typer.Typer(
     help="Prepare the host, install OpenStack, carve the VMs, install Kubernetes, the GPU stack and ML tools.",
     invoke_without_command=True,
@@ -333,12 +324,6 @@ def _run_init(options) -> None:
 from affordml.cli import add_node as _add_node  # noqa: E402 - its own module; typer and a few names only
 
 _add_node.register(app)
-
-
-@app.command()
-def upgrade() -> None:
-    """Move the whole stack to the next tested version set."""
-    _unavailable("`affordml upgrade`", "it needs every phase's upgrade action")
 
 
 @app.command()
@@ -444,6 +429,19 @@ def _release_context(project, config, say):
     from affordml.phases.workflow import PhaseContext
 
     return PhaseContext(project, config, None, {}, State(), say)
+
+
+def _register_commands() -> None:
+    from affordml.cli import backup as backup_cli
+    from affordml.cli import restore as restore_cli
+    from affordml.cli import upgrade as upgrade_cli
+
+    upgrade_cli.register(app)
+    backup_cli.register(app)
+    restore_cli.register(app)
+
+
+_register_commands()
 
 
 def run() -> None:

@@ -1,0 +1,1 @@
+"""Lifecycle actions over the phase registry: upgrade (hop plan) and backup."""

@@ -45,6 +45,7 @@ def prepare(project: Project, facts_file: Path | None):
 
 
 def run_init(project: Project, options: InitOptions, say) -> PhaseContext:
+    from affordml.lifecycle.run import check_installed_lock
     from affordml.phases.steps import execute
     from affordml.render.context import plan_hash
     from affordml.secrets import ensure_platform_secrets
@@ -59,6 +60,7 @@ def run_init(project: Project, options: InitOptions, say) -> PhaseContext:
         config, plan, versions = prepare(project, options.facts_file)
         ensure_platform_secrets(project)
         state = load_state(project.state_file)
+        check_installed_lock(state, versions)
         state.plan_hash = plan_hash(plan)
         ctx = PhaseContext(
             project, config, plan, versions, state, say, options.dry_run, options.ignore_checks, options.confirm

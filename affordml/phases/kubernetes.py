@@ -12,6 +12,7 @@ from affordml.kube.access import ClusterAccess, cluster_access
 
 PHASE = "kubernetes"
 REBOOT_MARK = "/var/run/reboot-required"
+UPGRADE_PLAYBOOK = "upgrade-cluster.yml"  # Kubespray's graceful upgrade (cordon, drain, uncordon per node)
 
 
 def state_inputs(state_data: dict) -> dict:
@@ -23,6 +24,13 @@ def state_inputs(state_data: dict) -> dict:
         "servers": {vm: (s.get("id"), s.get("floating_ip")) for vm, s in sorted(servers.items())},
         "ssh_key": record.get("ssh_key"),
     }
+
+
+def playbook_for(ctx) -> str:
+    """cluster.yml to deploy; upgrade-cluster.yml for the upgrade action (affordml upgrade's Kubernetes hops)."""
+    from affordml.kube.cluster import PLAYBOOK
+
+    return UPGRADE_PLAYBOOK if getattr(ctx, "action", "deploy") == "upgrade" else PLAYBOOK
 
 
 def access_from_context(ctx) -> ClusterAccess:
@@ -80,7 +88,7 @@ def run_kubernetes_phase(ctx, fetch_tarball: Callable[[], Path] | None = None, r
     started = time.monotonic()
     if ctx.dry_run:  # Kubespray has no meaningful check mode; say what would run
         vms = ", ".join(vm.name for vm in ctx.plan.vms)
-        ctx.say(f"[{PHASE}] would run Kubespray {ctx.lock['kubespray']['version']} cluster.yml on {vms}")
+        ctx.say(f"[{PHASE}] would run Kubespray {ctx.lock['kubespray']['version']} {playbook_for(ctx)} on {vms}")
         return None
     access = access_from_context(ctx)
     refuse_pending_reboots(ctx, access)
@@ -98,10 +106,8 @@ def run_kubernetes_phase(ctx, fetch_tarball: Callable[[], Path] | None = None, r
     return ident
 
 
-def run_kubespray(
-    ctx, access: ClusterAccess, tree: Path, playbook: str = "cluster.yml", limit: str | None = None
-) -> str:
-    """A Kubespray playbook (cluster.yml; facts.yml and scale.yml for add-node) with its own toolchain, the
+def run_kubespray(ctx, access: ClusterAccess, tree: Path, playbook: str | None = None, limit: str | None = None) -> str:
+    """A Kubespray playbook (default: playbook_for(ctx); facts.yml and scale.yml for add-node) with its own toolchain, the
     rendered and the per-run connection inventories; one-line failures."""
     from affordml import console
     from affordml.kube import cluster
@@ -122,7 +128,7 @@ def run_kubespray(
         connection_inventory=write_connection_inventory(ctx.project.runs_dir / ident / "connection.yml", access),
         toolchain_bin=toolchain_bin,
         vars_files=(extra,) if extra.is_file() else (),
-        playbook=playbook,
+        playbook=playbook or playbook_for(ctx),
         limit=limit,
     )
     progress = Progress(PHASE)

@@ -17,7 +17,7 @@ def execute(phase: Phase, ctx: PhaseContext) -> str | None:
         before = PLAYBOOK_PRE_STEPS.get(phase.name)
         if before:
             before(ctx)
-        return run_playbook(phase, ctx)
+        return run_playbook(phase, ctx, ctx.action)
     step = PYTHON_STEPS.get(phase.target)
     if step is None:
         before = (
@@ -66,6 +66,7 @@ def run_playbook(
             "affordml_action": action,
             "affordml_env_dir": str(env),
             "affordml_secrets_dir": str(ctx.project.secrets_dir),
+            **ctx.run_vars,
             **(extravars or {}),
         },
         toolchain_bin=own_bin(),

@@ -33,12 +33,17 @@ class PhaseContext:
     notes: list[str] = field(default_factory=list)
     run_lock: RunLock | None = None  # records the ansible-playbook a phase starts
     mirror: Path | None = None  # `init --mirror DIR`; see artifact_store()
+    action: str = "deploy"  # what the phase does (roles dispatch on affordml_action): deploy | upgrade | backup
+    run_vars: dict = field(default_factory=dict)  # more variables for the action's playbook (paths only)
 
     def artifact_store(self):
         """Verified downloads for the phases: the project's cache, fed by the mirror (option or config) or internet."""
+        from affordml.artifacts.lock import lock_artifacts
         from affordml.artifacts.project_store import project_store
 
-        return project_store(self.project.root, self.config, self.mirror)
+        # the context's lock names the artifacts: an upgrade hop may pin another Kubespray tag than the shipped lock
+        artifacts = lock_artifacts(self.lock) if self.lock.get("artifacts") else None
+        return project_store(self.project.root, self.config, self.mirror, artifacts=artifacts)
 
 
 def inputs_hash(phase: Phase, env_dir: Path, state_data: dict | None = None) -> str:

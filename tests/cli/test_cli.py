@@ -228,13 +228,6 @@ def test_env_override_reaches_the_plan(cli):
     assert json.loads(result.out)["gpus"][0]["sharing"]["mode"] == "time-slicing"
 
 
-@pytest.mark.parametrize("command", [["upgrade"]])
-def test_commands_not_available_yet_say_so(cli, command):
-    result = cli(*command)
-    assert result.rc == 5
-    assert_one_line_error(result, "not available", "nothing was changed")
-
-
 def test_destroy_asks_for_confirmation_first(cli):
     result = cli("destroy")
     assert result.rc == 8
