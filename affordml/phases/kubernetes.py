@@ -107,8 +107,8 @@ def run_kubernetes_phase(ctx, fetch_tarball: Callable[[], Path] | None = None, r
 
 
 def run_kubespray(ctx, access: ClusterAccess, tree: Path, playbook: str | None = None, limit: str | None = None) -> str:
-    """A Kubespray playbook (default: playbook_for(ctx); facts.yml and scale.yml for add-node) with its own toolchain, the
-    rendered and the per-run connection inventories; one-line failures."""
+    """A Kubespray playbook (default: playbook_for(ctx); facts.yml and scale.yml for add-node) with its own
+    toolchain, the rendered and the per-run connection inventories; one-line failures."""
     from affordml import console
     from affordml.kube import cluster
     from affordml.kube.inventory import write_connection_inventory
