@@ -70,6 +70,9 @@ def _make_namespace(vc: VerifyContext) -> bool:
                 return False
             vc.waits.sleep(vc.waits.poll_s)
         vc.api.create("/api/v1/namespaces", obj.namespace())
+        started = vc.waits.clock()  # pods are refused until the controller made the namespace's default account
+        while vc.api.get(f"{path}/serviceaccounts/default") is None and vc.waits.clock() - started < vc.waits.gone_s:
+            vc.waits.sleep(vc.waits.poll_s)
     except (CheckFailed, ApiUnreachable):
         return False  # each check that needs it then fails with its own reason
     return True

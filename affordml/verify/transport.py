@@ -67,6 +67,16 @@ class Recorder:
         self.calls.append({"method": method, "path": path, "query": query or {}, "status": status, "answer": answer})
         return status, answer
 
+    def http(self, get: Callable[[str], tuple[int, str]]) -> Callable[[str], tuple[int, str]]:
+        """Wrap the JupyterHub URL's GET so that its answer is kept too."""
+
+        def recorded(url: str) -> tuple[int, str]:
+            status, text = get(url)
+            self.calls.append({"method": "HTTP GET", "path": url, "query": {}, "status": status, "answer": text})
+            return status, text
+
+        return recorded
+
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.calls, indent=1, sort_keys=True) + "\n")
 
@@ -96,3 +106,7 @@ class Replay:
             self.unrecorded.append(key)
             return 404, {"kind": "Status", "reason": "NotFound", "message": f"not recorded: {method} {path}"}
         return answers.pop(0) if len(answers) > 1 else answers[0]
+
+    def http_get(self, url: str) -> tuple[int, str]:
+        status, text = self("HTTP GET", url)
+        return status, text if isinstance(text, str) else ""
