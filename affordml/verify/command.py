@@ -16,12 +16,13 @@ def run_verify(project: Project, skip: frozenset[str], facts_file: Path | None, 
     from affordml.phases.state import load_state, save_state
     from affordml.phases.workflow import PhaseContext, run_phases
     from affordml.render.context import plan_hash
-    from affordml.verify.phase import run_verify_phase
+    from affordml.verify.phase import kubeconfig, run_verify_phase
     from affordml.verify.record import STATE_KEY
     from affordml.verify.runner import check_skips
 
     check_skips(set(skip))  # a wrong name fails before anything runs
     project.check(create=False)
+    kubeconfig(project)  # no cluster yet: say so before reading the host
     with RunLock(project.lock_file, say) as lock:
         config, plan, versions = prepare(project, facts_file)
         state = load_state(project.state_file)

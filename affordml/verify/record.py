@@ -47,7 +47,7 @@ def status_lines(section: dict) -> list[str]:
     """For `affordml status`: a heading and one line per check."""
     if "results" not in section:
         return [f"verify: {section.get('note', '')}"]
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(section["at"])) if section.get("at") else "?"
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(section["at"])) if section.get("at") is not None else "?"
     lines = [f"verify (last run {when}): {section['summary']}"]
     for row in section["results"]:
         if isinstance(row, dict):

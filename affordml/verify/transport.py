@@ -78,7 +78,16 @@ class Recorder:
         return recorded
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.calls, indent=1, sort_keys=True) + "\n")
+        """As JSON, without the objects' managedFields (bookkeeping of the API server no check reads)."""
+        path.write_text(json.dumps([_trimmed(c) for c in self.calls], indent=1, sort_keys=True) + "\n")
+
+
+def _trimmed(value):
+    if isinstance(value, dict):
+        return {k: _trimmed(v) for k, v in value.items() if k != "managedFields"}
+    if isinstance(value, list):
+        return [_trimmed(v) for v in value]
+    return value
 
 
 class Replay:

@@ -29,7 +29,7 @@ def pod_problem(pod: dict) -> str:
     status = pod.get("status") or {}
     for cond in status.get("conditions") or []:
         if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
-            return f"Pending: {' '.join(str(cond.get('message') or cond.get('reason') or '').split())}"
+            return f"Pending: {' '.join(str(cond.get('message') or cond.get('reason') or '').split())[:300]}"
     for cs in status.get("containerStatuses") or []:
         waiting = (cs.get("state") or {}).get("waiting")
         if waiting:

@@ -288,3 +288,46 @@ def _assert_cleaned_up(cp, timeout_s: float = 30) -> None:
             return
         time.sleep(0.5)
     raise AssertionError("namespace affordml-verify was not deleted")
+
+
+@pytest.mark.slow
+def test_affordml_verify_command_saves_results_that_status_shows(control_plane_factory, verify_crds, tmp_path):
+    """`affordml verify` as a user runs it (a child process, saved facts), against the same real control plane;
+    the two service-proxy checks are skipped by name (they cannot pass here, see above)."""
+    import json
+    import subprocess
+    import sys
+
+    from affordml.phases.state import load_state, save_state
+
+    cp = control_plane_factory()
+    lines: list[str] = []
+    ctx = make_context("desktop-rtx4090", tmp_path / "project", cp.admin_kubeconfig(), lines)
+    save_state(ctx.project.state_file, ctx.state)  # the cloud phase's record: the VMs' floating IPs
+    (ctx.project.root / "affordml.yaml").write_text(f"hosts:\n  - name: {ctx.config.hosts[0].name}\n")
+    register_nodes(cp, ctx.plan)
+    port = free_node_port()
+    server = serve_login(port)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    base = [sys.executable, "-m", "affordml", "--project-dir", str(ctx.project.root)]
+    facts = str(FIXTURES / "hardware" / "desktop-rtx4090.json")
+    skips = ["--skip-check", "inference", "--skip-check", "dcgm-metrics"]
+    try:
+        apply_ml_objects(cp, ctx, verify_crds, isvc_ready=True, hub_port=port)
+        with VerifyActors(cp.client(), {ctx.plan.gpus[0].vm: PROBE_RTX4090_MPS}):
+            started = time.monotonic()
+            done = subprocess.run([*base, "verify", "--json", "--facts", facts, *skips], env=env,
+                                  capture_output=True, text=True, timeout=600)  # fmt: skip
+            took = time.monotonic() - started
+    finally:
+        server.shutdown()
+    print(f"affordml verify: rc {done.returncode} in {took:.1f} s\n{done.stderr[-2000:]}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    printed = json.loads(done.stdout)
+    assert printed["counts"] == {"passed": 6, "failed": 0, "skipped": 2, "not-applicable": 0}
+    state = load_state(ctx.project.state_file)
+    assert state.phases["verify"].status == "done" and state.data["verify"]["counts"] == printed["counts"]
+    status = subprocess.run([*base, "status", "--offline"], env=env, capture_output=True, text=True, timeout=120)
+    print(status.stdout)
+    assert "verify (last run" in status.stdout and "6 passed, 0 failed, 2 skipped" in status.stdout
+    assert f"  jupyterhub-login  passed  JupyterHub's login page answers at http://127.0.0.1:{port}/" in status.stdout
