@@ -70,22 +70,45 @@ def replayed(ctx, name: str, bounds: dict) -> tuple[dict, Replay]:
     return {r["name"]: r for r in ctx.state.data["verify"]["results"]}, replay
 
 
-def test_recorded_run_on_a_cluster_that_keeps_the_plan(tmp_path):
-    ctx = context(tmp_path)
-    results, replay = replayed(ctx, "desktop-rtx4090-pass", {"pod_s": 60, "admit_s": 30, "job_s": 60, "gone_s": 30})
+RECORDED_CASES = {  # the cases of tests/integration/verify/test_verify_real_api.py, as (fixture, config)
+    "desktop-rtx4090": ("desktop-rtx4090", None),
+    "server-a100-mig": ("server-a100-mig", None),
+    "workstation-2gpu--exclusive-and-time-slicing": (
+        "workstation-2gpu",
+        {"gpu": {"per_gpu": {"0000:17:00.0": "exclusive", "0000:31:00.0": {"mode": "time-slicing", "replicas": 3}}}},
+    ),
+    "desktop-rtx4090--cpu-only": ("desktop-rtx4090", {"gpu": {"exclude": ["0000:01:00.0"]}}),
+}
+PASS_BOUNDS = {"pod_s": 60, "admit_s": 30, "job_s": 60, "gone_s": 30}
+
+
+@pytest.mark.parametrize("case", sorted(RECORDED_CASES))
+def test_recorded_run_on_a_cluster_that_keeps_the_plan(case, tmp_path):
+    fixture, config = RECORDED_CASES[case]
+    ctx = context(tmp_path, fixture, config)
+    results, replay = replayed(ctx, f"{case}-pass", PASS_BOUNDS)
     assert not replay.unrecorded, replay.unrecorded  # the checks made the calls of the real run, in its order
-    statuses = {n: r["status"] for n, r in results.items()}
-    assert statuses == {
-        "nodes-ready": PASSED, "gpu-shares": PASSED, "gpu-pod-mps": PASSED, "two-pods-one-gpu": PASSED,
-        "kueue-job": PASSED, "inference": FAILED, "dcgm-metrics": FAILED, "jupyterhub-login": PASSED,
-    }  # fmt: skip
-    assert "NVIDIA GeForce RTX 4090, 24564 MiB" in results["gpu-pod-mps"]["detail"]
+    modes = sorted({g.sharing.mode for g in ctx.plan.gpus})
+    gpu = ["gpu-shares", *(f"gpu-pod-{m}" for m in modes), "two-pods-one-gpu"] if modes else []
+    expected = dict.fromkeys(["nodes-ready", *gpu, "kueue-job", "jupyterhub-login"], PASSED)
+    expected |= {"inference": FAILED, "dcgm-metrics": FAILED if modes else NOT_APPLICABLE}
+    if not modes:
+        expected |= {"gpu-shares": NOT_APPLICABLE, "two-pods-one-gpu": NOT_APPLICABLE}
+    assert {n: r["status"] for n, r in results.items()} == expected
     assert ctx.state.data["verify"]["jupyterhub_url"].startswith("http://127.0.0.1:")
+
+
+def test_recorded_details_name_what_was_seen(tmp_path):
+    results, _ = replayed(context(tmp_path), "desktop-rtx4090-pass", PASS_BOUNDS)
+    assert "NVIDIA GeForce RTX 4090, 24564 MiB" in results["gpu-pod-mps"]["detail"]
+    assert results["gpu-shares"]["detail"] == "worker-1 nvidia.com/gpu=5"
+    mig, _ = replayed(context(tmp_path / "mig", "server-a100-mig"), "server-a100-mig-pass", PASS_BOUNDS)
+    assert "2 pods asking nvidia.com/mig-1g.10gb: 1 ran at once on worker-1 (mig)" in mig["two-pods-one-gpu"]["detail"]
 
 
 def test_the_pods_and_job_ask_what_a_user_asks(tmp_path):
     ctx = context(tmp_path)
-    _, replay = replayed(ctx, "desktop-rtx4090-pass", {"pod_s": 60, "admit_s": 30, "job_s": 60, "gone_s": 30})
+    _, replay = replayed(ctx, "desktop-rtx4090-pass", PASS_BOUNDS)
     created = {b["metadata"]["name"]: b for m, _p, b in replay.bodies if m == "POST"}
     probe = created["verify-gpu-mps"]
     assert probe["metadata"]["namespace"] == obj.NAMESPACE
