@@ -321,3 +321,37 @@ def test_run_checks_deletes_its_namespace_after(tmp_path):
     run_checks(vc, set())
     assert calls[-1] == ("DELETE", f"/api/v1/namespaces/{obj.NAMESPACE}")
     assert ("POST", "/api/v1/namespaces") in calls
+
+
+def test_an_api_that_does_not_answer_fails_every_check_in_one_line_each(tmp_path):
+    """A real KubeTransport to a closed port on loopback: connection refused, no traceback, no namespace left."""
+    import socket
+
+    from affordml.secrets import secure_dir, write_private
+    from affordml.verify.transport import KubeTransport
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    kubeconfig = tmp_path / "secrets" / "kubeconfig"
+    secure_dir(kubeconfig.parent)
+    write_private(
+        kubeconfig,
+        f"apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:{port}'}}}}]\n"
+        "users: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
+        "current-context: x\n",
+    )
+    ctx = context(tmp_path / "p")
+    transport = KubeTransport(kubeconfig, request_timeout=2)
+    try:
+        with pytest.raises(VerifyFailed) as caught:
+            run_verify_phase(ctx, transport=transport, waits=waits())
+    finally:
+        transport.close()
+    results = ctx.state.data["verify"]["results"]
+    assert {r["status"] for r in results} == {FAILED}
+    assert all(
+        r["detail"].startswith("the Kubernetes API did not answer") for r in results if r["name"] != "jupyterhub-login"
+    )
+    assert "kubectl --kubeconfig secrets/kubeconfig get nodes" in results[0]["fix"]
+    assert "\n" not in caught.value.one_line()
