@@ -160,9 +160,13 @@ def kueue_job(vc: VerifyContext) -> str:
         raise CheckFailed(f"LocalQueue {obj.USER_NAMESPACE}/{obj.USER_QUEUE} does not exist")
     cluster_queue = (users.get("spec") or {}).get("clusterQueue") or ""
     vc.api.create(f"{KUEUE}/namespaces/{obj.NAMESPACE}/localqueues", obj.local_queue(cluster_queue))
-    request = obj.share_request(vc.plan.gpus[0]) if vc.plan.gpus else {}
     name = "verify-kueue"
-    vc.api.create(JOBS, obj.kueue_job(name, obj.probe_image(vc.lock), request))
+    if vc.plan.gpus:
+        job = obj.kueue_job(name, obj.probe_image(vc.lock), obj.share_request(vc.plan.gpus[0]))
+    else:
+        image, command = obj.cpu_job_image(vc.lock)
+        job = obj.kueue_job(name, image, {}, command)
+    vc.api.create(JOBS, job)
     try:
         admitted = _wait_job(vc, name, lambda job: (job.get("spec") or {}).get("suspend") is False, vc.waits.admit_s)
         if admitted is None:

@@ -31,6 +31,12 @@ def probe_image(lock: dict) -> str:
     return lock["nvidia_device_plugin"]["image"]
 
 
+def cpu_job_image(lock: dict) -> tuple[str, list[str]]:
+    """(image, command) for a Job without a GPU: kube-proxy's image, which Kubespray runs on every node (its
+    default registry.k8s.io and the locked Kubernetes version), and a command that ends at once."""
+    return f"registry.k8s.io/kube-proxy:v{lock['kubernetes']['version']}", ["kube-proxy", "--version"]
+
+
 def namespace() -> dict:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE, "labels": dict(MANAGED)}}
 
@@ -94,11 +100,13 @@ def local_queue(cluster_queue: str) -> dict:
     }
 
 
-def kueue_job(name: str, image: str, request: dict[str, str]) -> dict:
+def kueue_job(name: str, image: str, request: dict[str, str], command: list[str] | None = None) -> dict:
     """A Job as a user submits one to the queue: the LocalQueue label and created suspended (Kueue starts it on
     admission); its pod asks for one GPU share when the plan has GPUs."""
     pod = probe_pod(name, "kueue-job", image, request, {})["spec"]
     pod["nodeSelector"] = {}
+    if command:
+        pod["containers"][0]["command"] = list(command)
     limits = {"cpu": "100m", "memory": "64Mi", **request}
     pod["containers"][0]["resources"] = {"requests": dict(limits), "limits": dict(limits)}
     return {

@@ -355,3 +355,14 @@ def test_an_api_that_does_not_answer_fails_every_check_in_one_line_each(tmp_path
     )
     assert "kubectl --kubeconfig secrets/kubeconfig get nodes" in results[0]["fix"]
     assert "\n" not in caught.value.one_line()
+
+
+def test_a_cpu_only_queue_job_uses_an_image_every_node_has():
+    from affordml.verify.objects import cpu_job_image, kueue_job
+
+    image, command = cpu_job_image(load_lock())
+    assert image == f"registry.k8s.io/kube-proxy:v{load_lock()['kubernetes']['version']}"
+    job = kueue_job("j", image, {}, command)
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["kube-proxy", "--version"]
+    assert container["resources"]["limits"] == {"cpu": "100m", "memory": "64Mi"}
