@@ -40,7 +40,10 @@ def status_section(rec: dict | None) -> dict:
     """For `affordml status --json`: the last verify run as recorded, or a note."""
     if not isinstance(rec, dict) or not isinstance(rec.get("results"), list):
         return {"note": "the verify phase has not run yet (`affordml verify`)"}
-    return {"at": rec.get("at"), "summary": summary(rec), "results": rec["results"]}
+    section = {"at": rec.get("at"), "summary": summary(rec), "results": rec["results"]}
+    if isinstance(rec.get("jupyterhub_url"), str):
+        section["jupyterhub_url"] = rec["jupyterhub_url"]
+    return section
 
 
 def status_lines(section: dict) -> list[str]:
@@ -49,6 +52,8 @@ def status_lines(section: dict) -> list[str]:
         return [f"verify: {section.get('note', '')}"]
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(section["at"])) if section.get("at") is not None else "?"
     lines = [f"verify (last run {when}): {section['summary']}"]
+    if section.get("jupyterhub_url"):
+        lines.append(f"  JupyterHub: {section['jupyterhub_url']}")
     for row in section["results"]:
         if isinstance(row, dict):
             fix = f" — fix: {row.get('fix')}" if row.get("status") == FAILED and row.get("fix") else ""

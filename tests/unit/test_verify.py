@@ -287,12 +287,14 @@ def test_status_shows_the_last_verify_run(tmp_path):
         ],
         clock=lambda: 0,
     )
+    state.data["verify"]["jupyterhub_url"] = "http://10.77.0.21:31234/"
     save_state(project.state_file, state)
     section = project_status(project, query_cloud=False)["verify"]
     assert section["summary"] == "1 passed, 1 failed, 0 skipped, 0 not-applicable"
     lines = status_lines(section)
     assert lines[0] == "verify (last run 1970-01-01 00:00 UTC): 1 passed, 1 failed, 0 skipped, 0 not-applicable"
-    assert lines[2] == "  kueue-job  failed  not admitted — fix: fix it"
+    assert lines[1] == "  JupyterHub: http://10.77.0.21:31234/"
+    assert lines[3] == "  kueue-job  failed  not admitted — fix: fix it"
 
 
 def test_verify_is_a_python_step_of_init():
