@@ -32,7 +32,7 @@ def record(results: list[CheckResult], clock=time.time) -> dict:
 
 
 def summary(rec: dict) -> str:
-    counts = rec.get("counts") or {}
+    counts = rec.get("counts") if isinstance(rec.get("counts"), dict) else {}
     return ", ".join(f"{counts.get(s, 0)} {s}" for s in (PASSED, FAILED, SKIPPED, NOT_APPLICABLE))
 
 
@@ -50,7 +50,9 @@ def status_lines(section: dict) -> list[str]:
     """For `affordml status`: a heading and one line per check."""
     if "results" not in section:
         return [f"verify: {section.get('note', '')}"]
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(section["at"])) if section.get("at") is not None else "?"
+    at = section.get("at")
+    readable = isinstance(at, int | float) and not isinstance(at, bool) and 0 <= at < 1e11
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(at)) if readable else "?"
     lines = [f"verify (last run {when}): {section['summary']}"]
     if section.get("jupyterhub_url"):
         lines.append(f"  JupyterHub: {section['jupyterhub_url']}")

@@ -368,3 +368,21 @@ def test_a_cpu_only_queue_job_uses_an_image_every_node_has():
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["kube-proxy", "--version"]
     assert container["resources"]["limits"] == {"cpu": "100m", "memory": "64Mi"}
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [[], "x", {"results": "x"}, {"at": "soon", "results": [{"name": "a", "status": "passed"}]},
+     {"at": True, "results": [1, None, {"name": "\x1b[31mred"}]}, {"at": 1e300, "results": []}, {"counts": "x", "results": []}],
+)  # fmt: skip
+def test_status_survives_a_hand_edited_verify_record(tmp_path, broken):
+    from affordml.phases.state import save_state
+    from affordml.status import project_status
+    from affordml.verify.record import status_lines
+
+    project = Project(tmp_path)
+    state = State()
+    state.data["verify"] = broken
+    save_state(project.state_file, state)
+    lines = status_lines(project_status(project, query_cloud=False)["verify"])
+    assert lines and all(isinstance(line, str) for line in lines)
