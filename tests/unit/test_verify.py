@@ -373,7 +373,8 @@ def test_a_cpu_only_queue_job_uses_an_image_every_node_has():
 @pytest.mark.parametrize(
     "broken",
     [[], "x", {"results": "x"}, {"at": "soon", "results": [{"name": "a", "status": "passed"}]},
-     {"at": True, "results": [1, None, {"name": "\x1b[31mred"}]}, {"at": 1e300, "results": []}, {"counts": "x", "results": []}],
+     {"at": True, "results": [1, None, {"name": "\x1b[31mred"}]}, {"at": 1e300, "results": []},
+     {"counts": "x", "results": []}],
 )  # fmt: skip
 def test_status_survives_a_hand_edited_verify_record(tmp_path, broken):
     from affordml.phases.state import save_state
