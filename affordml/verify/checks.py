@@ -271,7 +271,8 @@ def _gpu_pod_check(mode: str) -> Check:
         f"gpu-pod-{mode}",
         f"a pod asking for one {mode} share runs nvidia-smi on its GPU node and sees what the plan promised",
         f"look at the pod's events: `{KUBECTL} -n {obj.NAMESPACE} get events`; a Pending pod names the missing "
-        f"share (compare `affordml plan` with `{KUBECTL} describe node`); then `affordml init phase gpu`",
+        f"share (compare `affordml plan` with `{KUBECTL} describe node`, or users' pods hold every share: run "
+        "verify when one is free); then `affordml init phase gpu`",
         with_gpus,
         gpu_pod(mode),
     )
@@ -299,7 +300,8 @@ LATER_CHECKS: tuple[Check, ...] = (
         "two-pods-one-gpu",
         "two pods asking for one share each run at the same time on one GPU",
         f"`{KUBECTL} -n {obj.NAMESPACE} get events`: a Pending pod names the share it lacks; compare "
-        "`affordml plan` with the node's Allocatable, then `affordml init phase gpu`",
+        "`affordml plan` with the node's Allocatable (or users' pods hold the shares: run verify when two are "
+        "free), then `affordml init phase gpu`",
         with_shared_gpu,
         two_at_once,
     ),
