@@ -9,6 +9,7 @@ from affordml.errors import StateError
 from affordml.phases.state import load_state
 from affordml.project import Project
 from affordml.render.engine import STAMP, read_stamp
+from affordml.verify.record import status_section as verify_status_section
 
 
 def project_status(project: Project, query_cloud: bool = True) -> dict:
@@ -33,6 +34,7 @@ def project_status(project: Project, query_cloud: bool = True) -> dict:
     data |= lifecycle_lines(state.data)
     data["cloud"] = cloud_section(project, state.data.get("cloud"), query_cloud)
     data["kubernetes"] = kube_section(project, state.data.get("kubernetes"), query_cloud)
+    data["verify"] = verify_status_section(state.data.get("verify"))
     return data
 
 

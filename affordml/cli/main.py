@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from affordml import __version__
+from affordml.cli.verify import register as register_verify
 from affordml.errors import ConfigError
 
 app = typer.Typer(
@@ -244,6 +245,7 @@ init_app = typer.Typer(
     invoke_without_command=True,
 )
 app.add_typer(init_app, name="init")
+register_verify(app)
 
 SkipPhase = Annotated[
     list[str] | None, typer.Option("--skip-phase", metavar="NAME", help="leave this phase out (repeatable)")
@@ -340,6 +342,7 @@ def status(
         console.print_json(data)
         return
     cloud, phases, kube = data.pop("cloud"), data.pop("phases"), data.pop("kubernetes", {})
+    verify = data.pop("verify", None)
     for key, value in data.items():
         console.line(f"{key}: {value}")
     if isinstance(phases, dict):
@@ -356,6 +359,11 @@ def status(
     if cloud.get("api_error"):
         console.line(f"  (OpenStack did not answer: {cloud['api_error']})")
     _kube_lines(kube)
+    if verify is not None:
+        from affordml.verify.record import status_lines
+
+        for line in status_lines(verify):
+            console.line(line)
 
 
 def _kube_lines(kube: dict) -> None:

@@ -172,5 +172,11 @@ def gpu(ctx: PhaseContext) -> None:
     run_gpu_phase(ctx)
 
 
-PYTHON_STEPS = {"preflight": preflight, "cloud": cloud, "kubernetes": kubernetes, "gpu": gpu}
+def verify(ctx: PhaseContext) -> None:
+    from affordml.verify.phase import run_verify_phase  # the kubernetes client: only when it runs
+
+    run_verify_phase(ctx)
+
+
+PYTHON_STEPS = {"preflight": preflight, "cloud": cloud, "kubernetes": kubernetes, "gpu": gpu, "verify": verify}
 PLAYBOOK_PRE_STEPS = {"openstack": prepare_kolla}
