@@ -6,6 +6,7 @@ import os
 from dataclasses import asdict
 
 from affordml.errors import StateError
+from affordml.ml.hub import hub_status
 from affordml.phases.state import load_state
 from affordml.project import Project
 from affordml.render.engine import STAMP, read_stamp
@@ -26,6 +27,7 @@ def project_status(project: Project, query_cloud: bool = True) -> dict:
     data["phases"] = {name: asdict(p) for name, p in state.phases.items()} or "nothing has run yet"
     data["cloud"] = cloud_section(project, state.data.get("cloud"), query_cloud)
     data["kubernetes"] = kube_section(project, state.data.get("kubernetes"), query_cloud)
+    data.update(hub_status(state.data))
     return data
 
 

@@ -168,5 +168,11 @@ def gpu(ctx: PhaseContext) -> None:
     run_gpu_phase(ctx)
 
 
-PYTHON_STEPS = {"preflight": preflight, "cloud": cloud, "kubernetes": kubernetes, "gpu": gpu}
+def ml(ctx: PhaseContext) -> None:
+    from affordml.ml.phase import run_ml_phase  # imports the kubernetes client: only here
+
+    run_ml_phase(ctx)
+
+
+PYTHON_STEPS = {"preflight": preflight, "cloud": cloud, "kubernetes": kubernetes, "gpu": gpu, "ml": ml}
 PLAYBOOK_PRE_STEPS = {"openstack": prepare_kolla}
