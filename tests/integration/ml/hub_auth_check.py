@@ -1,5 +1,5 @@
 """Run by test_hub_auth_real.py under a Python that has JupyterHub and NativeAuthenticator at the k8s-hub image's
-versions. Reads the rendered values (argv[1], JSON on stdin is not used), applies hub.config and hub.extraConfig
+versions. Reads the rendered values (argv[1]) and a database URL (argv[2]), applies hub.config and hub.extraConfig
 as z2jh's jupyterhub_config.py does, and drives the real authenticator on a real JupyterHub database. Prints one
 JSON line of findings."""
 
@@ -14,7 +14,8 @@ from traitlets.config import Config
 
 
 def load(values_path: str, password: str):
-    values = yaml.safe_load(open(values_path))
+    with open(values_path) as file:
+        values = yaml.safe_load(file)
     values.setdefault("custom", {}).setdefault("affordml", {})["adminPassword"] = password
 
     def get_config(key, default=None):  # z2jh.get_config: dotted lookup in the chart values
