@@ -179,3 +179,30 @@ def test_status_prints_the_hub_address_on_a_worker_once_installed():
         "jupyterhub": "http://192.168.1.51:30080/ (admin: admin, password in secrets/jupyterhub.yml)"
     }
     assert NODE_PORTS[0] <= hub.NODE_PORT <= NODE_PORTS[1]  # inside what the VMs' security group opens
+
+
+def test_with_the_real_driver_the_password_is_never_an_argument_and_a_rerun_skips(ctx, tmp_path):
+    import json
+
+    from affordml.helm.driver import HelmDriver
+    from tests.unit.test_helm_driver import FAKE_HELM  # a stand-in helm that records its calls
+
+    helm = tmp_path / "bin" / "helm"
+    helm.parent.mkdir()
+    script = FAKE_HELM.replace("json.load(open(args[i + 1]))", "__import__('yaml').safe_load(open(args[i + 1]))")
+    only_hub = 'if verb == "history" and args[5] != "jupyterhub":\n    sys.exit("Error: release: not found")\n'
+    helm.write_text(script.replace('if verb == "history":', only_hub + 'if verb == "history":'))  # one release
+    helm.chmod(0o700)
+    chart = tmp_path / "jupyterhub-4.4.0.tgz"
+    chart.write_bytes(b"chart")
+    driver = HelmDriver(helm, ctx.project.secrets_dir / "kubeconfig", tmp_path / "home", ctx.say)
+    ctx.plan.ml = {"jupyterhub": True}
+    run_ml_phase(ctx, lambda name: chart, driver)
+    run_ml_phase(ctx, lambda name: chart, driver)
+    assert [r["action"] for r in ctx.state.data["ml"]["releases"]] == ["unchanged"]
+    calls = json.loads((helm.parent / "state.json").read_text())["calls"]
+    password = yaml.safe_load((ctx.project.secrets_dir / hub.SECRETS_FILE).read_text())["admin_password"]
+    assert [c[4] for c in calls].count("upgrade") == 1
+    assert not any(password in arg for call in calls for arg in call)
+    upgrade = next(c for c in calls if c[4] == "upgrade")
+    assert upgrade[-2:] == ["--values", str(ctx.project.secrets_dir / hub.VALUES_FILE)]
