@@ -115,7 +115,12 @@ def test_ml_phase_installs_jupyterhub_then_kueue_on_a_real_api(
     monkeypatch.setitem(phase.AFTER, "kueue", lambda ctx, kubeconfig: hooked.append(kubeconfig.name))
     cp = control_plane_factory()
     lines: list[str] = []
-    ctx = make_context(CASES[name], tmp_path / "project", cp.admin_kubeconfig(), lines.append)
+
+    def say(line: str) -> None:
+        lines.append(line)
+        print(line, flush=True)
+
+    ctx = make_context(CASES[name], tmp_path / "project", cp.admin_kubeconfig(), say)
     prepare_cluster(cp, ctx.plan)
     api = cp.client()
     secret_values = ctx.project.secrets_dir / hub.VALUES_FILE
@@ -164,6 +169,5 @@ def test_ml_phase_installs_jupyterhub_then_kueue_on_a_real_api(
         assert ctx.state.data["ml"]["releases"] == [{"name": "kueue", "action": "unchanged"}], lines
         crds = client.ApiextensionsV1Api(api).list_custom_resource_definition().items
         assert "clusterqueues.kueue.x-k8s.io" in {c.metadata.name for c in crds}
-        assert phase.remove_ml_releases(ctx, fetch) == ["kueue"]  # `affordml destroy --releases`
     print(f"TABLE {name}: jupyterhub installed ({timings['hub']:.0f} s, again {timings['hub again']:.1f} s unchanged), "
           f"kueue installed ({timings['queue']:.0f} s), jupyterhub removed")  # fmt: skip
