@@ -62,8 +62,8 @@ def run_ml_phase(ctx, fetch: Callable[[str], Path] | None = None, driver=None) -
         return
     started = time.monotonic()
     fetch = fetch or ctx.artifact_store().fetch
-    kubeconfig = _kubeconfig(ctx)
-    driver = driver or make_driver(ctx, fetch)
+    kubeconfig = _kubeconfig(ctx, PHASE)
+    driver = driver or make_driver(ctx, fetch, PHASE)
     secret_values, password = _admin_secret(ctx) if JUPYTERHUB in releases else (None, None)
     cache = ctx.project.root / "cache" / "helm"
     planned = []
@@ -105,5 +105,5 @@ def remove_ml_releases(ctx, fetch: Callable[[str], Path] | None = None) -> list[
     from affordml.gpu.phase import make_driver
     from affordml.helm.driver import remove_in_reverse
 
-    driver = make_driver(ctx, fetch or ctx.artifact_store().fetch)
+    driver = make_driver(ctx, fetch or ctx.artifact_store().fetch, PHASE)
     return [o.release for o in remove_in_reverse(driver, all_ml_releases()) if o.action == "removed"]
