@@ -65,3 +65,17 @@ def test_values_promise_real_accounts_lan_access_culling_and_homes(case, tmp_pat
     profiles = values["singleuser"]["profileList"]
     cpu = [p for p in profiles if p["slug"] == "cpu"]
     assert cpu and cpu[0]["default"] is True and "kubespawner_override" not in cpu[0]
+
+
+def test_the_schema_check_refuses_a_broken_value(tmp_path):
+    if not (SCHEMA / "values.schema.yaml").is_file():
+        pytest.skip(f"{SCHEMA} is absent: the z2jh schema lives outside the repository (../shared/upstream)")
+    import jsonschema
+
+    ours = _with_secret(CASES[0], tmp_path)
+    ours["proxy"]["service"]["type"] = "Public"  # not a Service type
+    ours["cull"]["timeout"] = "an hour"
+    merged = merged_values_dicts(yaml.safe_load((SCHEMA / "values.yaml").read_text()), ours)
+    schema = yaml.safe_load((SCHEMA / "values.schema.yaml").read_text())
+    paths = {".".join(map(str, e.path)) for e in jsonschema.Draft7Validator(schema).iter_errors(merged)}
+    assert {"proxy.service.type", "cull.timeout"} <= paths
