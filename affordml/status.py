@@ -6,6 +6,7 @@ import os
 from dataclasses import asdict
 
 from affordml.errors import StateError
+from affordml.ml.hub import hub_status
 from affordml.phases.state import load_state
 from affordml.project import Project
 from affordml.render.engine import STAMP, read_stamp
@@ -35,6 +36,7 @@ def project_status(project: Project, query_cloud: bool = True) -> dict:
     data["cloud"] = cloud_section(project, state.data.get("cloud"), query_cloud)
     data["kubernetes"] = kube_section(project, state.data.get("kubernetes"), query_cloud)
     data["verify"] = verify_status_section(state.data.get("verify"))
+    data.update(hub_status(state.data))
     return data
 
 

@@ -394,7 +394,8 @@ def destroy(
 
     if not yes:
         what = (
-            "destroy --releases removes the platform's Helm releases (HAMi, GPU Operator) and what they run"
+            "destroy --releases removes the platform's Helm releases (the ML services, HAMi, GPU Operator) and what "
+            "they run"
             if releases
             else "destroy deletes the platform's VMs and everything on them, their network, image, flavors, "
             "keypair, project and user (only what affordml created)"
@@ -413,20 +414,23 @@ def destroy(
 
 
 def _remove_releases(project) -> list[str]:
-    """The gpu phase's releases in reverse install order, under the run lock; the gpu phase is pending after."""
+    """The ml then the gpu phase's releases in reverse install order, under the run lock; both phases are pending
+    after."""
     from affordml import console
     from affordml.gpu.phase import remove_gpu_releases
+    from affordml.ml.phase import remove_ml_releases
     from affordml.phases.lock import RunLock
     from affordml.phases.state import load_state, save_state
 
     config = _config(project)
     with RunLock(project.root / "run.lock"):
         ctx = _release_context(project, config, console.line)
-        removed = remove_gpu_releases(ctx)
+        removed = remove_ml_releases(ctx) + remove_gpu_releases(ctx)
         if project.state_file.exists():
             state = load_state(project.state_file)
-            state.phases.pop("gpu", None)
-            state.data.pop("gpu", None)
+            for phase in ("ml", "gpu"):
+                state.phases.pop(phase, None)
+                state.data.pop(phase, None)
             save_state(project.state_file, state)
     return removed
 

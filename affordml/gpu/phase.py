@@ -30,27 +30,28 @@ def wants_monitoring_crds(plan) -> bool:
     return bool(plan.ml.get("monitoring"))
 
 
-def _kubeconfig(ctx) -> Path:
+def _kubeconfig(ctx, phase: str = PHASE) -> Path:
     from affordml.kube.kubeconfig import kubeconfig_path
 
     path = kubeconfig_path(ctx.project.secrets_dir)
     if not path.is_file() or path.is_symlink():
         raise RunError(
-            f"[{PHASE}] no cluster kubeconfig at {path}", "run `affordml init phase kubernetes` first (it writes it)"
+            f"[{phase}] no cluster kubeconfig at {path}", "run `affordml init phase kubernetes` first (it writes it)"
         )
     return path
 
 
-def make_driver(ctx, fetch: Callable[[str], Path]):
+def make_driver(ctx, fetch: Callable[[str], Path], phase: str = PHASE):
+    """The Helm driver for a phase's releases (the ml phase uses it too); its lines carry the phase's name."""
     from affordml.helm.cluster import NamespaceView
     from affordml.helm.driver import HelmDriver
     from affordml.helm.local import helm_binary
 
-    kubeconfig = _kubeconfig(ctx)
+    kubeconfig = _kubeconfig(ctx, phase)
     cache = ctx.project.root / "cache" / "helm"
     helm = helm_binary(fetch("helm"), cache)
     view = NamespaceView(kubeconfig)
-    say = lambda line: ctx.say(f"[{PHASE}] {line}")  # noqa: E731
+    say = lambda line: ctx.say(f"[{phase}] {line}")  # noqa: E731
     return HelmDriver(helm, kubeconfig, cache / "home", say, view.pods, view.warnings)
 
 

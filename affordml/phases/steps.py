@@ -178,5 +178,18 @@ def verify(ctx: PhaseContext) -> None:
     run_verify_phase(ctx)
 
 
-PYTHON_STEPS = {"preflight": preflight, "cloud": cloud, "kubernetes": kubernetes, "gpu": gpu, "verify": verify}
+def ml(ctx: PhaseContext) -> None:
+    from affordml.ml.phase import run_ml_phase  # imports the kubernetes client: only here
+
+    run_ml_phase(ctx)
+
+
+PYTHON_STEPS = {
+    "preflight": preflight,
+    "cloud": cloud,
+    "kubernetes": kubernetes,
+    "gpu": gpu,
+    "ml": ml,
+    "verify": verify,
+}
 PLAYBOOK_PRE_STEPS = {"openstack": prepare_kolla}

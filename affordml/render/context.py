@@ -9,6 +9,7 @@ import re
 
 from affordml import __version__
 from affordml.config.model import Config
+from affordml.ml.hub import render_context as hub_render_context
 from affordml.plan.build import flavor_pci_spec
 from affordml.plan.model import GpuAssignment, Plan
 
@@ -45,6 +46,7 @@ def build_context(plan: Plan, config: Config, lock: dict) -> dict:
         },
         "gpu_nodes": gpu_nodes(plan),
         "jupyter_profiles": jupyter_profiles(plan),
+        **hub_render_context(),
         "queue_resources": queue_resources(plan),
         "ml": plan.ml,
     }

@@ -14,6 +14,8 @@ CHART_TREES = {
     "chart/gpu-operator": ("gpu-operator-v26.7.0/deployments/gpu-operator", "v26.7.0"),
     "chart/hami": ("hami-2.10.0/charts/hami", "2.10.0"),
     "chart/kube-prometheus-stack": ("kube-prometheus-stack-88.5.3/charts/kube-prometheus-stack", "88.5.3"),
+    "chart/jupyterhub": ("jupyterhub-4.4.0/jupyterhub", "4.4.0"),
+    "chart/kueue": ("kueue-v0.19.2/charts/kueue", "0.19.2"),
 }
 
 

@@ -1,0 +1,109 @@
+"""The ml phase: the ML services as Helm releases through the gpu phase's driver, in order, each only when its
+`ml.<component>` is on; hooks after a release (the queue objects after Kueue); releases the plan no longer wants
+removed; the admin's password for JupyterHub shown once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from affordml.errors import RunError
+from affordml.helm import Release
+from affordml.ml.releases import JUPYTERHUB, KUEUE, all_ml_releases, ml_releases
+
+PHASE = "ml"
+
+
+def planned_releases(plan) -> list[Release]:
+    return ml_releases(plan.ml)
+
+
+def apply_queues(ctx, kubeconfig: Path) -> None:
+    from affordml.ml.queues import apply_queue_objects  # the ml-queue module; imported only when Kueue is in
+
+    apply_queue_objects(ctx, kubeconfig)
+
+
+AFTER: dict[str, Callable] = {KUEUE.name: apply_queues}  # release name -> hook(ctx, kubeconfig)
+
+
+def values_files(ctx, release: Release, secret_values: Path | None) -> list[Path]:
+    files = [ctx.project.env_dir / v for v in release.values]
+    missing = [str(f.relative_to(ctx.project.root)) for f in files if not f.is_file()]
+    if missing:
+        raise RunError(
+            f"[{PHASE}] release {release.name}: no values file {', '.join(missing)}",
+            "run `affordml render` (or `affordml init`, which renders first) and try again",
+        )
+    return files + ([secret_values] if release is JUPYTERHUB and secret_values else [])
+
+
+def install(ctx, driver, planned, kubeconfig: Path) -> list:
+    """Each release in order; its hook right after it; stops at the first failure (the driver raises)."""
+    outcomes = []
+    for release, chart, values, digest_from in planned:
+        outcomes.append(driver.ensure(release, chart, values, digest_from))
+        hook = AFTER.get(release.name)
+        if hook:
+            hook(ctx, kubeconfig)
+    return outcomes
+
+
+def run_ml_phase(ctx, fetch: Callable[[str], Path] | None = None, driver=None) -> None:
+    from affordml.gpu.phase import _kubeconfig, chart_for, make_driver
+    from affordml.helm.driver import remove_in_reverse
+
+    releases = planned_releases(ctx.plan)
+    stale = [r for r in all_ml_releases() if r not in releases]
+    if ctx.dry_run:
+        ctx.say(f"[{PHASE}] would install: {', '.join(r.name for r in releases) or 'nothing (ml.* all off)'}")
+        ctx.say(f"[{PHASE}] would remove if present: {', '.join(r.name for r in stale) or 'nothing'}")
+        return
+    started = time.monotonic()
+    fetch = fetch or ctx.artifact_store().fetch
+    kubeconfig = _kubeconfig(ctx, PHASE)
+    driver = driver or make_driver(ctx, fetch, PHASE)
+    secret_values, password = _admin_secret(ctx) if JUPYTERHUB in releases else (None, None)
+    cache = ctx.project.root / "cache" / "helm"
+    planned = []
+    for release in releases:
+        values = values_files(ctx, release, secret_values)
+        chart, archive = chart_for(release, fetch, cache)
+        planned.append((release, chart, values, archive))
+    record = ctx.state.data.setdefault(PHASE, {})
+    outcomes = install(ctx, driver, planned, kubeconfig)
+    outcomes += [o for o in remove_in_reverse(driver, stale) if o.action != "absent"]
+    record["releases"] = [{"name": o.release, "action": o.action} for o in outcomes]
+    summary = ", ".join(f"{o.release} {o.action}" for o in outcomes) or "nothing to install"
+    ctx.say(f"[{PHASE}] {summary} ({time.monotonic() - started:.0f} s)")
+    if password is not None:
+        _show_admin_once(ctx, record, password)
+
+
+def _admin_secret(ctx) -> tuple[Path, str]:
+    from affordml.ml.hub import ensure_admin_password, write_secret_values
+
+    password, _ = ensure_admin_password(ctx.project)
+    return write_secret_values(ctx.project, password), password
+
+
+def _show_admin_once(ctx, record: dict, password: str) -> None:
+    from affordml.ml.hub import ADMIN_USER, SECRETS_FILE, hub_url
+
+    where = hub_url(ctx.state.data) or "JupyterHub (`affordml status` shows its address)"
+    if record.get("admin_password_shown"):
+        ctx.say(f"[{PHASE}] {where}: admin account {ADMIN_USER}, password in secrets/{SECRETS_FILE}")
+        return
+    ctx.say(f"[{PHASE}] {where}: log in as {ADMIN_USER} with password {password} (shown once; kept in "
+            f"secrets/{SECRETS_FILE}). Users sign up there; you approve them at /hub/authorize")  # fmt: skip
+    record["admin_password_shown"] = True
+
+
+def remove_ml_releases(ctx, fetch: Callable[[str], Path] | None = None) -> list[str]:
+    """Every release the ml phase may have installed, newest first (also those the plan no longer wants)."""
+    from affordml.gpu.phase import make_driver
+    from affordml.helm.driver import remove_in_reverse
+
+    driver = make_driver(ctx, fetch or ctx.artifact_store().fetch, PHASE)
+    return [o.release for o in remove_in_reverse(driver, all_ml_releases()) if o.action == "removed"]
