@@ -20,10 +20,10 @@ QUERIES = {
     # per pod: the GPU utilisation (%) and memory (MiB) of the GPUs each pod holds
     "pod_util": f"sum by ({NAMESPACE}, {POD}) ({UTIL}{{{WORKLOAD}}})",
     "pod_memory": f"sum by ({NAMESPACE}, {POD}) ({MEMORY_MIB}{{{WORKLOAD}}})",
-    # the whole platform: mean utilisation over every GPU, memory used on every GPU
-    "total_util": f"avg({UTIL})",
-    "total_memory": f"sum({MEMORY_MIB})",
-    "gpus": f"count({UTIL})",
+    # the whole platform, each GPU once (a GPU shared by N pods is reported N times, once per pod)
+    "total_util": f"avg(max by (UUID) ({UTIL}))",
+    "total_memory": f"sum(max by (UUID) ({MEMORY_MIB}))",
+    "gpus": f"count(max by (UUID) ({UTIL}))",
 }
 
 # JupyterHub (release `jupyterhub`) runs each user's server as pod jupyter-<user> in namespace jupyterhub
