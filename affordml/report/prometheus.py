@@ -36,7 +36,9 @@ class UrlPrometheus:
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise RunError(f"--prometheus {url[:80]!r} is not an http(s) URL", "e.g. --prometheus http://127.0.0.1:9090")
+            raise RunError(
+                f"--prometheus {url[:80]!r} is not an http(s) URL", "e.g. --prometheus http://127.0.0.1:9090"
+            )
         self.url = url.rstrip("/")
         self.where = f"Prometheus at {self.url}"
 
@@ -67,40 +69,56 @@ class ProxyPrometheus:
         self.where = f"Prometheus ({NAMESPACE}/{SERVICE} through the Kubernetes API)"
 
     def get(self, api_path: str, params: dict) -> dict:
-        from kubernetes import client, config
+        from kubernetes import config
 
         try:
             api = config.new_client_from_config(config_file=str(self.kubeconfig))
         except Exception as exc:  # a kubeconfig the client cannot read: one line
             raise RunError(f"{self.kubeconfig}: {' '.join(str(exc).split())[:200]}", _FIX_PROXY) from None
         try:
-            response = api.call_api(
-                f"/api/v1/namespaces/{NAMESPACE}/services/{SERVICE}/proxy/{api_path}",
-                "GET",
-                query_params=list(params.items()),
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-                _request_timeout=TIMEOUT_S,
-            )
-            return _answer(response[0].data, self.where, _FIX_PROXY)
-        except client.ApiException as exc:
-            if exc.body and exc.status in (400, 422):  # Prometheus's own refusal, passed on by the proxy
-                return _answer(exc.body.encode() if isinstance(exc.body, str) else exc.body, self.where, _FIX_PROXY)
-            raise RunError(f"{self.where} is unreachable: {_api_reason(exc)}", _FIX_PROXY) from None
-        except RunError:
-            raise
+            status, body = _get(api, f"/api/v1/namespaces/{NAMESPACE}/services/{SERVICE}/proxy/{api_path}", params)
         except Exception as exc:  # connection refused, TLS, timeouts
             raise RunError(f"{self.where} is unreachable: {' '.join(str(exc).split())[:200]}", _FIX_PROXY) from None
         finally:
             api.close()
+        if status in (200, 400, 422):  # 400/422: Prometheus's own refusal, passed on by the proxy
+            return _answer(body, self.where, _FIX_PROXY)
+        raise RunError(f"{self.where} is unreachable: {_api_reason(status, body)}", _FIX_PROXY)
 
 
-def _api_reason(exc) -> str:
+def _get(api, path: str, params: dict) -> tuple[int, bytes]:
+    """(status, body) of a GET through the client's connection and credentials: the client's generated code
+    newer releases split call_api into param_serialize + call_api and do not raise on 4xx; older ones raise."""
+    if hasattr(api, "param_serialize"):
+        method, url, headers, _, _ = api.param_serialize(
+            "GET", path, query_params=list(params.items()), auth_settings=["BearerToken"]
+        )
+        response = api.call_api(method, url, header_params=headers, _request_timeout=TIMEOUT_S)
+        return response.status, response.read()
+    from kubernetes.client import ApiException
+
     try:
-        message = json.loads(exc.body).get("message", "")
+        response = api.call_api(
+            path,
+            "GET",
+            query_params=list(params.items()),
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _request_timeout=TIMEOUT_S,
+        )
+    except ApiException as exc:
+        body = exc.body or b""
+        return exc.status, body.encode() if isinstance(body, str) else body
+    return response[0].status, response[0].data
+
+
+def _api_reason(status: int, body: bytes) -> str:
+    """The API server's Status message (e.g. `services "prometheus-operated" not found`), else the body's start."""
+    try:
+        message = json.loads(body).get("message", "")
     except (TypeError, ValueError, AttributeError):
-        message = ""
-    return " ".join(f"HTTP {exc.status} {message or exc.reason}".split())[:200]
+        message = body[:120].decode(errors="replace")
+    return " ".join(f"HTTP {status} {message}".split())[:200]
 
 
 def query_range(prometheus, query: str, start: float, end: float, step_s: int) -> list[dict]:

@@ -106,7 +106,9 @@ def save_png(report: dict, since: str, path: Path) -> Path:
     try:
         parent = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
-        raise ConfigError(f"--png: folder {path.parent} cannot be opened ({exc.strerror})", "name a file in an existing folder") from None
+        raise ConfigError(
+            f"--png: folder {path.parent} cannot be opened ({exc.strerror})", "name a file in an existing folder"
+        ) from None
     buffer = io.BytesIO()
     write_png(report, since, buffer)
     try:

@@ -9,7 +9,7 @@ figures on a shared GPU add up to more than the GPU did; the per-hour totals cou
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 
 from affordml.report.queries import owner
 
@@ -77,8 +77,8 @@ def build_report(matrices: dict[str, list[dict]], start: float, end: float, step
     total = [value for series in matrices["total_util"] for _, value in _points(series)]
     return {
         "period": {
-            "start": datetime.fromtimestamp(start, timezone.utc).isoformat(timespec="seconds"),
-            "end": datetime.fromtimestamp(end, timezone.utc).isoformat(timespec="seconds"),
+            "start": datetime.fromtimestamp(start, UTC).isoformat(timespec="seconds"),
+            "end": datetime.fromtimestamp(end, UTC).isoformat(timespec="seconds"),
             "step_s": step_s,
             "hours_in": str(datetime.fromtimestamp(end, zone).tzname()),
         },

@@ -12,7 +12,7 @@ GPU 1 runs JupyterHub user alice's server every day 19:00-23:00 at 50 % with 12,
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 RAW_STEP_S = 60
 GPUS = (
@@ -35,7 +35,7 @@ ALICE_POD = {"exported_namespace": "jupyterhub", "exported_pod": "jupyter-alice"
 
 def workload(gpu: int, stamp: int) -> tuple[dict, float, float]:
     """(pod labels or {}, utilisation %, memory MiB) on a GPU at a time."""
-    moment = datetime.fromtimestamp(stamp, timezone.utc)
+    moment = datetime.fromtimestamp(stamp, UTC)
     if gpu == 0 and moment.weekday() < 5 and 9 <= moment.hour < 17:
         return ML_POD, 80.0, 30000.0
     if gpu == 1 and 19 <= moment.hour < 23:
