@@ -68,11 +68,15 @@ def grafana_password(project) -> str:
     return str(read_secrets(path, project.root)[PASSWORD_KEY])
 
 
-def prepare_monitoring(ctx, kubeconfig: Path) -> None:
+def prepare_monitoring(ctx, kubeconfig: Path, crds: Path | None = None) -> None:
     """Before the monitoring release: namespace, Grafana's admin Secret and the dashboard ConfigMap (created, or
-    replaced when they differ). Does nothing when the plan has monitoring off."""
+    replaced when they differ). `crds`: the chart's charts/crds/crds folder, applied first (server-side, as the
+    gpu phase does; on a CPU-only platform the gpu phase does not run, and the release leaves them out). Does
+    nothing when the plan has monitoring off."""
     if not ctx.plan.ml.get("monitoring"):
         return
+    if crds is not None:
+        _apply_crds(ctx, kubeconfig, crds)
     objects = [admin_secret(grafana_password(ctx.project)), dashboard_configmap(read_dashboard())]
     api = _client(kubeconfig)
     try:
@@ -86,6 +90,21 @@ def prepare_monitoring(ctx, kubeconfig: Path) -> None:
     finally:
         api.close()
     ctx.say(f"[ml] Grafana admin Secret {NAMESPACE}/{ADMIN_SECRET} and dashboard {DASHBOARD_CONFIGMAP} are in place")
+
+
+def _apply_crds(ctx, kubeconfig: Path, folder: Path) -> None:
+    from affordml.gpu.apply import GpuApi, apply_crds, read_crds
+
+    api = GpuApi(kubeconfig)
+    try:
+        names = apply_crds(api, read_crds(folder))
+    except RunError:
+        raise
+    except Exception as exc:
+        raise RunError(f"[ml] the Kubernetes API refused the monitoring CRDs: {_reason(exc)}", _FIX) from None
+    finally:
+        api.close()
+    ctx.say(f"[ml] monitoring CRDs applied and Established: {len(names)}")
 
 
 def _client(kubeconfig: Path):

@@ -1,5 +1,5 @@
-"""Monitoring against real engines (outside CI; tests/gpustack/README.md): on the real kube-apiserver, the
-monitoring CRDs applied as the gpu phase does, prepare_monitoring's Secret and dashboard ConfigMap, then the real
+"""Monitoring against real engines (outside CI; tests/gpustack/README.md): on the real kube-apiserver,
+prepare_monitoring's CRDs (server-side apply), admin Secret and dashboard ConfigMap, then the real
 helm installing kube-prometheus-stack 88.5.3 (with its subcharts at their locked versions) with the rendered
 values. Checks what the chart made of the values, that Grafana reads its login from the Secret and that the
 password is nowhere in the release, and that `affordml report` through the API server's service proxy says in
@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from affordml.config.model import Config
 from affordml.facts.parse import facts_from_snapshot
@@ -58,17 +57,13 @@ def make_context(root: Path, kubeconfig_text: str, lines: list[str]) -> PhaseCon
     return PhaseContext(project, config, plan, lock, State(), lines.append)
 
 
-def _crds_as_the_gpu_phase_does(api_client, kubeconfig: Path) -> None:
-    from affordml.gpu.apply import GpuApi, apply_crds, read_crds
-    from tests.gpustack import charts
+def _crds_folder() -> Path:
     import os
 
+    from tests.gpustack import charts
+
     source = Path(os.environ[charts.SOURCES_ENV]) / charts.CHART_TREES["chart/kube-prometheus-stack"][0]
-    api = GpuApi(kubeconfig)
-    try:
-        apply_crds(api, read_crds(source / "charts" / "crds" / "crds"))
-    finally:
-        api.close()
+    return source / "charts" / "crds" / "crds"
 
 
 @pytest.mark.slow
@@ -91,11 +86,11 @@ def test_monitoring_installs_with_the_rendered_values(control_plane_factory, mon
     lines: list[str] = []
     ctx = make_context(tmp_path / "project", cp.admin_kubeconfig(), lines)
     kubeconfig = ctx.project.secrets_dir / "kubeconfig"
-    _crds_as_the_gpu_phase_does(api, kubeconfig)
+    crds = _crds_folder()
 
     started = time.monotonic()
-    monitoring.prepare_monitoring(ctx, kubeconfig)
-    monitoring.prepare_monitoring(ctx, kubeconfig)  # again: replaced, not refused
+    monitoring.prepare_monitoring(ctx, kubeconfig, crds)  # a CPU-only platform: no gpu phase applied them
+    monitoring.prepare_monitoring(ctx, kubeconfig, crds)  # again: applied and replaced, not refused
     prepared = time.monotonic() - started
     core = client.CoreV1Api(api)
     password = read_secrets(ctx.project.secrets_dir / "platform.yml", ctx.project.root)[monitoring.PASSWORD_KEY]
