@@ -53,8 +53,10 @@ HAMI_METRICS = {  # name -> its own labels
     "hami_vgpu_memory_limit_bytes": {"namespace", "pod", "container", "vdevice_index", "device_uuid"},
     "hami_container_device_utilization_ratio": {"namespace", "pod", "container", "vdevice_index", "device_uuid"},
 }
-PROMQL_WORDS = {"sum", "max", "min", "avg", "count", "by", "without", "rate", "irate", "increase", "and", "or",
-                "unless", "on", "ignoring", "group_left", "group_right", "offset", "bool", "topk", "bottomk"}  # fmt: skip
+PROMQL_WORDS = set(
+    "sum max min avg count by without rate irate increase and or unless on ignoring group_left group_right offset "
+    "bool topk bottomk".split()
+)
 
 
 def stored_labels(own: set[str]) -> set[str]:
