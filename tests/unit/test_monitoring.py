@@ -54,8 +54,29 @@ HAMI_METRICS = {  # name -> its own labels
     "hami_container_device_utilization_ratio": {"namespace", "pod", "container", "vdevice_index", "device_uuid"},
 }
 PROMQL_WORDS = set(
-    "sum max min avg count by without rate irate increase and or unless on ignoring group_left group_right offset "
-    "bool topk bottomk".split()
+    [
+        "sum",
+        "max",
+        "min",
+        "avg",
+        "count",
+        "by",
+        "without",
+        "rate",
+        "irate",
+        "increase",
+        "and",
+        "or",
+        "unless",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "offset",
+        "bool",
+        "topk",
+        "bottomk",
+    ]
 )
 
 
