@@ -22,7 +22,7 @@ QUERIES = {
     "pod_memory": f"sum by ({NAMESPACE}, {POD}) ({MEMORY_MIB}{{{WORKLOAD}}})",
     # the whole platform, each GPU once (a GPU shared by N pods is reported N times, once per pod)
     "total_util": f"avg(max by (UUID) ({UTIL}))",
-    "total_memory": f"sum(max by (UUID) ({MEMORY_MIB}))",
+    "total_memory": f"sum(max by (UUID, GPU_I_ID) ({MEMORY_MIB}))",  # each MIG slice (GPU_I_ID) has its own
     "gpus": f"count(max by (UUID) ({UTIL}))",
 }
 

@@ -37,6 +37,7 @@ DCGM_FIELDS = {  # etc/dcp-metrics-included.csv at 4.5.3-4.8.2 (the ones this pr
     "DCGM_FI_PROF_GR_ENGINE_ACTIVE", "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", "DCGM_FI_PROF_DRAM_ACTIVE",
 }  # fmt: skip
 DCGM_LABELS = {"gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname", "DCGM_FI_DRIVER_VERSION"}
+DCGM_MIG_LABELS = {"GPU_I_PROFILE", "GPU_I_ID"}  # on a MIG slice's samples only
 DCGM_POD_LABELS = {"namespace", "pod", "container"}  # transformation/const.go podAttribute, ...
 HAMI_METRICS = {  # name -> its own labels
     "hami_gpu_memory_limit_bytes": {"node", "device_uuid", "device_index", "device_type"},
@@ -85,7 +86,7 @@ def stored_labels(own: set[str]) -> set[str]:
     return (own - TARGET_LABELS) | {f"exported_{name}" for name in own & TARGET_LABELS} | TARGET_LABELS
 
 
-STORED = {name: stored_labels(DCGM_LABELS | DCGM_POD_LABELS) for name in DCGM_FIELDS}
+STORED = {name: stored_labels(DCGM_LABELS | DCGM_MIG_LABELS | DCGM_POD_LABELS) for name in DCGM_FIELDS}
 STORED.update({name: stored_labels(labels) for name, labels in HAMI_METRICS.items()})
 
 
