@@ -26,7 +26,6 @@ def report(
 ) -> None:
     """GPU utilisation and memory by user/namespace and by hour of day (dcgm-exporter's metrics in Prometheus)."""
     import time
-    from datetime import datetime
 
     from affordml import console
     from affordml.report.collect import collect
@@ -34,7 +33,7 @@ def report(
 
     period_s = parse_since(since)
     source = _prometheus(prometheus)
-    data = collect(source, period_s, time.time(), datetime.now().astimezone().tzinfo)
+    data = collect(source, period_s, time.time())  # hours of day in this machine's local time
     data["period"]["since"] = since
     if png is not None:
         from affordml.report.show import save_png

@@ -10,7 +10,7 @@ from affordml.report.queries import QUERIES
 from affordml.report.usage import build_report
 
 
-def collect(prometheus, period_s: int, end: float, zone: tzinfo) -> dict:
+def collect(prometheus, period_s: int, end: float, zone: tzinfo | None = None) -> dict:
     step = step_for(period_s)
     end = end // step * step  # aligned steps: the same samples whatever second the report runs
     start = end - period_s

@@ -50,8 +50,9 @@ def per_owner(pod_util: list[dict], pod_memory: list[dict], step_s: int) -> list
     return sorted(rows, key=lambda row: (-row["gpu_hours"], row["owner"]))
 
 
-def per_hour(total_util: list[dict], total_memory: list[dict], zone: tzinfo) -> list[dict]:
-    """24 rows, hour 0..23 in `zone`; hours without samples have None."""
+def per_hour(total_util: list[dict], total_memory: list[dict], zone: tzinfo | None) -> list[dict]:
+    """24 rows, hour 0..23 in `zone` (None: this machine's local time, daylight saving included); hours without
+    samples have None."""
     util = defaultdict(list)
     memory = defaultdict(list)
     for target, matrix in ((util, total_util), (memory, total_memory)):
@@ -73,14 +74,14 @@ def _max_value(matrix: list[dict]) -> int:
     return int(max((value for series in matrix for _, value in _points(series)), default=0))
 
 
-def build_report(matrices: dict[str, list[dict]], start: float, end: float, step_s: int, zone: tzinfo) -> dict:
+def build_report(matrices: dict[str, list[dict]], start: float, end: float, step_s: int, zone: tzinfo | None) -> dict:
     total = [value for series in matrices["total_util"] for _, value in _points(series)]
     return {
         "period": {
             "start": datetime.fromtimestamp(start, UTC).isoformat(timespec="seconds"),
             "end": datetime.fromtimestamp(end, UTC).isoformat(timespec="seconds"),
             "step_s": step_s,
-            "hours_in": str(datetime.fromtimestamp(end, zone).tzname()),
+            "hours_in": str(datetime.fromtimestamp(end, zone).astimezone(zone).tzname()),
         },
         "gpus": _max_value(matrices["gpus"]),
         "mean_util_pct": round(sum(total) / len(total), 1) if total else None,

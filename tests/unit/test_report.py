@@ -261,3 +261,19 @@ def test_empty_period_prints_a_line_not_an_error(tmp_path, capsys):
     print_report(usage.build_report(empty, START, END, STEP, UTC), "12h")
     shown = capsys.readouterr().out
     assert "no samples" in shown and "no pod held a GPU" in shown
+
+
+def test_local_hours_follow_daylight_saving(monkeypatch):
+    """Without a zone the hours are this machine's local time, the offset of each sample's own date."""
+    import time as clock
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    clock.tzset()
+    try:
+        winter, summer = 1795593600, 1795593600 - 180 * 86400  # 2026-11-25 and 2026-05-29, 08:00 UTC
+        series = [{"metric": {}, "values": [[winter, "10"], [summer, "30"]]}]
+        by_hour = {row["hour"]: row["mean_util_pct"] for row in usage.per_hour(series, [], None)}
+        assert by_hour[9] == 10.0 and by_hour[10] == 30.0  # CET +1, CEST +2
+    finally:
+        monkeypatch.undo()  # TZ as it was, then read again
+        clock.tzset()
