@@ -16,6 +16,12 @@ def _bar(value: float | None, full: float, width: int = BAR_WIDTH) -> str:
     return "█" * (eighths // 8) + (BLOCKS[eighths % 8] if eighths % 8 else "")
 
 
+def _inert(text: str) -> str:
+    """A name from Prometheus as matplotlib shows it literally: `$` would start mathtext, control characters are
+    dropped."""
+    return "".join(char for char in str(text) if char.isprintable()).replace("$", r"\$")
+
+
 def _gib(mib: float | None) -> str:
     return "-" if mib is None else f"{mib / 1024:.1f}"
 
@@ -65,7 +71,8 @@ def write_png(report: dict, since: str, target) -> None:
 
     figure, (left, right) = pyplot.subplots(1, 2, figsize=(12, 4.5), dpi=100)
     owners = report["owners"][:15]
-    left.barh([row["owner"] for row in owners][::-1], [row["gpu_hours"] for row in owners][::-1], color="#76b900")
+    names = [_inert(row["owner"]) for row in owners]
+    left.barh(names[::-1], [row["gpu_hours"] for row in owners][::-1], color="#76b900")
     left.set_xlabel("GPU-hours (utilisation-weighted)")
     left.set_title(f"By user / namespace, last {since}")
     hours = report["hours"]

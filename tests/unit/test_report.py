@@ -277,3 +277,16 @@ def test_local_hours_follow_daylight_saving(monkeypatch):
     finally:
         monkeypatch.undo()  # TZ as it was, then read again
         clock.tzset()
+
+
+def test_hostile_names_from_prometheus_stay_text(tmp_path, capsys):
+    """Label values of any Prometheus (--prometheus URL) reach the terminal and the PNG as text."""
+    from affordml.report.show import print_report, save_png
+
+    hostile = "\x1b]0;owned\x07$\\nosuchcommand{$ [bold]x[/bold]"
+    pod_util = [{"metric": {"exported_namespace": hostile, "exported_pod": "p"}, "values": [[START, "50"]]}]
+    report = usage.build_report({**{name: [] for name in queries.QUERIES}, "pod_util": pod_util}, START, END, STEP, UTC)
+    print_report(report, "12h")
+    shown = capsys.readouterr().out
+    assert "\x1b" not in shown and "\\x1b]0;owned\\x07" in shown and "[bold]x[/bold]" in shown
+    assert save_png(report, "12h", tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
