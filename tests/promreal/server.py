@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -49,26 +50,28 @@ def get_json(url: str) -> dict:
 
 
 @contextmanager
-def running(prometheus: Path, data_dir: Path, config: str, log: Path):
-    """Prometheus on a free loopback port with this config; yields its URL; stopped (and waited for) after."""
-    port = free_port()
+def running(prometheus: Path, data_dir: Path, config: str, log: Path, netns: str | None = None, address: str = ""):
+    """Prometheus with this config; yields its URL; stopped (and waited for) after. Here on a free loopback port,
+    or inside the network namespace `netns` on `address` (port 9090; readiness is then the caller's to check)."""
+    listen = f"{address}:9090" if netns else f"127.0.0.1:{free_port()}"
     config_file = data_dir.parent / "prometheus.yml"
     config_file.write_text(config)
+    argv = [
+        str(prometheus),
+        f"--config.file={config_file}",
+        f"--storage.tsdb.path={data_dir}",
+        "--storage.tsdb.retention.time=30d",
+        f"--web.listen-address={listen}",
+    ]
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [
-                str(prometheus),
-                f"--config.file={config_file}",
-                f"--storage.tsdb.path={data_dir}",
-                "--storage.tsdb.retention.time=30d",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
+            ["ip", "netns", "exec", netns, *argv] if netns else argv,
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{listen}"
     try:
         deadline = time.monotonic() + 60
-        while True:
+        while not netns:
             try:
                 with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as response:  # noqa: S310
                     if response.status == 200:
@@ -80,9 +83,9 @@ def running(prometheus: Path, data_dir: Path, config: str, log: Path):
             time.sleep(0.2)
         yield url
     finally:
-        process.terminate()
+        os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait()
