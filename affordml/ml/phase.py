@@ -10,7 +10,7 @@ from pathlib import Path
 
 from affordml.errors import RunError
 from affordml.helm import Release
-from affordml.ml.releases import JUPYTERHUB, KUEUE, all_ml_releases, ml_releases
+from affordml.ml.releases import JUPYTERHUB, KUEUE, MONITORING, all_ml_releases, ml_releases
 
 PHASE = "ml"
 
@@ -25,7 +25,20 @@ def apply_queues(ctx, kubeconfig: Path) -> None:
     apply_queue_objects(ctx, kubeconfig)
 
 
+def prepare_monitoring(ctx, kubeconfig: Path, fetch: Callable[[str], Path]) -> None:
+    """Grafana's admin Secret, the dashboard ConfigMap and the monitoring CRDs (server-side apply) before the
+    release: the chart does not carry its CRDs (over the API's 1 MiB release Secret limit), and on a CPU-only
+    platform the gpu phase that also applies them does not run."""
+    from affordml.gpu.releases import MONITORING_CHART, MONITORING_CRDS_SUBCHART
+    from affordml.helm.local import chart_dir
+    from affordml.ml.monitoring import prepare_monitoring as prepare
+
+    cache = ctx.project.root / "cache" / "helm"
+    prepare(ctx, kubeconfig, chart_dir(fetch(MONITORING_CHART), MONITORING_CRDS_SUBCHART, cache) / "crds")
+
+
 AFTER: dict[str, Callable] = {KUEUE.name: apply_queues}  # release name -> hook(ctx, kubeconfig)
+BEFORE: dict[str, Callable] = {MONITORING.name: prepare_monitoring}  # release name -> hook(ctx, kubeconfig, fetch)
 
 
 def values_files(ctx, release: Release, secret_values: Path | None) -> list[Path]:
@@ -39,10 +52,14 @@ def values_files(ctx, release: Release, secret_values: Path | None) -> list[Path
     return files + ([secret_values] if release is JUPYTERHUB and secret_values else [])
 
 
-def install(ctx, driver, planned, kubeconfig: Path) -> list:
-    """Each release in order; its hook right after it; stops at the first failure (the driver raises)."""
+def install(ctx, driver, planned, kubeconfig: Path, fetch: Callable[[str], Path]) -> list:
+    """Each release in order, its hooks right before and after it; stops at the first failure (the driver
+    raises)."""
     outcomes = []
     for release, chart, values, digest_from in planned:
+        before = BEFORE.get(release.name)
+        if before:
+            before(ctx, kubeconfig, fetch)
         outcomes.append(driver.ensure(release, chart, values, digest_from))
         hook = AFTER.get(release.name)
         if hook:
@@ -72,7 +89,7 @@ def run_ml_phase(ctx, fetch: Callable[[str], Path] | None = None, driver=None) -
         chart, archive = chart_for(release, fetch, cache)
         planned.append((release, chart, values, archive))
     record = ctx.state.data.setdefault(PHASE, {})
-    outcomes = install(ctx, driver, planned, kubeconfig)
+    outcomes = install(ctx, driver, planned, kubeconfig, fetch)
     outcomes += [o for o in remove_in_reverse(driver, stale) if o.action != "absent"]
     record["releases"] = [{"name": o.release, "action": o.action} for o in outcomes]
     summary = ", ".join(f"{o.release} {o.action}" for o in outcomes) or "nothing to install"

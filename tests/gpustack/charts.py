@@ -51,3 +51,38 @@ def chart_archives(helm: Path, cache: Path) -> dict[str, Path]:
                 )  # fmt: skip
         out[name] = target
     return out
+
+
+# kube-prometheus-stack's own subcharts (Chart.yaml dependencies at 88.5.3), for installing the whole chart: folders
+# under AFFORDML_CHART_SOURCES, e.g. `git archive kube-state-metrics-8.4.0 charts/kube-state-metrics` of
+# prometheus-community/helm-charts and `git archive grafana-12.11.1 charts/grafana` of grafana-community/helm-charts
+MONITORING_SUBCHARTS = {
+    "kube-state-metrics": "kube-state-metrics-8.4.0/charts/kube-state-metrics",
+    "prometheus-node-exporter": "prometheus-node-exporter-4.56.1/charts/prometheus-node-exporter",
+    "grafana": "grafana-12.11.1/charts/grafana",
+    "prometheus-windows-exporter": "prometheus-windows-exporter-0.12.7/charts/prometheus-windows-exporter",
+}
+
+
+def monitoring_unavailable() -> str | None:
+    reason = why_unavailable()
+    if reason:
+        return reason
+    root = Path(os.environ[SOURCES_ENV])
+    missing = [rel for rel in MONITORING_SUBCHARTS.values() if not (root / rel / "Chart.yaml").is_file()]
+    return f"{SOURCES_ENV}: no Chart.yaml in {', '.join(missing)}" if missing else None
+
+
+def monitoring_chart(cache: Path) -> Path:
+    """kube-prometheus-stack 88.5.3 with its subcharts in charts/ (what `helm dependency build` would fetch), as a
+    .tgz helm installs."""
+    root = Path(os.environ[SOURCES_ENV])
+    target = cache / "kube-prometheus-stack-88.5.3-full.tgz"
+    if not target.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        source = root / CHART_TREES["chart/kube-prometheus-stack"][0]
+        with tarfile.open(target, "w:gz") as tar:
+            tar.add(source, arcname=source.name)
+            for name, rel in MONITORING_SUBCHARTS.items():
+                tar.add(root / rel, arcname=f"{source.name}/charts/{name}")
+    return target

@@ -63,6 +63,9 @@ def ctx(tmp_path, monkeypatch):
     queues = types.ModuleType("affordml.ml.queues")  # the ml-queue module's entry point, recorded here
     queues.apply_queue_objects = lambda c, kubeconfig: events.append(("queues", kubeconfig.name))
     monkeypatch.setitem(sys.modules, "affordml.ml.queues", queues)
+    from affordml.ml import phase
+
+    monkeypatch.setitem(phase.BEFORE, "monitoring", lambda c, kubeconfig, f: events.append(("monitoring-prep", "")))
     return SimpleNamespace(
         project=project,
         plan=SimpleNamespace(ml=dict(ALL_ON)),
@@ -89,10 +92,11 @@ def test_releases_follow_the_config_in_dependency_order():
     ]
 
 
-def test_the_queue_objects_go_in_right_after_kueue_and_a_rerun_changes_nothing(ctx):
+def test_monitoring_is_prepared_before_its_release_and_the_queue_objects_go_in_right_after_kueue(ctx):
     driver = FakeDriver(ctx.events)
     run_ml_phase(ctx, fetch, driver)
     assert ctx.events == [
+        ("monitoring-prep", ""),
         ("ensure", "monitoring"),
         ("ensure", "kueue"),
         ("queues", "kubeconfig"),
@@ -109,7 +113,12 @@ def test_releases_turned_off_are_removed_newest_first(ctx):
     driver = FakeDriver(ctx.events, installed={"monitoring", "kueue", "jupyterhub"})
     ctx.plan.ml.update(training_queue=False, jupyterhub=False)
     run_ml_phase(ctx, fetch, driver)
-    assert ctx.events == [("ensure", "monitoring"), ("remove", "jupyterhub"), ("remove", "kueue")]
+    assert ctx.events == [
+        ("monitoring-prep", ""),
+        ("ensure", "monitoring"),
+        ("remove", "jupyterhub"),
+        ("remove", "kueue"),
+    ]
     assert ctx.state.data["ml"]["releases"] == [
         {"name": "monitoring", "action": "unchanged"},
         {"name": "jupyterhub", "action": "removed"},

@@ -198,6 +198,11 @@ def test_gpu_phase_installs_and_the_scheduler_counts_the_planned_shares(name, co
         assert any(c.type == "Established" and c.status == "True" for c in crd.status.conditions)
         cp_meta = custom(api, "clusterpolicies", "cluster-policy")["metadata"]
         assert crd.metadata.creation_timestamp.isoformat().replace("+00:00", "Z") <= cp_meta["creationTimestamp"]
+        if "hami" in modes:  # HAMi's chart makes its ServiceMonitors only when the CRD is there
+            monitors = client.CustomObjectsApi(api).list_namespaced_custom_object(
+                "monitoring.coreos.com", "v1", "kube-system", "servicemonitors"
+            )["items"]
+            assert {m["spec"]["endpoints"][0]["port"] for m in monitors} == {"monitor", "monitorport"}
     if "hami" in modes:  # HAMi's device plugin and the pods it schedules run under the operator's RuntimeClass
         daemonsets = client.AppsV1Api(api).list_namespaced_daemon_set("kube-system").items
         plugin = [d for d in daemonsets if "device-plugin" in d.metadata.name]
