@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 
 from affordml import __version__
-from affordml.cli.verify import register as register_verify
 from affordml.cli import report as report_command
+from affordml.cli.verify import register as register_verify
 from affordml.errors import ConfigError
 
 app = typer.Typer(
