@@ -9,6 +9,7 @@ import re
 
 from affordml import __version__
 from affordml.config.model import Config
+from affordml.ml.serving import sample_context
 from affordml.plan.build import flavor_pci_spec
 from affordml.plan.model import GpuAssignment, Plan
 
@@ -47,6 +48,7 @@ def build_context(plan: Plan, config: Config, lock: dict) -> dict:
         "jupyter_profiles": jupyter_profiles(plan),
         "queue_resources": queue_resources(plan),
         "ml": plan.ml,
+        "sample": sample_context(plan, config),
     }
 
 
