@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from affordml import __version__
+from affordml.cli import serve
 from affordml.errors import ConfigError
 
 app = typer.Typer(
@@ -432,6 +433,9 @@ def _release_context(project, config, say):
     from affordml.phases.workflow import PhaseContext
 
     return PhaseContext(project, config, None, {}, State(), say)
+
+
+serve.register(app)
 
 
 def run() -> None:
