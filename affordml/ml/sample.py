@@ -20,6 +20,7 @@ ISVC_GROUP, ISVC_VERSION, ISVC_PLURAL = "serving.kserve.io", "v1beta1", "inferen
 ISVC_CRD = f"{ISVC_PLURAL}.{ISVC_GROUP}"
 REACHED_THROUGH = "affordml.io/reached-through"
 _RERENDER = "run `affordml init` (it renders env/ with ml.inference on)"
+_REFUSED_FIX = "run `affordml init` so that env/ml/serving-sample.yaml is rendered anew, then run the command again"
 _API_FIX = "check the cluster with `kubectl --kubeconfig secrets/kubeconfig get nodes`, then run the command again"
 
 
@@ -169,9 +170,9 @@ def _guarded(action):
     except RunError:
         raise
     except Exception as exc:  # ApiException, urllib3 errors, timeouts
-        status = getattr(exc, "status", None)
-        what = "refused the sample" if status and status < 500 else "did not answer"
-        raise SampleError(f"the Kubernetes API {what}: {api_text(exc)}", _API_FIX) from None
+        if getattr(exc, "status", None):  # the API answered (server-side apply reports a typed-patch error as 500)
+            raise SampleError(f"the Kubernetes API refused the sample: {api_text(exc)}", _REFUSED_FIX) from None
+        raise SampleError(f"the Kubernetes API did not answer: {api_text(exc)}", _API_FIX) from None
 
 
 def apply_sample(api: SampleApi, objects: SampleObjects) -> int:

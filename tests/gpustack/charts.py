@@ -14,6 +14,10 @@ CHART_TREES = {
     "chart/gpu-operator": ("gpu-operator-v26.7.0/deployments/gpu-operator", "v26.7.0"),
     "chart/hami": ("hami-2.10.0/charts/hami", "2.10.0"),
     "chart/kube-prometheus-stack": ("kube-prometheus-stack-88.5.3/charts/kube-prometheus-stack", "88.5.3"),
+    # cert-manager's chart folder as its `make helm-chart` lays it out (templates/crds.yaml = deploy/crds/*.yaml)
+    "chart/cert-manager": ("cert-manager-v1.17.0/deploy/charts/cert-manager", "v1.17.0"),
+    "chart/kserve-crd": ("kserve-v0.20.0/charts/kserve-crd", "v0.20.0"),
+    "chart/kserve-resources": ("kserve-v0.20.0/charts/kserve-resources", "v0.20.0"),
 }
 
 
