@@ -8,6 +8,9 @@ nothing. Prints the table release -> installed/refused per case."""
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -31,6 +34,31 @@ def helm_tools() -> dict:
     helm = helm_binary()
     archives = charts.chart_archives(helm, cache_dir() / "gpu-charts")
     return {"helm": helm_release_tarball(), "helm_bin": helm, **archives}
+
+
+FLOATING_IPS: dict[str, str] = {}
+
+
+def record_floating_ips(ctx) -> None:
+    """What the cloud phase records (documentation addresses: the CLI only prints them)."""
+    from affordml.phases.state import State, save_state
+
+    FLOATING_IPS.update({vm.name: f"192.0.2.{20 + i}" for i, vm in enumerate(ctx.plan.vms)})
+    servers = {vm.name: {"floating_ip": FLOATING_IPS[vm.name]} for vm in ctx.plan.vms}
+    save_state(ctx.project.state_file, State(data={"cloud": {"servers": servers}}))
+
+
+def run_cli(ctx, *args: str) -> subprocess.CompletedProcess:
+    """The real console entry point, as the user runs it, on this project."""
+    argv = [sys.executable, "-m", "affordml", "--project-dir", str(ctx.project.root), *args]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AFFORDML_")}
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+
+
+def lan_node_port(api) -> int:
+    from kubernetes import client
+
+    return client.CoreV1Api(api).read_namespaced_service("affordml-sample-lan", "ml").spec.ports[0].node_port
 
 
 def serving_driver(ctx, helm_tools, lines: list[str]):
@@ -104,9 +132,11 @@ def test_serving_releases_install_and_the_api_takes_the_sample(name, control_pla
 
         # the sample through `affordml serve sample`'s code, on the real API with KServe's CRD (before KServe's
         # own webhook exists: nothing could serve it here)
+        record_floating_ips(ctx)
+        applied = run_cli(ctx, "serve", "sample")
         sample_api = SampleApi(kubeconfig)
         try:
-            node_port = apply_sample(sample_api, objects)
+            node_port = lan_node_port(api)
             live = client.CustomObjectsApi(api).get_namespaced_custom_object(
                 "serving.kserve.io", "v1beta1", "ml", "inferenceservices", "affordml-sample"
             )
@@ -120,7 +150,7 @@ def test_serving_releases_install_and_the_api_takes_the_sample(name, control_pla
             unknown["spec"]["predictor"]["containers"][0]["imageName"] = "typo"
             with pytest.raises(SampleError) as refused_unknown:
                 apply_sample(sample_api, type(objects)(unknown, objects.lan_service))
-            removed = remove_sample(sample_api, objects)
+            removed = run_cli(ctx, "serve", "sample", "--remove")
             removed_again = remove_sample(sample_api, objects)
         finally:
             sample_api.close()
@@ -141,10 +171,14 @@ def test_serving_releases_install_and_the_api_takes_the_sample(name, control_pla
     limits = live["spec"]["predictor"]["containers"][0]["resources"]["limits"]
     assert limits == objects.inference_service["spec"]["predictor"]["containers"][0]["resources"]["limits"]
     assert 30000 <= node_port <= 32767
+    print(applied.stdout)
+    url = f"http://{FLOATING_IPS[objects.node]}:{node_port}/v1/models/affordml-sample:predict"
+    assert applied.returncode == 0 and f"URL (from the LAN): {url}" in applied.stdout, applied
     said = refused.value.one_line()
     assert "refused the sample" in said and ".spec.predictor.minReplicas: expected numeric" in said, said
     assert "imageName" in refused_unknown.value.one_line()  # strict field validation: unknown fields refused
-    assert removed == ["InferenceService ml/affordml-sample", "Service ml/affordml-sample-lan"]
+    assert removed.returncode == 0, removed
+    assert "serve: removed InferenceService ml/affordml-sample, Service ml/affordml-sample-lan" in removed.stdout
     assert removed_again == []
     assert dropped, "cert-manager's chart should have made its webhook configurations"
 
