@@ -124,6 +124,8 @@ def test_serving_releases_install_and_the_api_takes_the_sample(name, control_pla
     actions, seconds = {}, {}
     sample_text = (ctx.project.env_dir / SAMPLE_FILE).read_text()
     objects = parse_sample(sample_text, ctx.project.env_dir / SAMPLE_FILE)
+    record_floating_ips(ctx)
+    no_kserve = run_cli(ctx, "serve", "sample")  # before any release: the API answers, KServe's CRD is absent
     with StandInKubelet(api):
         for release in (CERT_MANAGER, KSERVE_CRD):
             started = time.monotonic()
@@ -132,7 +134,6 @@ def test_serving_releases_install_and_the_api_takes_the_sample(name, control_pla
 
         # the sample through `affordml serve sample`'s code, on the real API with KServe's CRD (before KServe's
         # own webhook exists: nothing could serve it here)
-        record_floating_ips(ctx)
         applied = run_cli(ctx, "serve", "sample")
         sample_api = SampleApi(kubeconfig)
         try:
@@ -177,6 +178,8 @@ def test_serving_releases_install_and_the_api_takes_the_sample(name, control_pla
     said = refused.value.one_line()
     assert "refused the sample" in said and ".spec.predictor.minReplicas: expected numeric" in said, said
     assert "imageName" in refused_unknown.value.one_line()  # strict field validation: unknown fields refused
+    assert no_kserve.returncode == 6 and len(no_kserve.stderr.splitlines()) == 1, no_kserve
+    assert "KServe is not installed in this cluster (no CRD inferenceservices.serving.kserve.io)" in no_kserve.stderr
     assert removed.returncode == 0, removed
     assert "serve: removed InferenceService ml/affordml-sample, Service ml/affordml-sample-lan" in removed.stdout
     assert removed_again == []
