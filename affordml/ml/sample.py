@@ -70,7 +70,13 @@ class SampleApi:
     def __init__(self, kubeconfig: Path, request_timeout: float = 20) -> None:
         from kubernetes import config
 
-        self._api = config.new_client_from_config(config_file=str(kubeconfig))
+        try:
+            self._api = config.new_client_from_config(config_file=str(kubeconfig))
+        except (config.ConfigException, yaml.YAMLError, TypeError, AttributeError) as exc:
+            raise SampleError(
+                f"{kubeconfig} is not a kubeconfig the Kubernetes client can use ({' '.join(str(exc).split())[:160]})",
+                "run `affordml init phase kubernetes` again: it writes the kubeconfig anew",
+            ) from None
         self._timeout = request_timeout
 
     def close(self) -> None:
@@ -165,13 +171,14 @@ class SampleApi:
 
 def _guarded(action):
     """Run one API action; every API or connection error becomes one line naming the API's own reason."""
+    import urllib3
+    from kubernetes.client import ApiException
+
     try:
         return action()
-    except RunError:
-        raise
-    except Exception as exc:  # ApiException, urllib3 errors, timeouts
-        if getattr(exc, "status", None):  # the API answered (server-side apply reports a typed-patch error as 500)
-            raise SampleError(f"the Kubernetes API refused the sample: {api_text(exc)}", _REFUSED_FIX) from None
+    except ApiException as exc:  # the API answered (server-side apply reports a typed-patch error as 500)
+        raise SampleError(f"the Kubernetes API refused the sample: {api_text(exc)}", _REFUSED_FIX) from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:  # refused connection, timeout, TLS
         raise SampleError(f"the Kubernetes API did not answer: {api_text(exc)}", _API_FIX) from None
 
 

@@ -58,3 +58,12 @@ def test_serve_sample_when_the_api_does_not_answer(cli):
     for args in (("serve", "sample"), ("serve", "sample", "--remove")):
         _one_line(cli(*args), "the Kubernetes API did not answer", "fix: check the cluster")
     assert sorted(p.relative_to(cli.project) for p in cli.project.rglob("*")) == before
+
+
+def test_serve_sample_with_a_broken_kubeconfig_says_so(cli):
+    _project_with_sample(cli.project)
+    secrets = cli.project / "secrets"
+    secrets.mkdir(mode=0o700)
+    (secrets / "kubeconfig").write_text("apiVersion: v1\nkind: Config\nclusters: 3\n")
+    (secrets / "kubeconfig").chmod(0o600)
+    _one_line(cli("serve", "sample"), "is not a kubeconfig the Kubernetes client can use", "fix: run `affordml init")
