@@ -12,6 +12,7 @@ import typer
 
 from affordml import __version__
 from affordml.cli import report as report_command
+from affordml.cli import serve
 from affordml.cli.verify import register as register_verify
 from affordml.errors import ConfigError
 
@@ -456,6 +457,7 @@ def _register_commands() -> None:
 
 _register_commands()
 report_command.register(app)
+serve.register(app)
 
 
 def run() -> None:

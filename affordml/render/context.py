@@ -10,6 +10,7 @@ import re
 from affordml import __version__
 from affordml.config.model import Config
 from affordml.ml.hub import render_context as hub_render_context
+from affordml.ml.serving import sample_context
 from affordml.plan.build import flavor_pci_spec
 from affordml.plan.model import GpuAssignment, Plan
 
@@ -49,6 +50,7 @@ def build_context(plan: Plan, config: Config, lock: dict) -> dict:
         **hub_render_context(),
         "queue_resources": queue_resources(plan),
         "ml": plan.ml,
+        "sample": sample_context(plan, config),
     }
 
 

@@ -44,6 +44,8 @@ OUTPUTS: tuple[Output, ...] = (
     Output("ml/kueue-queues.yaml.j2", "ml/kueue-queues.yaml", "training_queue", "helm"),
     Output("ml/kube-prometheus-stack-values.yaml.j2", "ml/kube-prometheus-stack-values.yaml", "monitoring", "helm"),
     Output("ml/kserve-values.yaml.j2", "ml/kserve-values.yaml", "inference", "helm"),
+    Output("ml/cert-manager-values.yaml.j2", "ml/cert-manager-values.yaml", "inference", "helm"),
+    Output("ml/serving-sample.yaml.j2", "ml/serving-sample.yaml", "inference", "helm"),
 )
 
 

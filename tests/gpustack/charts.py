@@ -16,6 +16,10 @@ CHART_TREES = {
     "chart/kube-prometheus-stack": ("kube-prometheus-stack-88.5.3/charts/kube-prometheus-stack", "88.5.3"),
     "chart/jupyterhub": ("jupyterhub-4.4.0/jupyterhub", "4.4.0"),
     "chart/kueue": ("kueue-v0.19.2/charts/kueue", "0.19.2"),
+    # cert-manager's chart folder as its `make helm-chart` lays it out (templates/crds.yaml = deploy/crds/*.yaml)
+    "chart/cert-manager": ("cert-manager-v1.17.0/deploy/charts/cert-manager", "v1.17.0"),
+    "chart/kserve-crd": ("kserve-v0.20.0/charts/kserve-crd", "v0.20.0"),
+    "chart/kserve-resources": ("kserve-v0.20.0/charts/kserve-resources", "v0.20.0"),
 }
 
 
