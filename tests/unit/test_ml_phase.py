@@ -68,7 +68,7 @@ def ctx(tmp_path, monkeypatch):
     monkeypatch.setitem(phase.BEFORE, "monitoring", lambda c, kubeconfig, f: events.append(("monitoring-prep", "")))
     return SimpleNamespace(
         project=project,
-        plan=SimpleNamespace(ml=dict(ALL_ON)),
+        plan=SimpleNamespace(ml=dict(ALL_ON, inference=False)),  # the serving releases: tests/unit/test_serving.py
         state=State(),
         say=lines.append,
         dry_run=False,
@@ -82,12 +82,23 @@ def fetch(name: str) -> Path:
 
 
 def test_releases_follow_the_config_in_dependency_order():
-    assert [r.name for r in ml_releases(ALL_ON)] == ["monitoring", "kueue", "jupyterhub"]  # + serving's, merged
+    assert [r.name for r in ml_releases(ALL_ON)] == [
+        "monitoring",
+        "kueue",
+        "cert-manager",
+        "kserve-crd",
+        "kserve",
+        "jupyterhub",
+    ]
     assert [r.name for r in ml_releases({"jupyterhub": True})] == ["jupyterhub"]
+    assert [r.name for r in ml_releases({"inference": True})] == ["cert-manager", "kserve-crd", "kserve"]
     assert ml_releases({}) == []
     assert [(r.name, r.namespace) for r in all_ml_releases()] == [
         ("monitoring", "monitoring"),
         ("kueue", "kueue-system"),
+        ("cert-manager", "cert-manager"),
+        ("kserve-crd", "kserve"),
+        ("kserve", "kserve"),
         ("jupyterhub", "jupyterhub"),
     ]
 
@@ -130,7 +141,10 @@ def test_dry_run_says_what_it_would_do_and_touches_nothing(ctx):
     ctx.dry_run = True
     ctx.plan.ml["monitoring"] = False
     run_ml_phase(ctx, fetch, driver=None)
-    assert ctx.lines == ["[ml] would install: kueue, jupyterhub", "[ml] would remove if present: monitoring"]
+    assert ctx.lines == [
+        "[ml] would install: kueue, jupyterhub",
+        "[ml] would remove if present: monitoring, cert-manager, kserve-crd, kserve",
+    ]
     assert "ml" not in ctx.state.data and not (ctx.project.secrets_dir / hub.SECRETS_FILE).exists()
 
 
