@@ -39,5 +39,6 @@ def rollback(helm: Path, kubeconfig: Path, release: Release, revision: int) -> l
 
 
 def uninstall(helm: Path, kubeconfig: Path, release: Release, timeout_s: int | None = None) -> list[str]:
-    argv = [*_common(helm, kubeconfig, release), "uninstall", release.name, "--wait=watcher"]
+    argv = [*_common(helm, kubeconfig, release), "uninstall", release.name]
+    argv += ["--wait=watcher"] if release.wait_on_removal else []
     return argv + [f"--timeout={timeout_s or release.timeout_s}s"]

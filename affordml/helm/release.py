@@ -24,6 +24,7 @@ class Release:
     no_hooks: bool = False  # hooks whose Jobs never finish without a kubelet serving them
     timeout_s: int = 600
     fix_hint: str = ""  # what to tell the user when the release does not become ready
+    wait_on_removal: bool = True  # False: an object the cluster re-creates itself would keep `uninstall --wait` busy
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,10 @@ KUEUE = Release(
     "chart/kueue",
     values=("ml/kueue-values.yaml",),
     timeout_s=600,
+    # kube-controller-manager's clusterrole-aggregation controller writes Kueue's aggregated ClusterRoles with
+    # server-side apply and re-creates one helm just deleted, so `uninstall --wait` never ends (seen on the real
+    # control plane: "ClusterRole//kueue-batch-user-role still exists" after 600 s). Kueue's pods go either way.
+    wait_on_removal=False,
     fix_hint="look at Kueue's pods: `kubectl --kubeconfig secrets/kubeconfig -n kueue-system get pods`",
 )
 JUPYTERHUB = Release(

@@ -291,3 +291,11 @@ def test_helm_comes_from_its_release_tarball_unpacked_once_and_safely(tmp_path):
     assert chart_dir(chart, "charts/crds", tmp_path / "cache").name == "crds"
     with pytest.raises(RunError, match="no chart at ../../etc"):
         chart_dir(chart, "../../etc", tmp_path / "cache")
+
+
+def test_a_release_the_cluster_re_creates_parts_of_is_removed_without_waiting():
+    from affordml.ml.releases import KUEUE
+
+    argv = commands.uninstall(HELM, KUBECONFIG, KUEUE)
+    assert argv[5:7] == ["uninstall", "kueue"]
+    assert "--wait=watcher" not in argv
