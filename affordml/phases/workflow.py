@@ -33,6 +33,7 @@ class PhaseContext:
     notes: list[str] = field(default_factory=list)
     run_lock: RunLock | None = None  # records the ansible-playbook a phase starts
     mirror: Path | None = None  # `init --mirror DIR`; see artifact_store()
+    action: str = "deploy"  # what the phase does (roles dispatch on affordml_action): deploy | upgrade | destroy
 
     def artifact_store(self):
         """Verified downloads for the phases: the project's cache, fed by the mirror (option or config) or internet."""
