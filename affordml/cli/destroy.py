@@ -12,7 +12,11 @@ Releases = Annotated[
 ]
 Only = Annotated[
     list[str] | None,
-    typer.Option("--only", help="destroy only this phase (repeatable): ml, gpu, kubernetes, cloud, openstack, host"),
+    typer.Option(
+        "--only",
+        metavar="PHASE",
+        help="destroy only this phase (repeatable): ml, gpu, kubernetes, cloud, openstack, host",
+    ),
 ]
 DeleteData = Annotated[
     bool, typer.Option("--delete-data", help="also delete the users' homes (with the VMs) and the backups/ folder")

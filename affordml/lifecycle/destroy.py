@@ -100,10 +100,16 @@ def initialised_state(project: Project):
 
 
 def _releases_state(project: Project):
-    """Removing Helm releases touches only the cluster the project's kubeconfig names: no state file needed."""
+    """Removing Helm releases touches only the cluster the project's kubeconfig names: no state file needed, but
+    that kubeconfig, checked before anything is created."""
+    from affordml.errors import RunError
+    from affordml.kube.kubeconfig import kubeconfig_path
     from affordml.phases.state import load_state
 
     project.refuse_non_folder()
+    path = kubeconfig_path(project.secrets_dir)
+    if not path.is_file() or path.is_symlink():
+        raise RunError(f"no cluster kubeconfig at {path}", "run `affordml init phase kubernetes` first (it writes it)")
     project.check()
     return load_state(project.state_file)
 
