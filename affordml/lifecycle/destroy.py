@@ -15,6 +15,7 @@ RELEASE_PHASES = ("ml", "gpu")  # `destroy --releases`: the Helm releases only, 
 VM_PHASES = ("kubernetes", "cloud", "openstack")  # their destroy deletes the VMs' disks, and the homes on them
 ALWAYS_TRIED = ("cloud",)  # finds only what carries the platform's marks, also after a lost state file
 BACKUPS = "backups"
+DATA_STEPS = {"ml": "affordml.lifecycle.destroy_steps:delete_homes"}  # with --delete-data, after the phase's destroy
 
 WHAT_GOES = {
     "ml": "the ML Helm releases (JupyterHub, Kueue, KServe, cert-manager, monitoring)",
@@ -156,11 +157,20 @@ def run_destroy(
                 continue
             say(f"[{phase.name}] destroy: {WHAT_GOES[phase.name]}")
             results[phase.name] = run_action(phase, "destroy", ctx)
+            if selection.delete_data and phase.name in DATA_STEPS:
+                results["data"] = _data_step(phase.name)(ctx)
             forget_phase(project, state, phase.name)
             say(f"[{phase.name}] destroyed")
         if selection.delete_data:
             delete_backups(project, say)
     return results
+
+
+def _data_step(name: str):
+    from importlib import import_module
+
+    module, function = DATA_STEPS[name].split(":")
+    return getattr(import_module(module), function)
 
 
 def destroy_context(project: Project, state, say, lock):

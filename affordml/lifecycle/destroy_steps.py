@@ -3,15 +3,47 @@ made, and leaves the run state to the caller (destroy.py forgets the phase once 
 
 from __future__ import annotations
 
+HOMES_NAMESPACE = "jupyterhub"
+HOMES_SELECTOR = "component=singleuser-storage"  # what KubeSpawner labels each user's volume claim with
+
 
 def destroy_ml(ctx) -> list[str]:
-    """The ml phase's Helm releases, newest first, where this affordml has the ml phase."""
+    """The ml phase's Helm releases, newest first (also those the plan no longer wants), where this affordml has the
+    ml phase. The users' volume claims are not the chart's: they stay (delete_homes takes them, with --delete-data)."""
     try:
-        from affordml.ml.releases import remove_ml_releases
+        from affordml.ml.releases import all_ml_releases
     except ImportError:
         ctx.say("[ml] this affordml version has no ml phase: no ML releases to remove")
         return []
-    return remove_ml_releases(ctx)
+    from affordml.gpu.phase import make_driver
+    from affordml.helm.driver import remove_in_reverse
+
+    driver = make_driver(ctx, ctx.artifact_store().fetch)
+    removed = [o.release for o in remove_in_reverse(driver, all_ml_releases()) if o.action == "removed"]
+    ctx.say(f"[ml] removed {len(removed)} release(s){': ' + ', '.join(removed) if removed else ''}")
+    return removed
+
+
+def delete_homes(ctx) -> list[str]:
+    """--delete-data: the users' home volume claims (JupyterHub's, by KubeSpawner's label); their volumes go with
+    them (local-path's reclaim policy Delete)."""
+    from kubernetes import client, config
+
+    from affordml.kube.kubeconfig import kubeconfig_path
+
+    path = kubeconfig_path(ctx.project.secrets_dir)
+    if not path.is_file() or path.is_symlink():
+        ctx.say("[data] no cluster kubeconfig: no home volumes to delete")
+        return []
+    core = client.CoreV1Api(config.new_client_from_config(config_file=str(path)))
+    try:
+        claims = core.list_namespaced_persistent_volume_claim(HOMES_NAMESPACE, label_selector=HOMES_SELECTOR).items
+        for claim in claims:
+            core.delete_namespaced_persistent_volume_claim(claim.metadata.name, HOMES_NAMESPACE)
+            ctx.say(f"[data] deleted the home volume claim {HOMES_NAMESPACE}/{claim.metadata.name}")
+    finally:
+        core.api_client.close()
+    return [c.metadata.name for c in claims]
 
 
 def destroy_gpu(ctx) -> list[str]:
