@@ -35,10 +35,12 @@ FOLDERS = ["/etc/docker", "/etc/default/grub.d", "/etc/NetworkManager/conf.d", "
 OWN_DAEMON_JSON = '{\n  "data-root": "/srv/docker-of-the-user"\n}\n'
 
 
-def used_pc(host) -> None:
+def used_pc(host, firewall: bool = False) -> None:
     host.ssh(f"mkdir -p /etc/docker && printf '%s' '{OWN_DAEMON_JSON}' > /etc/docker/daemon.json")
     host.ssh("grep -q '^127.0.1.1' /etc/hosts || echo \"127.0.1.1 $(hostname)\" >> /etc/hosts")
     host.ssh("iptables -N DOCKER 2>/dev/null; iptables -P FORWARD DROP")
+    if firewall:  # ufw on, with ssh let in (the test host's only way in)
+        host.ssh("ufw allow 22/tcp >/dev/null && ufw --force enable >/dev/null")
 
 
 def snapshot(host) -> dict[str, str]:
@@ -63,9 +65,10 @@ def snapshot(host) -> dict[str, str]:
 def test_destroy_puts_the_host_back_as_it_was(testbed_factory, tmp_path: Path) -> None:
     bed: Testbed = testbed_factory(1)
     host = bed.hosts[0]
-    used_pc(host)
+    used_pc(host, firewall=True)
     project = write_project(tmp_path / "project", bed)
     before = snapshot(host)
+    assert before["ufw"] == "Status: active", before["ufw"]
 
     deployed = run_affordml(project, bed, "init", "--facts", str(DESKTOP_FACTS), "phase", "host")
     assert deployed.returncode == 0, (deployed.stdout + deployed.stderr)[-6000:]
@@ -88,3 +91,29 @@ def test_destroy_puts_the_host_back_as_it_was(testbed_factory, tmp_path: Path) -
     assert host.ssh("test -d /var/lib/affordml/originals", check=False).returncode != 0
     state = (project / "state.json").read_text()
     assert '"host"' not in state.split('"data"')[0]  # the host phase is forgotten: init runs it again
+
+
+def test_destroy_keeps_a_shared_file_changed_after_deploy(testbed_factory, tmp_path: Path) -> None:
+    """The user (or a package) edited /etc/hosts and daemon.json after deploy: destroy keeps their edits, takes
+    only affordml's block out of /etc/hosts, and puts each original beside as <file>.before-affordml."""
+    bed: Testbed = testbed_factory(1)
+    host = bed.hosts[0]
+    used_pc(host)
+    project = write_project(tmp_path / "project", bed)
+    original_hosts = host.ssh("cat /etc/hosts").stdout
+
+    deployed = run_affordml(project, bed, "init", "--facts", str(DESKTOP_FACTS), "phase", "host")
+    assert deployed.returncode == 0, (deployed.stdout + deployed.stderr)[-6000:]
+    assert "# BEGIN affordml: platform hosts" in host.ssh("cat /etc/hosts").stdout
+    host.ssh("echo '10.9.9.9 printer' >> /etc/hosts")
+    host.ssh("""printf '{"debug": true}\\n' > /etc/docker/daemon.json""")
+
+    destroyed = run_affordml(project, bed, "destroy", "--only", "host", "--yes-i-really-really-mean-it")
+    output = destroyed.stdout + destroyed.stderr
+    assert destroyed.returncode == 0, output[-6000:]
+    hosts = host.ssh("cat /etc/hosts").stdout
+    assert "10.9.9.9 printer" in hosts and "affordml" not in hosts
+    assert host.ssh("cat /etc/hosts.before-affordml").stdout == original_hosts
+    assert host.ssh("cat /etc/docker/daemon.json").stdout == '{"debug": true}\n'
+    assert host.ssh("cat /etc/docker/daemon.json.before-affordml").stdout == OWN_DAEMON_JSON
+    assert host.ssh("test -e /etc/default/grub.d/60-affordml.cfg", check=False).returncode != 0
