@@ -163,7 +163,16 @@ def run_destroy(
             say(f"[{phase.name}] destroyed")
         if selection.delete_data:
             delete_backups(project, say)
+    _say_pending_reboot(state, say)
     return results
+
+
+def _say_pending_reboot(state, say) -> None:
+    from affordml.phases.workflow import REBOOT_KEY
+
+    hosts = state.data.get(REBOOT_KEY)
+    if hosts and isinstance(hosts, list):
+        say(f"[destroy] reboot {', '.join(hosts)}: the running kernel still has affordml's IOMMU and vfio arguments")
 
 
 def _data_step(name: str):
