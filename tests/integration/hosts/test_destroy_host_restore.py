@@ -6,6 +6,7 @@ Before deploy the host gets what a used PC has: its own /etc/docker/daemon.json,
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,25 @@ def test_destroy_keeps_a_shared_file_changed_after_deploy(testbed_factory, tmp_p
     assert host.ssh("cat /etc/docker/daemon.json").stdout == '{"debug": true}\n'
     assert host.ssh("cat /etc/docker/daemon.json.before-affordml").stdout == OWN_DAEMON_JSON
     assert host.ssh("test -e /etc/default/grub.d/60-affordml.cfg", check=False).returncode != 0
+
+
+def test_destroy_after_a_deploy_by_an_older_affordml(testbed_factory, tmp_path: Path) -> None:
+    """A host an older affordml deployed (no record) and this one deployed again: the record then sees affordml's
+    own files, which must not count as the host's; destroy removes them and affordml's blocks."""
+    bed: Testbed = testbed_factory(1)
+    host = bed.hosts[0]
+    project = write_project(tmp_path / "project", bed)
+    for older in (True, False):  # the first deploy plays the older affordml: its record is taken away
+        deployed = run_affordml(project, bed, "init", "--facts", str(DESKTOP_FACTS), "phase", "host")
+        assert deployed.returncode == 0, (deployed.stdout + deployed.stderr)[-6000:]
+        if older:
+            host.ssh("rm -r /var/lib/affordml/originals")
+    record = json.loads(host.ssh("cat /var/lib/affordml/originals/manifest.json").stdout)
+    assert record["files"]["/etc/default/grub.d/60-affordml.cfg"] is False  # affordml's own, not the host's
+    destroyed = run_affordml(project, bed, "destroy", "--only", "host", "--yes-i-really-really-mean-it")
+    assert destroyed.returncode == 0, (destroyed.stdout + destroyed.stderr)[-6000:]
+    after = snapshot(host)
+    own = [p for p in FILES if "affordml" in p]
+    assert {p: after[p] for p in own} == dict.fromkeys(own, "absent")
+    assert "affordml" not in host.ssh("cat /etc/hosts /etc/initramfs-tools/modules").stdout
+    assert after["/etc/affordml/"] == "absent" and after["link affordml-ext1"] == "absent"
