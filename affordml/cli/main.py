@@ -384,65 +384,9 @@ def _kube_lines(kube: dict) -> None:
         console.line(f"  (the Kubernetes API did not answer: {kube['api_error']})")
 
 
-@app.command()
-def destroy(
-    yes: Annotated[bool, typer.Option("--yes-i-really-really-mean-it", help="confirm the deletion")] = False,
-    releases: Annotated[
-        bool, typer.Option("--releases", help="remove only the Helm releases (newest first) and keep the VMs")
-    ] = False,
-) -> None:
-    """Remove what the platform created in OpenStack (VMs, networks, image, flavors), after confirmation."""
-    from affordml.errors import ConfirmationRequired
+from affordml.cli import destroy as _destroy  # noqa: E402 - its own module; typer and a few names only
 
-    if not yes:
-        what = (
-            "destroy --releases removes the platform's Helm releases (the ML services, HAMi, GPU Operator) and what "
-            "they run"
-            if releases
-            else "destroy deletes the platform's VMs and everything on them, their network, image, flavors, "
-            "keypair, project and user (only what affordml created)"
-        )
-        raise ConfirmationRequired(what, "run again with --yes-i-really-really-mean-it")
-    from affordml import console
-
-    if releases:
-        removed = _remove_releases(_project())
-        console.line(f"destroy: removed {len(removed)} release(s){': ' + ', '.join(removed) if removed else ''}")
-        return
-    from affordml.cloud.inventory import run_destroy
-
-    removed = run_destroy(_project(), console.line)
-    console.line(f"destroy: removed {len(removed)} resource(s); run `affordml init` to carve the VMs again")
-
-
-def _remove_releases(project) -> list[str]:
-    """The ml then the gpu phase's releases in reverse install order, under the run lock; both phases are pending
-    after."""
-    from affordml import console
-    from affordml.gpu.phase import remove_gpu_releases
-    from affordml.ml.phase import remove_ml_releases
-    from affordml.phases.lock import RunLock
-    from affordml.phases.state import load_state, save_state
-
-    config = _config(project)
-    with RunLock(project.root / "run.lock"):
-        ctx = _release_context(project, config, console.line)
-        removed = remove_ml_releases(ctx) + remove_gpu_releases(ctx)
-        if project.state_file.exists():
-            state = load_state(project.state_file)
-            for phase in ("ml", "gpu"):
-                state.phases.pop(phase, None)
-                state.data.pop(phase, None)
-            save_state(project.state_file, state)
-    return removed
-
-
-def _release_context(project, config, say):
-    """What remove_gpu_releases reads of a phase context: the project, its config and the artifact store."""
-    from affordml.phases.state import State
-    from affordml.phases.workflow import PhaseContext
-
-    return PhaseContext(project, config, None, {}, State(), say)
+_destroy.register(app)
 
 
 def _register_commands() -> None:

@@ -1,4 +1,5 @@
-"""What the platform created, read back from the cloud (status), and its removal (destroy).
+"""What the platform created, read back from the cloud (status), and its removal (destroy; the lifecycle layer,
+affordml/lifecycle/destroy.py, runs it as the cloud phase's destroy action).
 
 Only what carries the platform's marks is touched: names with the affordml- prefix in the affordml project,
 servers with metadata affordml=1, images with property affordml=1, flavors named affordml.* with the platform's
@@ -207,67 +208,3 @@ def cloud_status(project: Project, record: dict, api_timeout: float = 10) -> dic
     for row in rows:
         row["planned_gpus"] = list((recorded.get(row["vm"]) or {}).get("gpus") or [])
     return {"source": "api", "servers": rows}
-
-
-def initialised_state(project: Project):
-    """The project's state for destroy; refuses a folder that is not an initialised affordml project (neither a
-    state file nor the project's own cloud credentials), before anything is created or asked of a cloud."""
-    from affordml.errors import StateError
-    from affordml.phases.state import State, load_state
-    from affordml.safefile import read_text
-
-    project.refuse_non_folder()
-    fix = "pass the folder of the project that ran `affordml init` (-p FOLDER); destroy touches only its things"
-    if not project.root.is_dir():
-        raise StateError(f"{project.root} is not an affordml project (the folder does not exist)", fix)
-    project.check()
-    has_state = read_text(project.root, "state.json") is not None
-    has_clouds = read_text(project.root, "secrets/clouds.yaml") is not None
-    if not has_state and not has_clouds:
-        raise StateError(
-            f"{project.root} is not an initialised affordml project (no state.json, no secrets/clouds.yaml)", fix
-        )
-    return load_state(project.state_file) if has_state else State()
-
-
-def deployed_system_cloud(state) -> bool:
-    """True when this project's state says that it deployed (or carved on) the system-wide kolla cloud."""
-    record = state.phases.get("openstack")
-    cloud = state.data.get("cloud") if isinstance(state.data.get("cloud"), dict) else {}
-    return (record is not None and record.status == "done") or cloud.get("admin_clouds_yaml") == names.KOLLA_CLOUDS_YAML
-
-
-def run_destroy(project: Project, say: Callable[[str], None]) -> list[str]:
-    """`affordml destroy`: under the run lock; afterwards the cloud phase and the ones after it are pending."""
-    from keystoneauth1 import exceptions as ksa
-    from openstack import exceptions
-
-    from affordml.cloud.connect import admin_source, connect_cloud
-    from affordml.cloud.faults import CloudUnreachable, api_error
-    from affordml.phases.lock import RunLock
-    from affordml.phases.registry import phase_names
-    from affordml.phases.state import load_state, save_state
-
-    state = initialised_state(project)
-    with RunLock(project.lock_file):
-        source = admin_source(project, system_cloud_allowed=deployed_system_cloud(state))
-        admin = connect_cloud(source.path, source.cloud)
-        try:
-            removed = destroy(admin, say, project)
-        except exceptions.HttpException as exc:
-            raise api_error(exc, "destroy") from None
-        except ksa.ClientException as exc:
-            raise CloudUnreachable(
-                f"destroy: OpenStack did not answer ({type(exc).__name__})",
-                "check that the OpenStack services run, then run destroy again (it resumes)",
-            ) from None
-        if project.state_file.exists():
-            state = load_state(project.state_file)
-            state.data.pop("cloud", None)
-            after = phase_names()[phase_names().index("cloud") :]
-            for name in after:
-                if name in state.phases:
-                    state.phases[name].status = "pending"
-                    state.phases[name].message = "the platform's VMs were destroyed"
-            save_state(project.state_file, state)
-    return removed

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 from affordml.cloud import names
 from affordml.errors import PlanError
+from affordml.plan.addresses import FIRST_VM_HOST, vm_addresses
 from affordml.plan.build import flavor_pci_spec
 from affordml.plan.model import Plan, VmSpec
-from affordml.render.context import FIRST_VM_HOST, vm_addresses
 
 PCI_ALIAS_SPEC = "pci_passthrough:alias"
 # nova >= 28 (2023.2): the guest's physical address bits; "emulate" needs the host trait

@@ -33,7 +33,9 @@ class PhaseContext:
     notes: list[str] = field(default_factory=list)
     run_lock: RunLock | None = None  # records the ansible-playbook a phase starts
     mirror: Path | None = None  # `init --mirror DIR`; see artifact_store()
-    action: str = "deploy"  # what the phase does (roles dispatch on affordml_action): deploy | upgrade | backup
+    action: str = (
+        "deploy"  # what the phase does (roles dispatch on affordml_action): deploy | upgrade | backup | destroy
+    )
     run_vars: dict = field(default_factory=dict)  # more variables for the action's playbook (paths only)
 
     def artifact_store(self):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import re
 
@@ -11,21 +10,16 @@ from affordml import __version__
 from affordml.config.model import Config
 from affordml.ml.hub import render_context as hub_render_context
 from affordml.ml.serving import sample_context
+from affordml.plan.addresses import vm_addresses
 from affordml.plan.build import flavor_pci_spec
 from affordml.plan.model import GpuAssignment, Plan
 
-FIRST_VM_HOST = 10  # VMs get fixed addresses from .10 of the VM subnet
 KUBE_PODS_SUBNET = "10.233.64.0/18"
 KUBE_SERVICE_SUBNET = "10.233.0.0/18"
 
 
 def plan_hash(plan: Plan) -> str:
     return hashlib.sha256(json.dumps(plan.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def vm_addresses(plan: Plan) -> dict[str, str]:
-    net = ipaddress.ip_network(plan.network["vm_subnet"])
-    return {vm.name: str(net.network_address + FIRST_VM_HOST + i) for i, vm in enumerate(plan.vms)}
 
 
 def build_context(plan: Plan, config: Config, lock: dict) -> dict:

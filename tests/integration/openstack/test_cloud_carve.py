@@ -27,12 +27,12 @@ import yaml
 from affordml.cloud import names
 from affordml.cloud.carve import CloudOptions
 from affordml.cloud.faults import ChangeRefused, NoValidHost, PciAliasMissing
-from affordml.cloud.inventory import run_destroy
 from affordml.cloud.phase import run_cloud_phase
 from affordml.cloud.reachable import vm_addresses
 from affordml.config.model import Config
 from affordml.facts.parse import facts_from_snapshot
 from affordml.facts.sources import load_snapshot_file
+from affordml.lifecycle.destroy import run_destroy, select_phases
 from affordml.phases.state import State
 from affordml.phases.workflow import PhaseContext
 from affordml.plan.build import make_plan
@@ -122,7 +122,7 @@ def project(cloud, tmp_path: Path, admin) -> Iterator[Project]:
     secure_dir(proj.secrets_dir)
     write_private(proj.secrets_dir / "clouds.yaml", yaml.safe_dump({"clouds": {names.ADMIN_CLOUD: entry}}))
     yield proj
-    run_destroy(proj, lambda _: None)
+    run_destroy(proj, lambda _: None, select_phases(["cloud"]))
 
 
 @pytest.fixture
@@ -466,6 +466,6 @@ def test_carve_creates_its_own_external_network(cloud, admin, project, options, 
     run_cloud_phase(context(project, plan), own)
     assert requests_seen.writes == []
 
-    run_destroy(project, lambda _: None)
+    run_destroy(project, lambda _: None, select_phases(["cloud"]))
     assert admin.network.find_network(names.EXTERNAL_NETWORK) is None
     assert our_leftovers(admin) == []
