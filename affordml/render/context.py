@@ -9,6 +9,7 @@ import re
 
 from affordml import __version__
 from affordml.config.model import Config
+from affordml.ml.queue_objects import kueue_context
 from affordml.plan.build import flavor_pci_spec
 from affordml.plan.model import GpuAssignment, Plan
 
@@ -46,6 +47,7 @@ def build_context(plan: Plan, config: Config, lock: dict) -> dict:
         "gpu_nodes": gpu_nodes(plan),
         "jupyter_profiles": jupyter_profiles(plan),
         "queue_resources": queue_resources(plan),
+        "kueue": kueue_context(plan, lock["kubernetes"]["version"]),
         "ml": plan.ml,
     }
 
