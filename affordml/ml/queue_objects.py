@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 
-from affordml.ml.after_hours import AFTER_HOURS, WORKDAY, cron_schedules
+from affordml.ml.after_hours import WORKDAY, cron_schedules
 from affordml.plan.model import Plan
 from affordml.plan.sharing import advertised_resources
 
