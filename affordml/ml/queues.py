@@ -125,18 +125,22 @@ class QueueApi:
     def close(self) -> None:
         self._api.close()
 
-    def _call(self, method: str, path: str, body=None, query=(), content_type="application/json"):
-        return self._api.call_api(
-            path,
-            method,
+    def _call(self, method: str, path: str, body=None, query=(), content_type="application/json") -> dict:
+        from kubernetes.client import ApiException
+
+        request = self._api.param_serialize(
+            method=method,
+            resource_path=path,
             query_params=list(query),
             header_params={"Content-Type": content_type, "Accept": "application/json"},
             body=body,
-            response_type="object",
             auth_settings=["BearerToken"],
-            _return_http_data_only=True,
-            _request_timeout=self._timeout,
         )
+        response = self._api.call_api(*request, _request_timeout=self._timeout)
+        data = response.read()
+        if response.status >= 400:
+            raise ApiException(status=response.status, reason=response.reason, body=data.decode(errors="replace"))
+        return json.loads(data) if data else {}
 
     def apply(self, obj: dict) -> dict:
         from kubernetes.client import ApiException
