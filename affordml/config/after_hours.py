@@ -31,6 +31,14 @@ class AfterHours(BaseModel):
         50, ge=0, le=100, description="share of each GPU, CPU and memory quota kept for notebooks on workdays"
     )
 
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _yaml_minutes(cls, value):
+        """YAML 1.1 (PyYAML) reads an unquoted 19:00 as the number 1140 (base 60): take it back as the time."""
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+            return f"{value // 60:02d}:{value % 60:02d}"
+        return value
+
     @field_validator("start", "end")
     @classmethod
     def _hh_mm(cls, value: str) -> str:

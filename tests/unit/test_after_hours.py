@@ -118,3 +118,12 @@ def test_bad_values_are_refused_naming_the_field(over, words):
 def test_after_hours_can_be_turned_off():
     assert Config.model_validate({"ml": {"after_hours": None}}).ml.after_hours is None
     assert Config().ml.after_hours == AfterHours()
+
+
+def test_an_unquoted_time_in_yaml_is_read_as_the_time():
+    import yaml
+
+    loaded = yaml.safe_load("ml:\n  after_hours: {start: 18:30, end: 7:05}\n")
+    assert loaded["ml"]["after_hours"]["start"] == 1110  # what PyYAML gives for 18:30 (base 60)
+    after = Config.model_validate(loaded).ml.after_hours
+    assert (after.start, after.end) == ("18:30", "07:05")
