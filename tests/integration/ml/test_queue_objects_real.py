@@ -254,3 +254,33 @@ def test_after_hours_switch_on_the_api(cluster, case):
     with RESULTS.with_name("affordml-kueue-switch.txt").open("a") as f:
         f.write("\n".join(out) + "\n")
     print("\n".join(out), flush=True)
+
+
+def test_odd_hours_schedules_and_time_zone_are_accepted_by_the_cronjob_validation(cluster):
+    """Schedules with minute ranges and lists, a DST time zone: the API's own CronJob validation (cron parser,
+    time zone database) accepts every one; a broken schedule is refused."""
+    from tests.unit.test_render_validate import _golden
+
+    case = _golden.CASES["workstation-2gpu"]
+    odd = {"start": "18:35", "end": "07:10", "days": ["mon", "wed", "sat"], "time_zone": "Europe/Berlin"}
+    files = _golden.render_case({**case, "config": _golden._merge(case["config"], {"ml": {"after_hours": odd}})})
+    text = files["ml/kueue-queues.yaml"]
+    lines: list[str] = []
+    apply_queue_objects(_ctx(cluster.tmp / "odd", text, lines), cluster.kubeconfig, now=MONDAY_NOON)
+    api = QueueApi(cluster.kubeconfig)
+    try:
+        listed = api._call("GET", "/apis/batch/v1/namespaces/kueue-system/cronjobs")["items"]
+        got = sorted((c["metadata"]["name"], c["spec"]["schedule"], c["spec"]["timeZone"]) for c in listed)
+        rendered = [d for d in yaml.safe_load_all(text) if d and d["kind"] == "CronJob"]
+        assert len(got) == len(rendered) >= 5
+        broken = json.loads(json.dumps(rendered[0]))
+        broken["metadata"]["name"] = "broken-schedule"
+        broken["spec"]["schedule"] = "61 7 * * 1"
+        with pytest.raises(RunError) as caught:
+            api.apply(broken)
+    finally:
+        api.close()
+    out = [f"{name}: {schedule!r} {zone}" for name, schedule, zone in got] + [caught.value.args[0]]
+    with RESULTS.with_name("affordml-kueue-cron.txt").open("w") as f:
+        f.write("\n".join(out) + "\n")
+    print("\n".join(out), flush=True)
