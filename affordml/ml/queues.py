@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import urllib3
 import yaml
 
 from affordml.errors import RunError
@@ -89,6 +90,8 @@ def apply_queue_objects(ctx, kubeconfig: Path, now: datetime | None = None) -> N
         for obj in objects:
             api.apply(obj)
         removed = api.prune(objects)
+    except (OSError, urllib3.exceptions.HTTPError) as exc:
+        raise RunError(f"[{PHASE}] cannot reach the Kubernetes API: {exc}", FIX) from None
     finally:
         api.close()
     kinds = sorted({o["kind"] for o in objects})
@@ -172,7 +175,10 @@ class QueueApi:
         for (api_version, kind), (_, namespaced) in reversed(KINDS.items()):
             if kind == "Namespace":
                 continue
-            listed = self._call("GET", _path(api_version, kind), query=[("labelSelector", PART_OF)])
+            try:
+                listed = self._call("GET", _path(api_version, kind), query=[("labelSelector", PART_OF)])
+            except ApiException as exc:
+                raise RunError(f"[{PHASE}] could not list {kind} objects: {api_message(exc)}", FIX) from None
             for item in listed.get("items", []):
                 meta = item["metadata"]
                 key = (kind, meta.get("namespace") if namespaced else None, meta["name"])
