@@ -1083,6 +1083,13 @@ MUTATIONS = [
     ("kueue quantity", "check_kueue", "ml/kueue-queues.yaml", r'Gi"', ' gigabytes"'),
     ("kueue scope", "check_kueue", "ml/kueue-queues.yaml", r"(  name: affordml-training\n)", "\\1  namespace: ml\n"),
     ("kueue order", "check_kueue", "ml/kueue-queues.yaml", r"\[cpu, memory", "[memory, cpu"),
+    (  # the after-hours switch's merge patch is validated as the ClusterQueue it leaves behind
+        "kueue switch patch",
+        "check_kueue",
+        "ml/kueue-queues.yaml",
+        r'\\"borrowingLimit\\":\\"0\\"',
+        r'\\"borrowingLimit\\":\\"lots\\"',
+    ),
     (
         "helm values typo",
         "check_helm_values:gpu/gpu-operator-values.yaml",
