@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from affordml import values
+from affordml.config.after_hours import AfterHours
 
 MIG_LAYOUT = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
@@ -261,6 +262,9 @@ class Ml(Strict):
     training_queue: bool = Field(True, description="Kueue job queue for training")
     inference: bool = Field(True, description="KServe in standard (raw deployment) mode")
     monitoring: bool = Field(True, description="Prometheus, Grafana and dcgm-exporter")
+    after_hours: AfterHours | None = Field(
+        default_factory=AfterHours, description="training may use the notebooks' share after hours (null: never)"
+    )
 
 
 class Config(Strict):

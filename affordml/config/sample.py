@@ -28,6 +28,18 @@ SHARING_HELP = """\
 """
 
 
+class _SampleDumper(yaml.SafeDumper):
+    """Lists of plain values on one line (`days: [mon, tue]`), so that each one is a key line to uncomment."""
+
+
+_SampleDumper.add_representer(
+    list,
+    lambda dumper, data: dumper.represent_sequence(
+        "tag:yaml.org,2002:seq", data, flow_style=all(not isinstance(x, dict | list) for x in data)
+    ),
+)
+
+
 def sample_text() -> str:
     lines = [HEADER]
     defaults = Config().model_dump(mode="json")
@@ -35,7 +47,9 @@ def sample_text() -> str:
         lines.append(f"\n# --- {name}: {field.description}")
         if name == "gpu":
             lines.append(SHARING_HELP.rstrip("\n"))
-        block = yaml.safe_dump({name: defaults[name]}, sort_keys=False, default_flow_style=False).rstrip("\n")
+        block = yaml.dump(
+            {name: defaults[name]}, Dumper=_SampleDumper, sort_keys=False, default_flow_style=False
+        ).rstrip("\n")
         lines += [_with_comment("# " + text, name, text) for text in block.split("\n")]
     return "\n".join(lines) + "\n"
 
@@ -47,7 +61,7 @@ def _field_help() -> dict[str, str]:
     if not _FIELD_HELP:
         from affordml.config import model
 
-        for cls in (model.Host, model.Network, model.NodeGroup, model.Gpu, model.Ml):
+        for cls in (model.Host, model.Network, model.NodeGroup, model.Gpu, model.Ml, model.AfterHours):
             for key, field in cls.model_fields.items():
                 if field.description:
                     _FIELD_HELP.setdefault(key, field.description)

@@ -9,6 +9,7 @@ import re
 from affordml import __version__
 from affordml.config.model import Config
 from affordml.ml.hub import render_context as hub_render_context
+from affordml.ml.queue_objects import kueue_context
 from affordml.ml.serving import sample_context
 from affordml.plan.addresses import vm_addresses
 from affordml.plan.build import flavor_pci_spec
@@ -43,6 +44,7 @@ def build_context(plan: Plan, config: Config, lock: dict) -> dict:
         "jupyter_profiles": jupyter_profiles(plan),
         **hub_render_context(),
         "queue_resources": queue_resources(plan),
+        "kueue": kueue_context(plan, lock["kubernetes"]["version"]),
         "ml": plan.ml,
         "sample": sample_context(plan, config),
     }

@@ -42,6 +42,7 @@ OUTPUTS: tuple[Output, ...] = (
     Output("gpu/hami-values.yaml.j2", "gpu/hami-values.yaml", "hami", "helm"),
     Output("ml/jupyterhub-values.yaml.j2", "ml/jupyterhub-values.yaml", "jupyterhub", "helm"),
     Output("ml/kueue-queues.yaml.j2", "ml/kueue-queues.yaml", "training_queue", "helm"),
+    Output("ml/kueue-values.yaml.j2", "ml/kueue-values.yaml", "training_queue", "helm"),
     Output("ml/kube-prometheus-stack-values.yaml.j2", "ml/kube-prometheus-stack-values.yaml", "monitoring", "helm"),
     Output("ml/kserve-values.yaml.j2", "ml/kserve-values.yaml", "inference", "helm"),
     Output("ml/cert-manager-values.yaml.j2", "ml/cert-manager-values.yaml", "inference", "helm"),

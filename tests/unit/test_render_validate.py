@@ -410,12 +410,30 @@ def have_cel() -> bool:
     return True
 
 
+def switched_queues(objects: list[dict], rendered: list[dict]) -> list[dict]:
+    """Each ClusterQueue as an after-hours CronJob leaves it: its `kubectl patch --type=merge` applied (RFC 7386)."""
+    queues = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ClusterQueue"}
+    variants = []
+    for job in (d for d in rendered if d["kind"] == "CronJob"):
+        container = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+        args = container["args"]
+        target = queues[args[args.index("clusterqueue") + 1]]
+        patch = json.loads(args[args.index("--patch") + 1])
+        variant = json.loads(json.dumps(target))
+        variant["spec"].update(patch["spec"])
+        variant["metadata"]["name"] += f" (after {job['metadata']['name']})"
+        variants.append(variant)
+    return variants
+
+
 def check_kueue(files: dict[str, str]) -> list[str]:
     import jsonschema
 
     crds = _crds("kueue/config/components/crd/bases")
-    objects = [d for d in docs(files["ml/kueue-queues.yaml"]) if d["apiVersion"].startswith("kueue.x-k8s.io/")]
+    rendered = docs(files["ml/kueue-queues.yaml"])
+    objects = [d for d in rendered if d["apiVersion"].startswith("kueue.x-k8s.io/")]
     problems = [] if objects else ["no Kueue objects"]
+    objects += switched_queues(objects, rendered)
     for obj in objects:
         where = f"{obj['kind']}/{obj['metadata']['name']}"
         crd, schema = crd_schema(crds, obj["apiVersion"], obj["kind"])
@@ -697,6 +715,12 @@ def test_device_plugin_configs_have_the_upstream_shape(case):
     assert not problems, "\n".join(problems)
 
 
+def kueue_transformations(files: dict[str, str]) -> list[dict]:
+    values = load_rendered(files.get("ml/kueue-values.yaml", "{}")) or {}
+    text = values.get("managerConfig", {}).get("controllerManagerConfigYaml", "")
+    return ((yaml.safe_load(text) or {}).get("resources") or {}).get("transformations", [])
+
+
 def check_gpu_resources(files: dict[str, str]) -> list[str]:
     """Labelled nodes are Kubespray nodes; every extended resource asked for is one the GPU stack advertises."""
     problems = []
@@ -721,6 +745,10 @@ def check_gpu_resources(files: dict[str, str]) -> list[str]:
         for d in docs(files["ml/kueue-queues.yaml"]):
             for group in d.get("spec", {}).get("resourceGroups", []):
                 requested |= {r for r in group["coveredResources"] if "/" in r}
+        # Kueue's resource transformations count these from advertised ones (their inputs)
+        for t in kueue_transformations(files):
+            if any(a == t["input"] for a in advertised if isinstance(a, str)):
+                advertised |= set(t["outputs"])
 
     def known(resource):
         return any(a == resource if isinstance(a, str) else a.match(resource) for a in advertised)
@@ -1064,6 +1092,13 @@ MUTATIONS = [
     ("kueue quantity", "check_kueue", "ml/kueue-queues.yaml", r'Gi"', ' gigabytes"'),
     ("kueue scope", "check_kueue", "ml/kueue-queues.yaml", r"(  name: affordml-training\n)", "\\1  namespace: ml\n"),
     ("kueue order", "check_kueue", "ml/kueue-queues.yaml", r"\[cpu, memory", "[memory, cpu"),
+    (  # the after-hours switch's merge patch is validated as the ClusterQueue it leaves behind
+        "kueue switch patch",
+        "check_kueue",
+        "ml/kueue-queues.yaml",
+        r'\\"borrowingLimit\\":\\"0\\"',
+        r'\\"borrowingLimit\\":\\"lots\\"',
+    ),
     (
         "helm values typo",
         "check_helm_values:gpu/gpu-operator-values.yaml",

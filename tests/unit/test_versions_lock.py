@@ -257,3 +257,10 @@ def test_hami_and_prometheus_images_are_their_values_defaults(artifacts: list[di
     prom = _values("prometheus-community-helm-charts/charts/kube-prometheus-stack/values.yaml")
     for image in (prom["prometheus"]["prometheusSpec"]["image"], prom["alertmanager"]["alertmanagerSpec"]["image"]):
         assert f"{image['registry']}/{image['repository']}:{image['tag']}" in by_name["chart/kube-prometheus-stack"]
+
+
+def test_the_queue_switch_image_is_listed_with_the_kueue_chart(lock: dict, artifacts: list[dict]) -> None:
+    from affordml.ml.queue_objects import kubectl_image
+
+    listed = next(a for a in artifacts if a["name"] == "chart/kueue")["images"]
+    assert kubectl_image(lock["kubernetes"]["version"]) in listed
