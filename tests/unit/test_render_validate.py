@@ -583,9 +583,9 @@ def check_jupyterhub(files: dict[str, str]) -> list[str]:
     validator = jsonschema.Draft7Validator(schema)
     assert not list(validator.iter_errors(defaults)), "the upstream values.yaml should pass its own schema"
     problems = [f"{dotted(e.path)}: {e.message}" for e in validator.iter_errors(coalesce(defaults, ours))]
-    # profileList items are KubeSpawner's and hub.config is traitlets config for any class (the schema takes any
-    # key there): the chart passes both through, and its values.yaml has no example of either
-    passed_through = ("singleuser.profileList", "hub.config.")
+    # profileList items are KubeSpawner's, hub.config is traitlets config for any class and singleuser.extraLabels
+    # any pod labels (the schema takes any key there): the chart passes them through, its values.yaml has no example
+    passed_through = ("singleuser.profileList", "hub.config.", "singleuser.extraLabels.")
     problems += [p for p in unknown_value_paths(ours, defaults) if not p.startswith(passed_through)]
     profiles = ours.get("singleuser", {}).get("profileList", [])
     slugs = [p.get("slug", "") for p in profiles]
