@@ -26,25 +26,32 @@ def as_root(node: NodeAccess, command: list[str]) -> str:
     return line if node.user == "root" else f"sudo -n {line}"
 
 
+def connect(client, node: NodeAccess) -> None:
+    """Connect a paramiko client to the VM: only host keys from the node's known_hosts, only the platform's key."""
+    import paramiko
+
+    if node.known_hosts.exists():
+        client.load_host_keys(str(node.known_hosts))
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    client.connect(
+        node.address,
+        port=node.port,
+        username=node.user,
+        key_filename=str(node.key),
+        look_for_keys=False,
+        allow_agent=False,
+        timeout=CONNECT_TIMEOUT_S,
+        banner_timeout=CONNECT_TIMEOUT_S,
+        auth_timeout=CONNECT_TIMEOUT_S,
+    )
+
+
 def run(node: NodeAccess, command: str, timeout: float = 60) -> Output:
     import paramiko
 
     client = paramiko.SSHClient()
     try:
-        if node.known_hosts.exists():
-            client.load_host_keys(str(node.known_hosts))
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        client.connect(
-            node.address,
-            port=node.port,
-            username=node.user,
-            key_filename=str(node.key),
-            look_for_keys=False,
-            allow_agent=False,
-            timeout=CONNECT_TIMEOUT_S,
-            banner_timeout=CONNECT_TIMEOUT_S,
-            auth_timeout=CONNECT_TIMEOUT_S,
-        )
+        connect(client, node)
         _stdin, stdout, stderr = client.exec_command(command, timeout=timeout)
         out = stdout.read(MAX_OUTPUT).decode(errors="replace")
         err = stderr.read(MAX_OUTPUT).decode(errors="replace")

@@ -8,7 +8,7 @@ import shlex
 
 from affordml.errors import RunError
 from affordml.kube.access import NodeAccess
-from affordml.kube.remote import CONNECT_TIMEOUT_S, as_root
+from affordml.kube.remote import as_root, connect
 
 ETCDCTL = "/usr/local/bin/etcdctl.sh"
 REMOTE_DIR = "/var/backups/affordml"
@@ -30,18 +30,7 @@ def take_snapshot(node: NodeAccess, name: str, timeout: float = 600) -> bytes:
     take, read, remove = (as_root(node, ["sh", "-c", line]) for line in snapshot_commands(name))
     client = paramiko.SSHClient()
     try:
-        if node.known_hosts.exists():
-            client.load_host_keys(str(node.known_hosts))
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        client.connect(
-            node.address,
-            port=node.port,
-            username=node.user,
-            key_filename=str(node.key),
-            look_for_keys=False,
-            allow_agent=False,
-            timeout=CONNECT_TIMEOUT_S,
-        )
+        connect(client, node)
         _run(client, take, node, timeout)
         data = _run(client, read, node, timeout, limit=MAX_SNAPSHOT)
         _run(client, remove, node, timeout)

@@ -22,20 +22,6 @@ CASES = ("server-a100-mig", "workstation-2gpu--hami-one-worker")  # a MIG share 
 TABLE: list[str] = []
 
 
-@pytest.fixture(scope="session")
-def helm_tools() -> dict:
-    from tests.gpustack import charts
-
-    reason = charts.why_unavailable()
-    if reason:
-        pytest.skip(reason)
-    from tests.artifacts.realfiles import cache_dir, helm_binary, helm_release_tarball
-
-    helm = helm_binary()
-    archives = charts.chart_archives(helm, cache_dir() / "gpu-charts")
-    return {"helm": helm_release_tarball(), "helm_bin": helm, **archives}
-
-
 FLOATING_IPS: dict[str, str] = {}
 
 
