@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from affordml.cloud.inventory import run_destroy
 from affordml.cloud.phase import run_cloud_phase
 from affordml.config.model import Config
+from affordml.lifecycle.destroy import run_destroy, select_phases
 from affordml.plan.model import NodePlan, VmSpec
 from affordml.plan.nodes import with_nodes
 from affordml.render.context import build_context
@@ -118,7 +118,7 @@ def _destroyed(project):  # noqa: F811
     try:
         yield
     finally:
-        run_destroy(project, lambda _: None)
+        run_destroy(project, lambda _: None, select_phases(["cloud"]))
 
 
 def _forget_second_compute(admin) -> None:  # noqa: F811
