@@ -45,9 +45,9 @@ def _keys(value, out: set[str]) -> set[str]:
 
 
 FREE_KEYS = {"Job.batch", "Pod", "Workload.kueue.x-k8s.io", "LocalQueue.kueue.x-k8s.io"}  # map keys, not fields
-# fields of the Kubernetes types Configuration embeds: metav1.TypeMeta and component-base's
-# LeaderElectionConfiguration (`leaderElection`)
-EMBEDDED = {"apiVersion", "kind", "leaderElect", "resourceName"}
+# fields of the Kubernetes types Configuration embeds: metav1.TypeMeta, component-base's
+# LeaderElectionConfiguration (`leaderElection`) and metav1.LabelSelector (`managedJobsNamespaceSelector`)
+EMBEDDED = {"apiVersion", "kind", "leaderElect", "resourceName", "matchExpressions", "key", "operator", "values"}
 
 
 @pytest.mark.parametrize("case", ["desktop-rtx4090", "workstation-2gpu--hami-one-worker"])
