@@ -75,3 +75,25 @@ def test_the_chart_carries_our_configuration(case, tmp_path):
     unknown -= {o for t in (ours.get("resources") or {}).get("transformations", []) for o in t["outputs"]}
     assert not unknown, f"not fields of Kueue v0.19.2's Configuration: {sorted(unknown)}"
     print(f"{case}: {len(docs)} objects from the chart; Configuration keys {len(_keys(ours, set()))}, all Kueue's")
+
+
+@pytest.mark.parametrize("case", ["desktop-rtx4090"])
+def test_kueue_webhooks_watch_only_the_queued_namespaces(case, tmp_path):
+    """The pod webhook fails closed once the pod integration is on: with the chart's default selector no pod could
+    start anywhere while Kueue is down. The chart copies managedJobsNamespaceSelector into every webhook."""
+    folder = _source()
+    from tests.artifacts.realfiles import helm_binary
+
+    values = tmp_path / "kueue-values.yaml"
+    values.write_text(RENDERED[case]["ml/kueue-values.yaml"])
+    argv = [str(helm_binary()), "template", "kueue", str(folder / "charts/kueue"), "-n", "kueue-system"]
+    done = subprocess.run([*argv, "-f", str(values)], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    kinds = {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
+    hooks = [h for d in yaml.safe_load_all(done.stdout) if d and d["kind"] in kinds for h in d["webhooks"]]
+    pod_hooks = [h for h in hooks if h["name"] in ("mpod.kb.io", "vpod.kb.io")]
+    assert [h["failurePolicy"] for h in pod_hooks] == ["Fail", "Fail"]
+    wanted = {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["ml", "jupyterhub", "affordml-verify"]}
+    scoped = [h for h in hooks if h.get("namespaceSelector", {}).get("matchExpressions") == [wanted]]
+    print(f"{case}: {len(scoped)} of {len(hooks)} webhooks scoped to ml, jupyterhub, affordml-verify")
+    assert pod_hooks and all(h in scoped for h in pod_hooks)
