@@ -260,12 +260,15 @@ def _compute_node_recorded(layout: Layout) -> bool:
 
 
 def tracked_pci_devices(layout: Layout) -> list[dict[str, str]]:
-    """The PCI devices nova's PCI tracker holds (production nova does not report them to placement, and no API
-    shows them): address, vendor_id, product_id, dev_type, status and instance_uuid (empty when free)."""
+    """The PCI devices nova's PCI tracker holds for the test bed's compute host (production nova does not report
+    them to placement, and no API shows them): address, vendor_id, product_id, dev_type, status and instance_uuid
+    (empty when free). A second compute service (the add-node test) reports its own rows; they are not these."""
     columns = ("address", "vendor_id", "product_id", "dev_type", "status", "instance_uuid")
     answer = infra.mariadb_query(
         layout,
-        f"SELECT {', '.join(columns)} FROM nova.pci_devices WHERE deleted = 0 ORDER BY address",
+        f"SELECT {', '.join('d.' + c for c in columns)} FROM nova.pci_devices d"
+        " JOIN nova.compute_nodes c ON d.compute_node_id = c.id"
+        f" WHERE d.deleted = 0 AND c.deleted = 0 AND c.host = '{COMPUTE_HOST}' ORDER BY d.address",
     )
     rows = [dict(zip(columns, line.split("\t"), strict=True)) for line in answer.splitlines() if line.strip()]
     return [{k: ("" if v == "NULL" else v) for k, v in row.items()} for row in rows]
