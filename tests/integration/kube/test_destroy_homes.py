@@ -13,6 +13,7 @@ from affordml.lifecycle.destroy import run_destroy, select_phases
 from affordml.phases.state import State, save_state
 from affordml.project import Project
 from affordml.secrets import secure_dir, write_private
+from tests.gpustack.fixtures import helm_tools  # noqa: F401 - the real helm (PyPI wheel)
 
 HOMES = ["claim-ada", "claim-grace"]
 OTHERS = [("jupyterhub", "hub-db-dir"), ("ml", "training-data")]
@@ -56,7 +57,13 @@ def claims(core) -> set[tuple[str, str]]:
     return {(c.metadata.namespace, c.metadata.name) for c in items if c.metadata.deletion_timestamp is None}
 
 
-def test_delete_data_deletes_only_the_users_home_claims(homes):
+def test_delete_data_deletes_only_the_users_home_claims(homes, helm_tools, monkeypatch):  # noqa: F811
+    from types import SimpleNamespace
+
+    from affordml.phases.workflow import PhaseContext
+
+    # the ml step removes the ml releases with the real helm (none installed here: each is "absent")
+    monkeypatch.setattr(PhaseContext, "artifact_store", lambda self: SimpleNamespace(fetch=helm_tools.__getitem__))
     project, core = homes
     everything = {("jupyterhub", n) for n in HOMES} | set(OTHERS)
     assert claims(core) == everything

@@ -136,16 +136,10 @@ def apply_ml_objects(cp, ctx, crds: Path, isvc_ready: bool, hub_port: int | None
         apply_crds(api, docs)
     finally:
         api.close()
+    from affordml.ml.queues import apply_queue_objects
+
+    apply_queue_objects(ctx, kubeconfig)  # the ml phase's own apply of the rendered queue objects
     core, custom = client.CoreV1Api(cp.client()), client.CustomObjectsApi(cp.client())
-    for doc in yaml.safe_load_all((ctx.project.env_dir / "ml" / "kueue-queues.yaml").read_text()):
-        if not doc:
-            continue
-        if doc["kind"] == "Namespace":
-            core.create_namespace(doc)
-        elif doc["kind"] in ("ResourceFlavor", "ClusterQueue"):
-            custom.create_cluster_custom_object("kueue.x-k8s.io", "v1beta2", doc["kind"].lower() + "s", doc)
-        else:
-            custom.create_namespaced_custom_object("kueue.x-k8s.io", "v1beta2", "ml", "localqueues", doc)
     isvc = {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
@@ -168,7 +162,8 @@ def apply_ml_objects(cp, ctx, crds: Path, isvc_ready: bool, hub_port: int | None
         {"status": {"conditions": [condition]}},
     )
     if hub_port:
-        core.create_namespace({"metadata": {"name": "jupyterhub"}})
+        if not [n for n in core.list_namespace().items if n.metadata.name == "jupyterhub"]:  # the queues may have
+            core.create_namespace({"metadata": {"name": "jupyterhub"}})
         service = {
             "metadata": {"name": "proxy-public", "namespace": "jupyterhub"},
             "spec": {
