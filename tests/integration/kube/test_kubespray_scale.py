@@ -8,7 +8,6 @@ validate_inventory accepts the grown inventory through affordml's run path; fact
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 from affordml import ansible_data
@@ -24,7 +23,7 @@ from affordml.render.context import build_context
 from affordml.render.engine import render_files
 from affordml.run.progress import Progress
 from affordml.versions import load_lock, version_table
-from tests.integration.kube.test_kubespray_upstream import kubespray_tree, toolchain_bin  # noqa: F401
+from tests.integration.kube.test_kubespray_upstream import ansible_playbook, kubespray_tree, toolchain_bin  # noqa: F401
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "hardware"
 LOCK = load_lock()
@@ -59,13 +58,6 @@ def grown_env(tmp_path: Path) -> tuple[Path, Path, Path, list[str]]:
     return env / "kubespray" / "inventory.yml", connection, extra, [vm.name for vm in node.vms]
 
 
-def playbook(tree: Path, bin_dir: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "ANSIBLE_CONFIG": str(tree / "ansible.cfg")}
-    return subprocess.run(
-        [str(bin_dir / "ansible-playbook"), *args], cwd=tree, env=env, capture_output=True, text=True, timeout=300
-    )
-
-
 def test_kubespray_accepts_the_grown_inventory_and_scale_reaches_only_the_new_vm(
     kubespray_tree: Path,  # noqa: F811
     toolchain_bin: Path,  # noqa: F811
@@ -88,10 +80,10 @@ def test_kubespray_accepts_the_grown_inventory_and_scale_reaches_only_the_new_vm
     assert set(result.progress.hosts) >= {"cp-1", "worker-1", *new_vms}
     inventories = ["-i", str(inventory), "-i", str(connection), "-e", f"@{extra}"]
     for name in ("playbooks/facts.yml", "scale.yml"):
-        checked = playbook(kubespray_tree, toolchain_bin, tmp_path, *inventories, "--syntax-check", name)
+        checked = ansible_playbook(kubespray_tree, toolchain_bin, tmp_path, *inventories, "--syntax-check", name)
         assert checked.returncode == 0, checked.stdout[-2000:] + checked.stderr[-2000:]
     limit = ",".join(new_vms)
-    listed = playbook(
+    listed = ansible_playbook(
         kubespray_tree, toolchain_bin, tmp_path, *inventories, "--list-hosts", "--limit", limit, "scale.yml"
     )
     assert listed.returncode == 0, listed.stdout[-2000:] + listed.stderr[-2000:]

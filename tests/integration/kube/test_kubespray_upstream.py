@@ -125,15 +125,19 @@ def test_kubespray_assertions_become_one_line(what, mutate, expected, kubespray_
 
 @pytest.mark.parametrize("case", CASES)
 def test_cluster_playbook_syntax_with_the_render(case, kubespray_tree, toolchain_bin, tmp_path):
+    assert_syntax_ok("cluster.yml", case, kubespray_tree, toolchain_bin, tmp_path)
+
+
+def ansible_playbook(tree: Path, bin_dir: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Kubespray's toolchain's ansible-playbook in its tree, with its ansible.cfg and nothing of this environment."""
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "ANSIBLE_CONFIG": str(tree / "ansible.cfg")}
+    return subprocess.run(
+        [str(bin_dir / "ansible-playbook"), *args], cwd=tree, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def assert_syntax_ok(name: str, case: str, tree: Path, bin_dir: Path, tmp_path: Path) -> None:
     inventory, connection, extra = project_with(case, tmp_path)
-    env = {
-        "PATH": f"{toolchain_bin}:/usr/bin:/bin",
-        "HOME": str(tmp_path),
-        "ANSIBLE_CONFIG": str(kubespray_tree / "ansible.cfg"),
-    }
-    done = subprocess.run(
-        [str(toolchain_bin / "ansible-playbook"), "-i", str(inventory), "-i", str(connection), "-e", f"@{extra}",
-         "--syntax-check", "cluster.yml"],
-        cwd=kubespray_tree, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    args = ["-i", str(inventory), "-i", str(connection), "-e", f"@{extra}", "--syntax-check", name]
+    done = ansible_playbook(tree, bin_dir, tmp_path, *args)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
