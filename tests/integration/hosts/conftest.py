@@ -1,7 +1,8 @@
 """Fixtures for integration tests against real test hosts (systemd-nspawn containers on a private bridge).
 
 ``testbed_factory(n)`` returns a started Testbed with n hosts and an inventory written at
-``bed.inventory_path``; everything it started is torn down at the end of the session, failures included.
+``bed.inventory_path``; everything it started is torn down when the test module ends, failures included (beds kept
+for the whole session piled up: a CI run held 16 at once, ran out of subnets and slowed every host's sshd).
 Set AFFORDML_TESTBED=0 to skip these tests.
 """
 
@@ -44,7 +45,7 @@ def testbed_rootfs() -> Path:
     return image.ensure_rootfs()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def testbed_factory(testbed_rootfs: Path) -> Iterator[TestbedFactory]:
     """Start test beds on demand: factory(n_hosts, names=None, groups=None) -> started Testbed."""
     started: list[Testbed] = []

@@ -15,6 +15,7 @@ from affordml.kube import remote
 from affordml.kube.access import NodeAccess
 from affordml.kube.inventory import ssh_common_args
 from affordml.project import Project
+from tests.testbed import netsafety
 
 pytestmark = pytest.mark.testbed
 
@@ -26,6 +27,21 @@ def install_host_key(host, key) -> None:
     (ssh_dir / "ssh_host_ed25519_key").chmod(0o600)
     (ssh_dir / "ssh_host_ed25519_key.pub").write_text(key.public + "\n")
     host.ssh("systemctl reload ssh || systemctl reload sshd")
+    wait_until_served(host, key.public)
+
+
+def wait_until_served(host, public_key: str) -> None:
+    """A reload only signals sshd, which then re-executes: until the new process listens, connections are refused
+    (seen in CI under load). Wait until the host offers the new key, checking the route before every try."""
+    key_body = public_key.split()[1]
+
+    def attempt() -> bool | None:
+        scan = subprocess.run(
+            ["ssh-keyscan", "-T", "2", "-t", "ed25519", host.address], capture_output=True, text=True, timeout=10
+        )
+        return True if key_body in scan.stdout else None
+
+    netsafety.guarded_retry(attempt, host.check_route, max_attempts=150, deadline_s=60, what="sshd's new host key")
 
 
 def openssh(host, bed, known_hosts: Path) -> subprocess.CompletedProcess[str]:
