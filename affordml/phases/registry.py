@@ -19,6 +19,13 @@ def cloud_vms(state_data: dict) -> dict:
     return state_inputs(state_data)
 
 
+def checked_platform(ctx) -> dict:
+    """The verify phase depends on what it checked (see affordml/verify/phase.py)."""
+    from affordml.verify.phase import phase_inputs
+
+    return phase_inputs(ctx)
+
+
 def needs_gpu(plan: Plan) -> str | None:
     return None if plan.gpus else "no GPU is passed through (CPU-only platform)"
 
@@ -31,6 +38,7 @@ class Phase:
     inputs: tuple[str, ...]  # env/ paths whose content decides whether a done phase runs again
     applies: Callable[[Plan], str | None] = always
     state_inputs: Callable[[dict], object] | None = None  # what of the run state also decides a re-run
+    run_inputs: Callable[..., object] | None = None  # what of the run (a PhaseContext: plan, options) too
 
     @property
     def kind(self) -> str:
@@ -75,7 +83,7 @@ PHASES: tuple[Phase, ...] = (
     ),
     Phase("gpu", "install the GPU Operator (time-slicing / MPS / MIG) and HAMi", "python:gpu", ("gpu/",), needs_gpu),
     Phase("ml", "install JupyterHub, the training queue, inference serving and monitoring", "python:ml", ("ml/",)),
-    Phase("verify", "check the platform end to end", "python:verify", ()),
+    Phase("verify", "check the platform end to end", "python:verify", (), run_inputs=checked_platform),
 )
 
 

@@ -175,7 +175,7 @@ def gpu(ctx: PhaseContext) -> None:
 def verify(ctx: PhaseContext) -> None:
     from affordml.verify.phase import run_verify_phase  # the kubernetes client: only when it runs
 
-    run_verify_phase(ctx)
+    run_verify_phase(ctx, ctx.skip_checks)
 
 
 def ml(ctx: PhaseContext) -> None:

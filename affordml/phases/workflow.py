@@ -37,6 +37,7 @@ class PhaseContext:
         "deploy"  # what the phase does (roles dispatch on affordml_action): deploy | upgrade | backup | destroy
     )
     run_vars: dict = field(default_factory=dict)  # more variables for the action's playbook (paths only)
+    skip_checks: frozenset[str] = frozenset()  # verify's checks left out by name (`affordml verify --skip-check`)
 
     def artifact_store(self):
         """Verified downloads for the phases: the project's cache, fed by the mirror (option or config) or internet."""
@@ -48,11 +49,15 @@ class PhaseContext:
         return project_store(self.project.root, self.config, self.mirror, artifacts=artifacts)
 
 
-def inputs_hash(phase: Phase, env_dir: Path, state_data: dict | None = None) -> str:
-    """Hash of the phase's rendered inputs, of what it takes from the run state, and of the affordml version."""
+def inputs_hash(phase: Phase, env_dir: Path, state_data: dict | None = None, ctx: PhaseContext | None = None) -> str:
+    """Hash of the phase's rendered inputs, of what it takes from the run state and from the run (ctx), and of
+    the affordml version."""
     digest = hashlib.sha256(f"{__version__}\n{phase.name}\n{phase.runs}\n".encode())
     if phase.state_inputs is not None:
         digest.update(json.dumps(phase.state_inputs(state_data or {}), sort_keys=True, default=str).encode())
+    if phase.run_inputs is not None:
+        taken = phase.run_inputs(ctx) if ctx is not None else "<no run>"
+        digest.update(json.dumps(taken, sort_keys=True, default=str).encode())
     for pattern in phase.inputs:
         base = env_dir / pattern
         files = sorted(p for p in base.rglob("*") if p.is_file()) if pattern.endswith("/") else [base]
@@ -115,7 +120,7 @@ def _one(ctx: PhaseContext, phase: Phase, execute, force: bool) -> str:
             record.status, record.message = "skipped", reason
             _save(ctx)
         return "skipped"
-    digest = inputs_hash(phase, ctx.project.env_dir, ctx.state.data)
+    digest = inputs_hash(phase, ctx.project.env_dir, ctx.state.data, ctx)
     if record.status == "done" and record.inputs_hash == digest and not force:
         ctx.say(f"[{phase.name}] done earlier, inputs unchanged: nothing to do")
         return "kept"

@@ -14,9 +14,10 @@ def run_verify(project: Project, skip: frozenset[str], facts_file: Path | None, 
     from affordml.phases.lock import RunLock
     from affordml.phases.registry import get_phase
     from affordml.phases.state import load_state, save_state
+    from affordml.phases.steps import execute
     from affordml.phases.workflow import PhaseContext, run_phases
     from affordml.render.context import plan_hash
-    from affordml.verify.phase import kubeconfig, run_verify_phase
+    from affordml.verify.phase import kubeconfig
     from affordml.verify.record import STATE_KEY
     from affordml.verify.runner import check_skips
 
@@ -27,12 +28,8 @@ def run_verify(project: Project, skip: frozenset[str], facts_file: Path | None, 
         config, plan, versions = prepare(project, facts_file)
         state = load_state(project.state_file)
         state.plan_hash = plan_hash(plan)
-        ctx = PhaseContext(project, config, plan, versions, state, say)
+        ctx = PhaseContext(project, config, plan, versions, state, say, skip_checks=skip)
         ctx.run_lock = lock
         save_state(project.state_file, state)
-
-        def step(_phase, phase_ctx) -> None:
-            run_verify_phase(phase_ctx, skip)
-
-        run_phases(ctx, [get_phase("verify")], step, force=True)
+        run_phases(ctx, [get_phase("verify")], execute, force=True)  # the skipped names go into its inputs
     return state.data.get(STATE_KEY) or {}

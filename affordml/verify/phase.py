@@ -9,6 +9,33 @@ from affordml.errors import RunError
 from affordml.verify.record import FAILED, STATE_KEY, CheckResult, record, summary
 
 PHASE = "verify"
+BUILT_BY = ("kubernetes", "gpu", "ml")  # the phases that built what verify checks
+
+
+def phase_inputs(ctx) -> dict:
+    """What decides whether `init` keeps a passed verify: what it checked. The plan's nodes, the shares it
+    promised and each GPU's sharing, the ml switches, the checks left out by name, and the inputs the platform's
+    phases last ran with; another GPU mode, an added PC or an ml switch runs verify again."""
+    from dataclasses import asdict
+
+    from affordml.verify import objects as obj
+    from affordml.verify.checks import planned_checks
+
+    plan = ctx.plan
+    return {
+        "nodes": [(vm.name, vm.role) for vm in plan.vms],
+        "shares": obj.promised_shares(plan),
+        "gpus": [(g.vm, g.address, asdict(g.sharing) | {"reason": ""}) for g in plan.gpus],
+        "ml": plan.ml,
+        "checks": [check.name for check in planned_checks(plan)],
+        "skipped": sorted(ctx.skip_checks),
+        "built": {name: _built_with(ctx.state, name) for name in BUILT_BY},
+    }
+
+
+def _built_with(state, name: str) -> tuple[str, str]:
+    record = state.phases.get(name)
+    return (record.status, record.inputs_hash) if record else ("pending", "")
 
 
 class VerifyFailed(RunError):

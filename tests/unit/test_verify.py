@@ -387,3 +387,62 @@ def test_status_survives_a_hand_edited_verify_record(tmp_path, broken):
     save_state(project.state_file, state)
     lines = status_lines(project_status(project, query_cloud=False)["verify"])
     assert lines and all(isinstance(line, str) for line in lines)
+
+
+# ------------------------------------------------------------ its inputs: a changed platform runs verify again
+def _after_a_passed_verify(tmp_path, change) -> tuple[str, list]:
+    """Verify done (a stand-in step records each run), `change` applied to a fresh context of the same
+    project, then verify's outcome in the next `init`."""
+    from affordml.phases.registry import get_phase
+    from affordml.phases.state import load_state
+    from affordml.phases.workflow import run_phases
+
+    ran = []
+    first = context(tmp_path)
+    run_phases(first, [get_phase("verify")], lambda _phase, ctx: ran.append(ctx.plan))
+    later = context(tmp_path)
+    later.state = load_state(first.project.state_file)
+    change(later)
+    (outcome,) = run_phases(later, [get_phase("verify")], lambda _phase, ctx: ran.append(ctx.plan))
+    return outcome[1], ran
+
+
+def _add_a_pc(ctx) -> None:
+    from affordml.plan.nodes import make_node_plan, with_nodes
+    from tests.unit.test_add_node_plan import CONFIG, facts
+
+    pc2_facts = facts("workstation-2gpu", "pc2-box", "192.168.1.43")
+    pc2 = make_node_plan("pc2", pc2_facts, CONFIG, ctx.plan.versions, ctx.plan)
+    ctx.plan = with_nodes(ctx.plan, [pc2])
+
+
+PLATFORM_CHANGES = {
+    "another GPU mode": lambda ctx: setattr(ctx, "plan", plan_of("desktop-rtx4090", {"gpu": {"sharing": "hami"}})[0]),
+    "an added PC": _add_a_pc,
+    "an ml switch": lambda ctx: setattr(ctx, "plan", plan_of("desktop-rtx4090", {"ml": {"jupyterhub": False}})[0]),
+    "a check left out": lambda ctx: setattr(ctx, "skip_checks", frozenset({"inference"})),
+    "the gpu phase ran with other inputs": lambda ctx: setattr(ctx.state.phase("gpu"), "inputs_hash", "f00d"),
+}
+
+
+@pytest.mark.parametrize("change", sorted(PLATFORM_CHANGES))
+def test_a_changed_platform_runs_verify_again(change, tmp_path):
+    outcome, ran = _after_a_passed_verify(tmp_path, PLATFORM_CHANGES[change])
+    assert outcome == "ran" and len(ran) == 2
+
+
+def test_an_unchanged_platform_keeps_the_passed_verify(tmp_path):
+    outcome, ran = _after_a_passed_verify(tmp_path, lambda ctx: None)  # the same plan, made again from the facts
+    assert outcome == "kept" and len(ran) == 1
+
+
+def test_verify_inputs_name_what_it_checked(tmp_path):
+    from affordml.verify.phase import phase_inputs
+
+    ctx = context(tmp_path)
+    ctx.skip_checks = frozenset({"kueue-job"})
+    taken = phase_inputs(ctx)
+    assert taken["nodes"] == [(vm.name, vm.role) for vm in ctx.plan.vms]
+    assert taken["shares"] == {"worker-1": {"nvidia.com/gpu": 5}} and taken["ml"] == ctx.plan.ml
+    assert "gpu-pod-mps" in taken["checks"] and taken["skipped"] == ["kueue-job"]
+    assert set(taken["built"]) == {"kubernetes", "gpu", "ml"} and "gpu" not in ctx.state.phases  # read, not made
