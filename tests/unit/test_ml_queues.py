@@ -51,10 +51,11 @@ def test_training_and_interactive_together_hold_what_the_platform_advertises(cas
 
 
 def test_without_after_hours_one_queue_holds_everything():
+    from tests.cases import merge
     from tests.unit.test_render_validate import _golden
 
     case = _golden.CASES["workstation-2gpu--hami-one-worker"]
-    files = _golden.render_case({**case, "config": _golden._merge(case["config"], {"ml": {"after_hours": None}})})
+    files = _golden.render_case({**case, "config": merge(case["config"], {"ml": {"after_hours": None}})})
     docs = [d for d in yaml.safe_load_all(files["ml/kueue-queues.yaml"]) if d]
     assert [d["kind"] for d in docs if d["kind"] in ("CronJob", "ServiceAccount", "ClusterRole")] == []
     (cq,) = [d for d in docs if d["kind"] == "ClusterQueue"]

@@ -19,18 +19,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from affordml.config.model import Config
 from affordml.errors import PlanError
-from affordml.facts.parse import facts_from_snapshot
-from affordml.facts.sources import load_snapshot_file
 from affordml.plan.build import make_plan
 from affordml.render.context import build_context
 from affordml.render.engine import STAMP, render_files
 from affordml.versions import load_lock, version_table
+from tests.cases import GOLDEN, case_config, case_facts, load_cases
 
-REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO / "tests" / "fixtures" / "hardware"
-GOLDEN = REPO / "tests" / "golden"
 PLAN_ERROR_FILE = "plan-error.txt"
 UPDATE = os.environ.get("AFFORDML_UPDATE_GOLDEN") == "1"
 
@@ -48,26 +43,10 @@ PLAN_FAILS = {
 }
 
 
-def _merge(base, over):
-    if isinstance(base, dict) and isinstance(over, dict):
-        return {**base, **{k: _merge(base.get(k), v) for k, v in over.items()}}
-    return over
-
-
-def load_cases() -> dict[str, dict]:
-    """case name -> {"fixture": name, "config": overrides}: every fixture alone, then the variants."""
-    cases = {p.stem: {"fixture": p.stem, "config": {}} for p in sorted(FIXTURES.glob("*.json"))}
-    variants = yaml.safe_load((GOLDEN / "cases.yaml").read_text())["variants"]
-    for name, variant in variants.items():
-        assert name not in cases, f"variant {name} has a fixture's name"
-        cases[name] = {"fixture": variant["fixture"], "config": variant.get("config") or {}}
-    return cases
-
-
 def render_case(case: dict) -> dict[str, str] | PlanError:
     """The env/ files of one case (path -> text), or the PlanError its plan raises."""
-    facts = facts_from_snapshot(load_snapshot_file(FIXTURES / f"{case['fixture']}.json"))
-    config = Config.model_validate(_merge({"hosts": [{"name": facts.hostname}]}, case["config"]))
+    facts = case_facts(case)
+    config = case_config(facts, case)
     lock = load_lock()
     try:
         plan = make_plan(facts, config, version_table(lock))

@@ -37,6 +37,7 @@ from affordml import ansible_data
 from affordml.errors import PlanError
 from affordml.render.engine import STAMP
 from affordml.versions import load_lock
+from tests.cases import FIXTURES
 
 REPO = Path(__file__).resolve().parents[2]
 UPSTREAM = REPO.parent / "shared" / "upstream"
@@ -110,7 +111,7 @@ def dotted(path) -> str:
 def test_every_fixture_with_a_plan_is_validated():
     assert ENV_CASES, "no case renders an env/"
     assert {c["fixture"] for n, c in _golden.CASES.items() if n in RENDERED} >= {
-        p.stem for p in _golden.FIXTURES.glob("*.json") if p.stem not in _golden.PLAN_FAILS
+        p.stem for p in FIXTURES.glob("*.json") if p.stem not in _golden.PLAN_FAILS
     }
 
 

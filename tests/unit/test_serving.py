@@ -13,43 +13,27 @@ from pathlib import Path
 import pytest
 import yaml
 
-from affordml.config.model import Config
 from affordml.errors import PlanError
-from affordml.facts.parse import facts_from_snapshot
-from affordml.facts.sources import load_snapshot_file
 from affordml.ml.sample import SAMPLE_FILE, SampleError, how_to_call, parse_sample
 from affordml.ml.serving import SERVING_RELEASES, inference_share, share_limits
 from affordml.plan.build import make_plan
 from affordml.plan.sharing import node_resources
 from affordml.render.engine import OUTPUTS
 from affordml.versions import load_lock, version_table
+from tests.cases import GOLDEN, case_config, case_facts, load_cases
 
 REPO = Path(__file__).resolve().parents[2]
 UPSTREAM = REPO.parent / "shared" / "upstream"
 ISVC_CRD = "kserve/config/crd/full/serving.kserve.io_inferenceservices.yaml"
-FIXTURES = REPO / "tests" / "fixtures" / "hardware"
-GOLDEN = REPO / "tests" / "golden"
 
 
-def _merge(base, over):
-    if isinstance(base, dict) and isinstance(over, dict):
-        return {**base, **{k: _merge(base.get(k), v) for k, v in over.items()}}
-    return over
-
-
-def golden_cases() -> dict[str, dict]:
-    cases = {p.stem: {"fixture": p.stem, "config": {}} for p in sorted(FIXTURES.glob("*.json"))}
-    cases.update(yaml.safe_load((GOLDEN / "cases.yaml").read_text())["variants"])
-    return cases
-
-
-CASES = golden_cases()
+CASES = load_cases()
 SAMPLE_CASES = sorted(name for name in CASES if (GOLDEN / name / SAMPLE_FILE).is_file())
 
 
 def plan_for(case: dict):
-    facts = facts_from_snapshot(load_snapshot_file(FIXTURES / f"{case['fixture']}.json"))
-    config = Config.model_validate(_merge({"hosts": [{"name": facts.hostname}]}, case.get("config") or {}))
+    facts = case_facts(case)
+    config = case_config(facts, case)
     return make_plan(facts, config, version_table(load_lock())), config
 
 

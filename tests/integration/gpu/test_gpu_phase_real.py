@@ -15,57 +15,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from affordml.config.model import Config
 from affordml.errors import RunError
-from affordml.facts.parse import facts_from_snapshot
-from affordml.facts.sources import load_snapshot_file
-from affordml.phases.state import State
 from affordml.phases.workflow import PhaseContext
-from affordml.plan.build import make_plan
 from affordml.plan.sharing import node_resources
-from affordml.project import Project
-from affordml.render.project import render_project
-from affordml.secrets import secure_dir, write_private
-from affordml.versions import load_lock, version_table
+from tests.cases import GOLDEN, load_cases, phase_context, printing
 
-REPO = Path(__file__).resolve().parents[3]
-GOLDEN = REPO / "tests" / "golden"
-FIXTURES = REPO / "tests" / "fixtures" / "hardware"
 NODE_BASE = {"cpu": "64", "memory": "256Gi", "pods": "250"}
 RESULTS: list[str] = []
-
-
-def _merge(base, over):
-    if isinstance(base, dict) and isinstance(over, dict):
-        return {**base, **{k: _merge(base.get(k), v) for k, v in over.items()}}
-    return over
-
-
-def gpu_cases() -> dict[str, dict]:
-    cases = {p.stem: {"fixture": p.stem, "config": {}} for p in sorted(FIXTURES.glob("*.json"))}
-    cases.update(yaml.safe_load((GOLDEN / "cases.yaml").read_text())["variants"])
-    return {name: case for name, case in cases.items() if (GOLDEN / name / "gpu").is_dir()}
-
-
-CASES = gpu_cases()
+CASES = {name: case for name, case in load_cases().items() if (GOLDEN / name / "gpu").is_dir()}
 
 
 def make_context(case: dict, root: Path, kubeconfig_text: str, lines: list[str]) -> PhaseContext:
-    facts = facts_from_snapshot(load_snapshot_file(FIXTURES / f"{case['fixture']}.json"))
-    config = Config.model_validate(_merge({"hosts": [{"name": facts.hostname}]}, case.get("config") or {}))
-    lock = load_lock()
-    plan = make_plan(facts, config, version_table(lock))
-    project = Project(root)
-    root.mkdir(parents=True, exist_ok=True)
-    render_project(project, plan, config, lock)
-    secure_dir(project.secrets_dir)
-    write_private(project.secrets_dir / "kubeconfig", kubeconfig_text)
-
-    def say(line: str) -> None:
-        lines.append(line)
-        print(line, flush=True)
-
-    return PhaseContext(project, config, plan, lock, State(), say)
+    return phase_context(case, root, kubeconfig_text, printing(lines))
 
 
 def register_nodes(cp, plan) -> dict[str, dict[str, int]]:

@@ -20,7 +20,8 @@ import pytest
 from affordml.lifecycle.rules import lock_summary
 from affordml.phases.state import load_state, save_state
 from affordml.versions import load_lock
-from tests.integration.gpu.test_gpu_phase_real import FIXTURES, make_context, register_nodes
+from tests.cases import FIXTURES
+from tests.integration.gpu.test_gpu_phase_real import make_context, register_nodes
 
 PREVIOUS_OPERATOR = ("gpu-operator-v26.3.3/deployments/gpu-operator", "v26.3.3")
 

@@ -15,55 +15,29 @@ from pathlib import Path
 import pytest
 import yaml
 
-from affordml.config.model import Config
-from affordml.facts.parse import facts_from_snapshot
-from affordml.facts.sources import load_snapshot_file
-from affordml.phases.state import State
 from affordml.phases.workflow import PhaseContext
-from affordml.plan.build import make_plan
-from affordml.project import Project
-from affordml.render.project import render_project
-from affordml.secrets import secure_dir, write_private
-from affordml.versions import load_lock, version_table
+from tests.cases import GOLDEN, load_cases, merge, phase_context
 
-REPO = Path(__file__).resolve().parents[3]
-GOLDEN = REPO / "tests" / "golden"
-FIXTURES = REPO / "tests" / "fixtures" / "hardware"
 NODE = {"cpu": "64", "memory": "256Gi", "pods": "250"}
 ONLY_HUB = {"monitoring": False, "training_queue": False, "inference": False, "jupyterhub": True}
 ONLY_QUEUE = {**ONLY_HUB, "jupyterhub": False, "training_queue": True}
 
 
-def _merge(base, over):
-    if isinstance(base, dict) and isinstance(over, dict):
-        return {**base, **{k: _merge(base.get(k), v) for k, v in over.items()}}
-    return over
-
-
-def ml_cases() -> dict[str, dict]:
-    cases = {p.stem: {"fixture": p.stem, "config": {}} for p in sorted(FIXTURES.glob("*.json"))}
-    cases.update(yaml.safe_load((GOLDEN / "cases.yaml").read_text())["variants"])
-    return {name: case for name, case in cases.items() if (GOLDEN / name / "ml" / "jupyterhub-values.yaml").is_file()}
-
-
-CASES = ml_cases()
+CASES = {
+    name: case for name, case in load_cases().items() if (GOLDEN / name / "ml" / "jupyterhub-values.yaml").is_file()
+}
 
 
 def make_context(case: dict, root: Path, kubeconfig_text: str, say) -> PhaseContext:
-    facts = facts_from_snapshot(load_snapshot_file(FIXTURES / f"{case['fixture']}.json"))
-    config = Config.model_validate(_merge({"hosts": [{"name": facts.hostname}]}, case.get("config") or {}))
-    config.ml.training_queue = True  # rendered too: the second pass installs Kueue
-    lock = load_lock()
-    plan = make_plan(facts, config, version_table(lock))
-    project = Project(root)
-    root.mkdir(parents=True, exist_ok=True)
-    render_project(project, plan, config, lock)
-    kueue_values = project.env_dir / "ml" / "kueue-values.yaml"
+    ctx = phase_context(case, root, kubeconfig_text, say, adjust=_with_queue)
+    kueue_values = ctx.project.env_dir / "ml" / "kueue-values.yaml"
     if not kueue_values.is_file():  # rendered by the ml-queue work once merged; the chart's defaults until then
         kueue_values.write_text("{}\n")
-    secure_dir(project.secrets_dir)
-    write_private(project.secrets_dir / "kubeconfig", kubeconfig_text)
-    return PhaseContext(project, config, plan, lock, State(), say)
+    return ctx
+
+
+def _with_queue(config) -> None:
+    config.ml.training_queue = True  # rendered too: the second pass installs Kueue
 
 
 def prepare_cluster(cp, plan) -> None:
@@ -94,7 +68,7 @@ def chart_schema_problems(values_files: list[Path]) -> list[str]:
 
     chart = Path(os.environ["AFFORDML_CHART_SOURCES"]) / "jupyterhub-4.4.0" / "jupyterhub"
     defaults = yaml.safe_load((chart / "values.yaml").read_text())
-    merged = _merge(defaults, merged_values(values_files))
+    merged = merge(defaults, merged_values(values_files))
     schema = yaml.safe_load((chart / "values.schema.yaml").read_text())
     return [
         f"{'.'.join(map(str, e.path))}: {e.message}" for e in jsonschema.Draft7Validator(schema).iter_errors(merged)

@@ -14,20 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from affordml.config.model import Config
-from affordml.facts.parse import facts_from_snapshot
-from affordml.facts.sources import load_snapshot_file
-from affordml.phases.state import State
 from affordml.phases.workflow import PhaseContext
-from affordml.plan.build import make_plan
-from affordml.project import Project
-from affordml.render.project import render_project
-from affordml.secrets import secure_dir, write_private
-from affordml.versions import load_lock, version_table
+from tests.cases import phase_context
 from tests.kubecp.fixtures import control_plane_factory  # noqa: F401 - fixture
 
-REPO = Path(__file__).resolve().parents[3]
-FIXTURE = REPO / "tests" / "fixtures" / "hardware" / "desktop-rtx4090.json"
 RESULTS: list[str] = []
 
 
@@ -45,16 +35,7 @@ def monitoring_chart():
 
 
 def make_context(root: Path, kubeconfig_text: str, lines: list[str]) -> PhaseContext:
-    facts = facts_from_snapshot(load_snapshot_file(FIXTURE))
-    config = Config.model_validate({"hosts": [{"name": facts.hostname}]})
-    lock = load_lock()
-    plan = make_plan(facts, config, version_table(lock))
-    project = Project(root)
-    root.mkdir(parents=True, exist_ok=True)
-    render_project(project, plan, config, lock)
-    secure_dir(project.secrets_dir, project.root)
-    write_private(project.secrets_dir / "kubeconfig", kubeconfig_text, project.root)
-    return PhaseContext(project, config, plan, lock, State(), lines.append)
+    return phase_context({"fixture": "desktop-rtx4090"}, root, kubeconfig_text, lines.append)
 
 
 def _crds_folder() -> Path:

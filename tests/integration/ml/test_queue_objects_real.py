@@ -259,11 +259,12 @@ def test_after_hours_switch_on_the_api(cluster, case):
 def test_odd_hours_schedules_and_time_zone_are_accepted_by_the_cronjob_validation(cluster):
     """Schedules with minute ranges and lists, a DST time zone: the API's own CronJob validation (cron parser,
     time zone database) accepts every one; a broken schedule is refused."""
+    from tests.cases import merge
     from tests.unit.test_render_validate import _golden
 
     case = _golden.CASES["workstation-2gpu"]
     odd = {"start": "18:35", "end": "07:10", "days": ["mon", "wed", "sat"], "time_zone": "Europe/Berlin"}
-    files = _golden.render_case({**case, "config": _golden._merge(case["config"], {"ml": {"after_hours": odd}})})
+    files = _golden.render_case({**case, "config": merge(case["config"], {"ml": {"after_hours": odd}})})
     text = files["ml/kueue-queues.yaml"]
     lines: list[str] = []
     apply_queue_objects(_ctx(cluster.tmp / "odd", text, lines), cluster.kubeconfig, now=MONDAY_NOON)

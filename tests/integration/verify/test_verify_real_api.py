@@ -26,23 +26,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from affordml.config.model import Config
-from affordml.facts.parse import facts_from_snapshot
-from affordml.facts.sources import load_snapshot_file
-from affordml.phases.state import State
 from affordml.phases.workflow import PhaseContext
-from affordml.plan.build import make_plan
 from affordml.plan.sharing import node_resources
-from affordml.project import Project
 from affordml.render.context import gpu_nodes
-from affordml.render.project import render_project
-from affordml.secrets import secure_dir, write_private
 from affordml.verify.phase import VerifyFailed, run_verify_phase
 from affordml.verify.record import FAILED, PASSED
 from affordml.verify.transport import KubeTransport, Recorder
 from affordml.verify.urls import http_get
 from affordml.verify.waits import Waits
-from affordml.versions import load_lock, version_table
+from tests.cases import phase_context, printing
 from tests.integration.verify.actors import VerifyActors
 from tests.integration.verify.conftest import CRD_FILES
 
@@ -86,23 +78,10 @@ def probe_texts(plan) -> dict[str, str]:
 
 
 def make_context(case: str | dict, root: Path, kubeconfig: str, lines: list[str]) -> PhaseContext:
-    case = CASES[case] if isinstance(case, str) else case
-    facts = facts_from_snapshot(load_snapshot_file(FIXTURES / "hardware" / f"{case['fixture']}.json"))
-    config = Config.model_validate({"hosts": [{"name": facts.hostname}], **(case.get("config") or {})})
-    lock = load_lock()
-    plan = make_plan(facts, config, version_table(lock))
-    project = Project(root)
-    root.mkdir(parents=True, exist_ok=True)
-    render_project(project, plan, config, lock)
-    secure_dir(project.secrets_dir)
-    write_private(project.secrets_dir / "kubeconfig", kubeconfig)
-    servers = {vm.name: {"floating_ip": "127.0.0.1"} for vm in plan.vms}  # loopback: the test serves JupyterHub
-
-    def say(line: str) -> None:
-        lines.append(line)
-        print(line, flush=True)
-
-    return PhaseContext(project, config, plan, lock, State(data={"cloud": {"servers": servers}}), say)
+    ctx = phase_context(CASES[case] if isinstance(case, str) else case, root, kubeconfig, printing(lines))
+    servers = {vm.name: {"floating_ip": "127.0.0.1"} for vm in ctx.plan.vms}  # loopback: the test serves JupyterHub
+    ctx.state.data["cloud"] = {"servers": servers}
+    return ctx
 
 
 def register_nodes(cp, plan, fewer_shares: bool = False) -> None:
