@@ -116,11 +116,7 @@ class SampleApi:
             ISVC_PLURAL,
             meta["name"],
             body,
-            field_manager=FIELD_MANAGER,
-            force=True,
-            field_validation="Strict",
-            _content_type="application/apply-patch+yaml",
-            _request_timeout=self._timeout,
+            **self._apply_options(),
         )
 
     def apply_service(self, body: dict):
@@ -128,15 +124,18 @@ class SampleApi:
 
         meta = body["metadata"]
         return client.CoreV1Api(self._api).patch_namespaced_service(
-            meta["name"],
-            meta["namespace"],
-            body,
-            field_manager=FIELD_MANAGER,
-            force=True,
-            field_validation="Strict",
-            _content_type="application/apply-patch+yaml",
-            _request_timeout=self._timeout,
+            meta["name"], meta["namespace"], body, **self._apply_options()
         )
+
+    def _apply_options(self) -> dict:
+        """Server-side apply as affordml, taking over its fields, refusing fields the API does not know."""
+        return {
+            "field_manager": FIELD_MANAGER,
+            "force": True,
+            "field_validation": "Strict",
+            "_content_type": "application/apply-patch+yaml",
+            "_request_timeout": self._timeout,
+        }
 
     def delete(self, objects: SampleObjects) -> list[str]:
         """Delete both; returns what was there and is now being deleted."""

@@ -192,23 +192,13 @@ def _build_tarball(packages: list[str], tarball: Path) -> None:
         _install_packages(root, packages)
         _prepare_for_boot(root)
         partial = tarball.with_suffix(".partial")
-        _run(
-            [
-                "tar",
-                "--numeric-owner",
-                "--xattrs",
-                "--xattrs-include=*",
-                "-I",
-                "zstd -T0 -3",
-                "-C",
-                str(root),
-                "-cf",
-                str(partial),
-                ".",
-            ],
-            "packing the image",
-        )
+        _tar(root, "zstd -T0 -3", ["-cf", str(partial), "."], "packing the image")
         partial.rename(tarball)
+
+
+def _tar(root: Path, zstd: str, args: list[str], what: str) -> None:
+    """tar in root, zstd-compressed, keeping numeric owners and every extended attribute (file capabilities)."""
+    _run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-I", zstd, "-C", str(root), *args], what)
 
 
 def _in_root(root: Path, *command: str) -> list[str]:
@@ -282,19 +272,5 @@ def _extract(tarball: Path, rootfs: Path) -> None:
     if rootfs.exists():
         shutil.rmtree(rootfs)
     rootfs.mkdir(parents=True)
-    _run(
-        [
-            "tar",
-            "--numeric-owner",
-            "--xattrs",
-            "--xattrs-include=*",
-            "-I",
-            "zstd -T0",
-            "-C",
-            str(rootfs),
-            "-xf",
-            str(tarball),
-        ],
-        "unpacking the image",
-    )
+    _tar(rootfs, "zstd -T0", ["-xf", str(tarball)], "unpacking the image")
     (rootfs.parent / "complete").write_text(tarball.name + "\n")

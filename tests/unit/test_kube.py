@@ -22,6 +22,7 @@ from affordml.run.args import cmdline, environment
 from affordml.run.executor import RunResult
 from affordml.run.progress import Progress
 from affordml.versions import load_lock
+from tests.clock import FakeClock
 
 VMS = [("cp-1", "control-plane"), ("worker-1", "worker"), ("worker-2", "worker")]
 ADDRESSES = {"cp-1": "192.0.2.10", "worker-1": "192.0.2.11", "worker-2": "192.0.2.12"}
@@ -148,17 +149,6 @@ def test_kubeconfig_is_pointed_at_the_reachable_api():
     for bad in ("", "just text", "kind: Config\nclusters: []\n", "[1, 2]"):
         with pytest.raises(RunError, match="not a kubeconfig"):
             point_at(bad, "https://192.0.2.10:6443", "admin.conf")
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def row(name: str, ready: bool) -> nodes.NodeRow:

@@ -26,20 +26,10 @@ from affordml.verify.runner import run_checks
 from affordml.verify.transport import Replay
 from affordml.verify.waits import Waits
 from affordml.versions import load_lock, version_table
+from tests.clock import FakeClock
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 RECORDED = FIXTURES / "verify"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def waits(**bounds) -> Waits:

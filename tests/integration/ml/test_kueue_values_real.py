@@ -28,6 +28,18 @@ def _source() -> Path:
     return folder
 
 
+def _template(folder: Path, case: str, tmp_path: Path) -> tuple[Path, str]:
+    """The case's rendered values file and what the real helm templates from the chart with it."""
+    from tests.artifacts.realfiles import helm_binary
+
+    values = tmp_path / "kueue-values.yaml"
+    values.write_text(RENDERED[case]["ml/kueue-values.yaml"])
+    argv = [str(helm_binary()), "template", "kueue", str(folder / "charts/kueue"), "-n", "kueue-system"]
+    done = subprocess.run([*argv, "-f", str(values)], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return values, done.stdout
+
+
 def _json_names(folder: Path) -> set[str]:
     text = (folder / "apis/config/v1beta2/configuration_types.go").read_text()
     return set(re.findall(r'json:"([A-Za-z0-9]+)[,"]', text))
@@ -53,14 +65,8 @@ EMBEDDED = {"apiVersion", "kind", "leaderElect", "resourceName", "matchExpressio
 @pytest.mark.parametrize("case", ["desktop-rtx4090", "workstation-2gpu--hami-one-worker"])
 def test_the_chart_carries_our_configuration(case, tmp_path):
     folder = _source()
-    from tests.artifacts.realfiles import helm_binary
-
-    values = tmp_path / "kueue-values.yaml"
-    values.write_text(RENDERED[case]["ml/kueue-values.yaml"])
-    argv = [str(helm_binary()), "template", "kueue", str(folder / "charts/kueue"), "-n", "kueue-system"]
-    done = subprocess.run([*argv, "-f", str(values)], capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    docs = [d for d in yaml.safe_load_all(done.stdout) if d]
+    values, manifests = _template(folder, case, tmp_path)
+    docs = [d for d in yaml.safe_load_all(manifests) if d]
     (configmap,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("manager-config")]
     theirs = yaml.safe_load(configmap["data"]["controller_manager_config.yaml"])
     ours = yaml.safe_load(yaml.safe_load(values.read_text())["managerConfig"]["controllerManagerConfigYaml"])
@@ -81,16 +87,9 @@ def test_the_chart_carries_our_configuration(case, tmp_path):
 def test_kueue_webhooks_watch_only_the_queued_namespaces(case, tmp_path):
     """The pod webhook fails closed once the pod integration is on: with the chart's default selector no pod could
     start anywhere while Kueue is down. The chart copies managedJobsNamespaceSelector into every webhook."""
-    folder = _source()
-    from tests.artifacts.realfiles import helm_binary
-
-    values = tmp_path / "kueue-values.yaml"
-    values.write_text(RENDERED[case]["ml/kueue-values.yaml"])
-    argv = [str(helm_binary()), "template", "kueue", str(folder / "charts/kueue"), "-n", "kueue-system"]
-    done = subprocess.run([*argv, "-f", str(values)], capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
+    _, manifests = _template(_source(), case, tmp_path)
     kinds = {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
-    hooks = [h for d in yaml.safe_load_all(done.stdout) if d and d["kind"] in kinds for h in d["webhooks"]]
+    hooks = [h for d in yaml.safe_load_all(manifests) if d and d["kind"] in kinds for h in d["webhooks"]]
     pod_hooks = [h for h in hooks if h["name"] in ("mpod.kb.io", "vpod.kb.io")]
     assert [h["failurePolicy"] for h in pod_hooks] == ["Fail", "Fail"]
     wanted = {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["ml", "jupyterhub", "affordml-verify"]}
