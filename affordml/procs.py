@@ -19,6 +19,17 @@ class Proc:
     start: int  # clock ticks after boot: with the pid, it names one process (pids are reused)
 
 
+def alive(pid: int) -> bool:
+    """Whether a process with this pid exists (one of another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def read(pid: int) -> Proc | None:
     try:
         text = (PROC / str(pid) / "stat").read_text()

@@ -96,7 +96,7 @@ class RunLock:
     @property
     def recovered_stale(self) -> bool:
         """A pid was left by a run that died without releasing (killed, power loss)."""
-        return self.previous_pid is not None and not _alive(self.previous_pid)
+        return self.previous_pid is not None and not procs.alive(self.previous_pid)
 
     def __exit__(self, *exc) -> None:
         if self.fd is not None:
@@ -130,13 +130,3 @@ def _parse(text: str, path: Path) -> dict:
     if child is not None and not (isinstance(child, dict) and all(isinstance(child.get(k), int) for k in ("pid",))):
         data.pop("child")
     return data
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import yaml
 
+from affordml import procs
 from tests.testbed import image, netsafety
 from tests.testbed.netsafety import UnsafeRoute
 
@@ -671,18 +672,7 @@ def reap_orphans() -> list[str]:
     problems: list[str] = []
     for path in sorted(STATE_DIR.glob(f"{NAME_PREFIX}*.json")):
         state = TestbedState.load(path)
-        if _pid_alive(state.owner_pid):
+        if procs.alive(state.owner_pid):
             continue
         problems += teardown(state)
     return problems
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether a process with this PID exists."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

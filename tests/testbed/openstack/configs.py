@@ -44,19 +44,8 @@ def _ini_scalar(value: str | int | bool) -> str:
 
 
 def keystone_authtoken(user: str) -> dict[str, IniValue]:
-    """The [keystone_authtoken] section with which a service checks tokens."""
-    return {
-        "www_authenticate_uri": keystone_url(),
-        "auth_url": keystone_url(),
-        "auth_type": "password",
-        "project_domain_name": "Default",
-        "user_domain_name": "Default",
-        "project_name": "service",
-        "username": user,
-        "password": PASSWORD,
-        "service_token_roles_required": True,
-        "region_name": REGION,
-    }
+    """The [keystone_authtoken] section with which a service checks tokens: its own credentials and more."""
+    return {"www_authenticate_uri": keystone_url()} | service_credentials(user) | {"service_token_roles_required": True}
 
 
 def service_credentials(user: str) -> dict[str, IniValue]:
