@@ -21,9 +21,13 @@ from affordml.plan.build import make_plan
 from affordml.plan.nodes import make_node_plan, with_nodes
 from affordml.render.context import build_context
 from affordml.render.engine import render_files
-from affordml.run.progress import Progress
 from affordml.versions import load_lock, version_table
-from tests.integration.kube.test_kubespray_upstream import ansible_playbook, kubespray_tree, toolchain_bin  # noqa: F401
+from tests.integration.kube.test_kubespray_upstream import (  # noqa: F401 - fixtures
+    ansible_playbook,
+    kubespray_tree,
+    toolchain_bin,
+    validate_inventory,
+)
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "hardware"
 LOCK = load_lock()
@@ -65,17 +69,9 @@ def test_kubespray_accepts_the_grown_inventory_and_scale_reaches_only_the_new_vm
 ) -> None:
     inventory, connection, extra, new_vms = grown_env(tmp_path)
     assert new_vms == ["pc2-worker-1", "pc2-worker-2"]
-    run = cluster.ClusterRun(
-        ident="validate-grown",
-        runs_dir=tmp_path / "runs",
-        tree=kubespray_tree,
-        env_inventory=inventory,
-        connection_inventory=connection,
-        toolchain_bin=toolchain_bin,
-        vars_files=(extra,),
-        playbook="playbooks/boilerplate.yml",
+    result, roles = validate_inventory(
+        kubespray_tree, toolchain_bin, tmp_path, "validate-grown", inventory, connection, extra
     )
-    result, roles = cluster.execute(run, Progress("kubernetes"))
     cluster.explain_failure(result, roles, {})
     assert set(result.progress.hosts) >= {"cp-1", "worker-1", *new_vms}
     inventories = ["-i", str(inventory), "-i", str(connection), "-e", f"@{extra}"]

@@ -67,9 +67,13 @@ def project_with(case: str, tmp_path: Path, mutate=None) -> tuple[Path, Path, Pa
 
 
 def boilerplate(tree: Path, toolchain_bin: Path, tmp_path: Path, case: str, mutate=None):
-    inventory, connection, extra = project_with(case, tmp_path, mutate)
+    return validate_inventory(tree, toolchain_bin, tmp_path, f"validate-{case}", *project_with(case, tmp_path, mutate))
+
+
+def validate_inventory(tree: Path, toolchain_bin: Path, tmp_path: Path, ident: str, inventory, connection, extra):
+    """Kubespray's playbooks/boilerplate.yml (validate_inventory) through affordml's run path: (result, roles)."""
     run = cluster.ClusterRun(
-        ident=f"validate-{case}",
+        ident=ident,
         runs_dir=tmp_path / "runs",
         tree=tree,
         env_inventory=inventory,
@@ -78,9 +82,7 @@ def boilerplate(tree: Path, toolchain_bin: Path, tmp_path: Path, case: str, muta
         vars_files=(extra,),
         playbook="playbooks/boilerplate.yml",
     )
-    progress = Progress("kubernetes")
-    result, roles = cluster.execute(run, progress)
-    return result, roles
+    return cluster.execute(run, Progress("kubernetes"))
 
 
 @pytest.mark.parametrize("case", CASES)
