@@ -52,8 +52,9 @@ def chart_folder(archive: Path, folder: str, cache_dir: Path) -> Path:
     if not target.is_dir() and len(parts) > 2 and parts[0] == "charts":
         packed = sorted((root / "charts").glob(f"{parts[1]}-*.tgz"))
         if len(packed) == 1:
-            target = chart_dir(packed[0], "", cache_dir) / Path(*parts[2:])
-    if not target.resolve().is_relative_to(cache_dir.resolve()) or not target.is_dir() or target.is_symlink():
+            root = chart_dir(packed[0], "", cache_dir)
+            target = root / Path(*parts[2:])
+    if not target.resolve().is_relative_to(root.resolve()) or not target.is_dir() or target.is_symlink():
         raise RunError(
             f"{archive.name} has no folder {folder}",
             "the chart archive does not match the version lock: delete it from the cache and run again",
