@@ -130,24 +130,28 @@ def crd_marks(api) -> dict:
 
     ext = client.ApiextensionsV1Api(api)
     monitors = ext.read_custom_resource_definition(SERVICEMONITORS).metadata.annotations
-    workloads = ext.read_custom_resource_definition(WORKLOADS).to_dict()
+    workloads = ext.read_custom_resource_definition(WORKLOADS).spec.versions
     isvc = ext.read_custom_resource_definition(INFERENCESERVICES).spec.versions[0].schema.open_apiv3_schema
     return {
         "servicemonitors operator.prometheus.io/version": monitors["operator.prometheus.io/version"],
-        "workloads maxItems": max(_find(workloads, "max_items")),
+        "workloads spec.podSets maxItems": {
+            v.name: v.schema.open_apiv3_schema.properties["spec"].properties["podSets"].max_items for v in workloads
+        },
         "inferenceservices spec fields": sorted(isvc.properties["spec"].properties),
     }
 
 
-def _find(node, key):
-    if isinstance(node, dict):
-        for k, v in node.items():
-            if k == key and isinstance(v, int):
-                yield v
-            yield from _find(v, key)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _find(item, key)
+def helm_processes(root: Path) -> list[str]:
+    """Processes whose command line names the project folder (helm runs from its cache there)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and str(root).encode() in argv[0]:
+            found.append(b" ".join(argv).decode(errors="replace")[:200])
+    return found
 
 
 def crd_versions(api) -> dict[str, str]:
@@ -161,6 +165,8 @@ def crd_versions(api) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_ml_hop_upgrades_the_charts_and_their_crds(control_plane_factory, charts_by_lock, tmp_path, monkeypatch):
+    from kubernetes import client
+
     from affordml.gpu.phase import make_driver
     from affordml.lifecycle.destroy_steps import destroy_ml
     from affordml.lifecycle.run import UpgradeOptions, run_upgrade
@@ -174,9 +180,11 @@ def test_ml_hop_upgrades_the_charts_and_their_crds(control_plane_factory, charts
     old, new = charts_by_lock
     cp = control_plane_factory()
     lines: list[str] = []
+    said_at: dict[str, float] = {}
 
     def say(line: str) -> None:
         lines.append(line)
+        said_at[line] = time.monotonic()
         print(line, flush=True)
 
     ctx = make_context(
@@ -230,9 +238,16 @@ def test_ml_hop_upgrades_the_charts_and_their_crds(control_plane_factory, charts
         removed = destroy_ml(ctx)
         timings["destroy --only ml"] = time.monotonic() - started
         left = {r.name: make_driver(ctx, lambda name: new[name]).history(r) for r in all_ml_releases()}
+        kueue_removal = said_at["[ml] kueue: removed"] - said_at["[ml] cert-manager: removed"]
+        helm_left = helm_processes(project.root)
+        kueue_roles = [r.metadata.name for r in client.RbacAuthorizationV1Api(api).list_cluster_role().items
+                       if "kueue" in r.metadata.name]  # fmt: skip
+        kueue_pods = client.CoreV1Api(api).list_namespaced_pod("kueue-system").items
 
     print(f"ml hop: {plan.to_dict()['hops']}")
     print(f"CRDs before: {before}\nCRDs after: {after}\ntimes: { ({k: round(v, 1) for k, v in timings.items()}) }")
+    print(f"Kueue removed without --wait in {kueue_removal:.1f} s; left: ClusterRoles {kueue_roles}, "
+          f"pods {[p.metadata.name for p in kueue_pods]}, helm processes {helm_left}")  # fmt: skip
     print(f"helm history: { ({n: [(h['revision'], h['chart']) for h in hs] for n, hs in history.items()}) }")
     assert installed == [{"name": r.name, "action": "installed"} for r in all_ml_releases()[:5]], lines
     assert [(h.phase, [(s.component, s.from_version, s.to_version) for s in h.steps]) for h in plan.hops] == [
@@ -248,12 +263,12 @@ def test_ml_hop_upgrades_the_charts_and_their_crds(control_plane_factory, charts
     ], lines
     assert before == {
         "servicemonitors operator.prometheus.io/version": "0.92.1",
-        "workloads maxItems": 10,
+        "workloads spec.podSets maxItems": {"v1beta1": 10, "v1beta2": 10},
         "inferenceservices spec fields": ["explainer", "predictor", "transformer"],
     }
     assert after == {
         "servicemonitors operator.prometheus.io/version": "0.93.1",
-        "workloads maxItems": 18,
+        "workloads spec.podSets maxItems": {"v1beta1": 18, "v1beta2": 18},
         "inferenceservices spec fields": ["canary", "explainer", "predictor", "transformer"],
     }
     assert [h["chart"] for h in history["monitoring"]] == [
@@ -268,3 +283,4 @@ def test_ml_hop_upgrades_the_charts_and_their_crds(control_plane_factory, charts
     assert nothing_to_do.hops == () or "nothing to do" in " ".join(lines[-20:])
     assert removed == ["kserve", "kserve-crd", "cert-manager", "kueue", "monitoring"], lines
     assert all(not entries for entries in left.values()), left
+    assert helm_left == [] and kueue_removal < 60
