@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[3]
 PREVIOUS_LOCK = REPO / "tests" / "fixtures" / "locks" / "2026.05.yaml"
 FIXTURE = REPO / "tests" / "fixtures" / "hardware" / "desktop-rtx4090.json"
 ML = {"monitoring": True, "training_queue": True, "inference": True, "jupyterhub": False}
-ML_CHARTS = ("kube_prometheus_stack", "kueue", "kserve")
+ML_CHARTS = ("kube_prometheus_stack", "kueue", "kserve", "jupyterhub")
 SERVICEMONITORS = "servicemonitors.monitoring.coreos.com"
 WORKLOADS = "workloads.kueue.x-k8s.io"
 INFERENCESERVICES = "inferenceservices.serving.kserve.io"
@@ -163,6 +163,24 @@ def crd_versions(api) -> dict[str, str]:
     }
 
 
+def previous_platform(cp, ml: dict, tmp_path: Path, say):
+    """A project whose env/ is rendered for the previous lock, the ml components `ml` on, nodes registered."""
+    from affordml.render.project import render_project
+    from tests.integration.ml.test_ml_phase_real import make_context, prepare_cluster
+
+    ctx = make_context(
+        {"fixture": FIXTURE.stem, "config": {"ml": ml}}, tmp_path / "project", cp.admin_kubeconfig(), say
+    )
+    ctx.plan.ml.update(ml)
+    hosts = [{"name": ctx.config.hosts[0].name}]
+    (ctx.project.root / "affordml.yaml").write_text(yaml.safe_dump({"hosts": hosts, "ml": ml}))
+    previous = previous_lock()
+    render_project(ctx.project, ctx.plan, ctx.config, previous)
+    ctx.lock = previous
+    prepare_cluster(cp, ctx.plan)
+    return ctx, previous
+
+
 @pytest.mark.slow
 def test_ml_hop_upgrades_the_charts_and_their_crds(control_plane_factory, charts_by_lock, tmp_path, monkeypatch):
     from kubernetes import client
@@ -175,7 +193,6 @@ def test_ml_hop_upgrades_the_charts_and_their_crds(control_plane_factory, charts
     from affordml.phases import steps
     from affordml.render.project import render_project
     from tests.gpustack.kubelet import StandInKubelet
-    from tests.integration.ml.test_ml_phase_real import make_context, prepare_cluster
 
     old, new = charts_by_lock
     cp = control_plane_factory()
@@ -187,18 +204,8 @@ def test_ml_hop_upgrades_the_charts_and_their_crds(control_plane_factory, charts
         said_at[line] = time.monotonic()
         print(line, flush=True)
 
-    ctx = make_context(
-        {"fixture": FIXTURE.stem, "config": {"ml": ML}}, tmp_path / "project", cp.admin_kubeconfig(), say
-    )
-    ctx.plan.ml.update(ML)
+    ctx, previous = previous_platform(cp, ML, tmp_path, say)
     project = ctx.project
-    (project.root / "affordml.yaml").write_text(
-        yaml.safe_dump({"hosts": [{"name": ctx.config.hosts[0].name}], "ml": ML})
-    )
-    previous = previous_lock()
-    render_project(project, ctx.plan, ctx.config, previous)
-    ctx.lock = previous
-    prepare_cluster(cp, ctx.plan)
     api = cp.client()
     monkeypatch.setattr(phase, "AFTER", stand_in_hooks(api, dict(phase.AFTER)))
     timings = {}
@@ -284,3 +291,49 @@ def test_ml_hop_upgrades_the_charts_and_their_crds(control_plane_factory, charts
     assert removed == ["kserve", "kserve-crd", "cert-manager", "kueue", "monitoring"], lines
     assert all(not entries for entries in left.values()), left
     assert helm_left == [] and kueue_removal < 60
+
+
+@pytest.mark.slow
+def test_ml_hop_upgrades_jupyterhub_and_keeps_its_accounts(
+    control_plane_factory, charts_by_lock, tmp_path, monkeypatch
+):
+    """JupyterHub alone (Kueue's pod webhooks would cover its namespace): 4.3.5 -> 4.4.0, no CRDs; the hub's
+    database volume claim (the accounts) stays bound to the same volume."""
+    from kubernetes import client
+
+    from affordml.gpu.phase import make_driver
+    from affordml.lifecycle.run import UpgradeOptions, run_upgrade
+    from affordml.ml import phase
+    from affordml.ml.releases import JUPYTERHUB
+    from affordml.phases import steps
+    from tests.gpustack.kubelet import StandInKubelet
+
+    old, new = charts_by_lock
+    hub_only = {"monitoring": False, "training_queue": False, "inference": False, "jupyterhub": True}
+    cp = control_plane_factory()
+    lines: list[str] = []
+    ctx, previous = previous_platform(cp, hub_only, tmp_path, lambda line: (lines.append(line), print(line)))
+    api = cp.client()
+    core = client.CoreV1Api(api)
+    crds_before = {c.metadata.name for c in client.ApiextensionsV1Api(api).list_custom_resource_definition().items}
+    with StandInKubelet(api):
+        phase.run_ml_phase(ctx, lambda name: old[name])
+        claim = core.read_namespaced_persistent_volume_claim("hub-db-dir", "jupyterhub")
+        ctx.state.phase("ml").status = "done"
+        ctx.state.data["lock"] = lock_summary(previous)
+        save_state(ctx.project.state_file, ctx.state)
+        monkeypatch.setitem(steps.PYTHON_STEPS, "ml", lambda c: phase.run_ml_phase(c, lambda name: new[name]))
+        started = time.monotonic()
+        plan = run_upgrade(ctx.project, UpgradeOptions(facts_file=FIXTURE, confirm=True), lines.append)
+        took = time.monotonic() - started
+        claim_after = core.read_namespaced_persistent_volume_claim("hub-db-dir", "jupyterhub")
+        history = make_driver(ctx, lambda name: new[name]).history(JUPYTERHUB)
+        crds_after = {c.metadata.name for c in client.ApiextensionsV1Api(api).list_custom_resource_definition().items}
+
+    print(f"jupyterhub hop in {took:.1f} s: {[(h['revision'], h['chart'], h['status']) for h in history]}")
+    assert [(h.phase, [s.to_version for s in h.steps]) for h in plan.hops] == [("ml", ["4.4.0"])]
+    assert [h["chart"] for h in history] == ["jupyterhub-4.3.5", "jupyterhub-4.4.0"], lines
+    assert load_state(ctx.project.state_file).data["ml"]["releases"] == [{"name": "jupyterhub", "action": "upgraded"}]
+    assert claim_after.metadata.uid == claim.metadata.uid
+    assert claim_after.spec.volume_name == claim.spec.volume_name == "hub-db"
+    assert crds_after == crds_before  # the chart has none
