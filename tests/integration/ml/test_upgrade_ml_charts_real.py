@@ -29,6 +29,7 @@ ML_CHARTS = ("kube_prometheus_stack", "kueue", "kserve", "jupyterhub")
 SERVICEMONITORS = "servicemonitors.monitoring.coreos.com"
 WORKLOADS = "workloads.kueue.x-k8s.io"
 INFERENCESERVICES = "inferenceservices.serving.kserve.io"
+CRD_GROUPS = {"monitoring.coreos.com", "kueue.x-k8s.io", "serving.kserve.io", "cert-manager.io"}
 
 
 @pytest.fixture(scope="module")
@@ -250,11 +251,14 @@ def test_ml_hop_upgrades_the_charts_and_their_crds(control_plane_factory, charts
         kueue_roles = [r.metadata.name for r in client.RbacAuthorizationV1Api(api).list_cluster_role().items
                        if "kueue" in r.metadata.name]  # fmt: skip
         kueue_pods = client.CoreV1Api(api).list_namespaced_pod("kueue-system").items
+        cronjobs = [c.metadata.name for c in client.BatchV1Api(api).list_namespaced_cron_job("kueue-system").items]
+        crds_left = sorted({name.split(".", 1)[1] for name in crd_versions(api)} & CRD_GROUPS)
 
     print(f"ml hop: {plan.to_dict()['hops']}")
     print(f"CRDs before: {before}\nCRDs after: {after}\ntimes: { ({k: round(v, 1) for k, v in timings.items()}) }")
     print(f"Kueue removed without --wait in {kueue_removal:.1f} s; left: ClusterRoles {kueue_roles}, "
-          f"pods {[p.metadata.name for p in kueue_pods]}, helm processes {helm_left}")  # fmt: skip
+          f"pods {[p.metadata.name for p in kueue_pods]}, CronJobs {cronjobs}, helm processes {helm_left}; "
+          f"CRD groups left {crds_left}")  # fmt: skip
     print(f"helm history: { ({n: [(h['revision'], h['chart']) for h in hs] for n, hs in history.items()}) }")
     assert installed == [{"name": r.name, "action": "installed"} for r in all_ml_releases()[:5]], lines
     assert [(h.phase, [(s.component, s.from_version, s.to_version) for s in h.steps]) for h in plan.hops] == [
