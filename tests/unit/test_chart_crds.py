@@ -62,3 +62,20 @@ def test_the_operator_chart_crds_go_in_right_before_it_and_hami_waits_for_the_ru
     # every crds/ folder of the operator's chart: its own and node-feature-discovery's (both outside templates/)
     assert GPU_OPERATOR.crd_folders == ("crds", "charts/node-feature-discovery/crds")
     assert HAMI.crd_folders == ()
+
+
+def test_the_ml_phase_applies_a_release_s_chart_crds_right_before_it(monkeypatch, tmp_path):
+    from affordml.helm import Release
+    from affordml.helm.driver import Outcome
+    from affordml.ml import phase as ml_phase
+
+    events: list[str] = []
+    monkeypatch.setattr(
+        phase, "apply_chart_crds", lambda ctx, kc, release, archive, name: events.append(f"crds {name}")
+    )
+    with_crds = Release("with-crds", "ns", "chart/x", crd_folders=("crds",))
+    plain = Release("plain", "ns", "chart/y")
+    driver = SimpleNamespace(ensure=lambda release, *rest: events.append(release.name) or Outcome(release.name, "x"))
+    planned = [(plain, None, [], Path("y.tgz")), (with_crds, None, [], Path("x.tgz"))]
+    ml_phase.install(SimpleNamespace(), driver, planned, tmp_path / "kubeconfig", lambda name: Path(name))
+    assert events == ["plain", "crds ml", "with-crds"]
