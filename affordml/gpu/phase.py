@@ -117,6 +117,50 @@ def wait_for_runtime_class(ctx, kubeconfig: Path) -> None:
         api.close()
 
 
+def apply_chart_crds(ctx, kubeconfig: Path, release: Release, archive: Path, phase: str = PHASE) -> None:
+    """The CRDs of release.crd_folders from the chart about to be installed, server-side applied and Established
+    before helm runs: helm installs a chart's crds/ once and never upgrades them, nor adds the new chart's."""
+    from affordml.gpu.apply import GpuApi, apply_crds, read_crds
+    from affordml.helm.local import chart_folder
+
+    cache = ctx.project.root / "cache" / "helm"
+    crds = [crd for folder in release.crd_folders for crd in read_crds(chart_folder(archive, folder, cache))]
+    api = GpuApi(kubeconfig)
+    try:
+        names = apply_crds(api, crds)
+    except RunError:
+        raise
+    except Exception as exc:  # ApiException, connection errors: one line
+        raise RunError(
+            f"[{phase}] the Kubernetes API refused the CRDs of {release.name}: {_api_text(exc)}", _API_FIX
+        ) from None
+    finally:
+        api.close()
+    ctx.say(
+        f"[{phase}] {release.name}: {len(names)} CRDs of its chart applied and Established (helm never upgrades them)"
+    )
+
+
+def before_hooks(ctx, kubeconfig: Path, planned: list) -> dict[str, Callable[[], None]]:
+    """What runs right before each release: its chart's CRDs; for HAMi, the wait for the operator's RuntimeClass."""
+    hooks: dict[str, Callable[[], None]] = {}
+    for release, _chart, _values, archive in planned:
+        steps = [lambda r=release, a=archive: apply_chart_crds(ctx, kubeconfig, r, a)] if release.crd_folders else []
+        if release.name == "hami":
+            steps.append(lambda: wait_for_runtime_class(ctx, kubeconfig))
+        if steps:
+            hooks[release.name] = _in_turn(steps)
+    return hooks
+
+
+def _in_turn(steps: list[Callable[[], None]]) -> Callable[[], None]:
+    def run() -> None:
+        for step in steps:
+            step()
+
+    return run
+
+
 def run_gpu_phase(ctx, fetch: Callable[[str], Path] | None = None) -> None:
     from affordml.helm.driver import install_in_order, remove_in_reverse
 
@@ -140,7 +184,7 @@ def run_gpu_phase(ctx, fetch: Callable[[str], Path] | None = None) -> None:
         chart, archive = chart_for(release, fetch, cache)
         values = [ctx.project.env_dir / v for v in release.values]
         planned.append((release, chart, values, archive))
-    outcomes = install_in_order(driver, planned, {"hami": lambda: wait_for_runtime_class(ctx, kubeconfig)})
+    outcomes = install_in_order(driver, planned, before_hooks(ctx, kubeconfig, planned))
     stale = [r for r in gpu_releases(hami=True) if r not in releases]  # e.g. HAMi after a switch to MPS
     outcomes += [o for o in remove_in_reverse(driver, stale) if o.action != "absent"]
     ctx.state.data[PHASE] = {"releases": [{"name": o.release, "action": o.action} for o in outcomes]}

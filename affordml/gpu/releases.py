@@ -16,6 +16,9 @@ GPU_OPERATOR = Release(
     "chart/gpu-operator",
     values=("gpu/gpu-operator-values.yaml",),
     timeout_s=900,  # the driver container compiles the kernel module in the VM
+    # helm installs these once and never upgrades them; the chart's pre-upgrade hook Job (operator.upgradeCRD)
+    # re-applies only four of them (not resource.nvidia.com's ComputeDomain CRDs), so the phase applies them all
+    crd_folders=("crds", "charts/node-feature-discovery/crds"),
     fix_hint="look at the operator's pods: `kubectl --kubeconfig secrets/kubeconfig -n gpu-operator get pods` "
     "(the driver pod's log says why the driver did not load)",
 )

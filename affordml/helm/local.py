@@ -41,3 +41,22 @@ def chart_dir(archive: Path, subdir: str, cache_dir: Path) -> Path:
             "the chart archive does not match the version lock: delete it from the cache and run again",
         )
     return target
+
+
+def chart_folder(archive: Path, folder: str, cache_dir: Path) -> Path:
+    """A folder inside the chart of an archive (e.g. crds, charts/node-feature-discovery/crds). A subchart packed as
+    charts/<name>-<version>.tgz (how `helm dependency build` leaves it) is unpacked too."""
+    root = chart_dir(archive, "", cache_dir)
+    target = root / folder
+    parts = Path(folder).parts
+    if not target.is_dir() and len(parts) > 2 and parts[0] == "charts":
+        packed = sorted((root / "charts").glob(f"{parts[1]}-*.tgz"))
+        if len(packed) == 1:
+            root = chart_dir(packed[0], "", cache_dir)
+            target = root / Path(*parts[2:])
+    if not target.resolve().is_relative_to(root.resolve()) or not target.is_dir() or target.is_symlink():
+        raise RunError(
+            f"{archive.name} has no folder {folder}",
+            "the chart archive does not match the version lock: delete it from the cache and run again",
+        )
+    return target

@@ -25,6 +25,9 @@ class Release:
     timeout_s: int = 600
     fix_hint: str = ""  # what to tell the user when the release does not become ready
     wait_on_removal: bool = True  # False: an object the cluster re-creates itself would keep `uninstall --wait` busy
+    # folders of CRD files in the chart that helm installs once and never upgrades (a chart's crds/, also a
+    # subchart's): the phase applies them from the chart it is about to install, before every install or upgrade
+    crd_folders: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -266,7 +266,8 @@ def chart_hops(installed: dict, target: dict, charts: list[dict]) -> list[Hop]:
         else:
             _refuse_downgrade(name, have, want)
             _check_major(chart, have, want)
-            step = Step(name, have, want, f"helm upgrade {name} {have} -> {want}")
+            crds = f"; {chart['crds']}" if chart.get("crds") else ""
+            step = Step(name, have, want, f"helm upgrade {name} {have} -> {want}{crds}")
         by_phase.setdefault(chart["phase"], []).append(step)
     return [Hop(phase, tuple(by_phase[phase])) for phase in PHASE_ORDER if phase in by_phase]
 

@@ -53,10 +53,14 @@ def values_files(ctx, release: Release, secret_values: Path | None) -> list[Path
 
 
 def install(ctx, driver, planned, kubeconfig: Path, fetch: Callable[[str], Path]) -> list:
-    """Each release in order, its hooks right before and after it; stops at the first failure (the driver
-    raises)."""
+    """Each release in order, its hooks right before and after it (before it also the CRDs of its chart that helm
+    never upgrades, release.crd_folders); stops at the first failure (the driver raises)."""
     outcomes = []
     for release, chart, values, digest_from in planned:
+        if release.crd_folders:
+            from affordml.gpu.phase import apply_chart_crds
+
+            apply_chart_crds(ctx, kubeconfig, release, digest_from, PHASE)
         before = BEFORE.get(release.name)
         if before:
             before(ctx, kubeconfig, fetch)

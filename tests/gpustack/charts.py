@@ -23,6 +23,21 @@ CHART_TREES = {
 }
 
 
+# The previous lock's charts (tests/fixtures/locks/2026.05.yaml), for the upgrade tests: `git archive <tag> <path>`
+# of each chart's repository into AFFORDML_CHART_SOURCES/<folder> (tests/gpustack/README.md). cert-manager is the
+# same in both locks.
+PREVIOUS_CHART_TREES = {
+    "chart/gpu-operator": ("gpu-operator-v26.3.3/deployments/gpu-operator", "v26.3.3"),
+    "chart/hami": ("hami-2.9.0/charts/hami", "2.9.0"),
+    "chart/kube-prometheus-stack": ("kube-prometheus-stack-87.9.0/charts/kube-prometheus-stack", "87.9.0"),
+    "chart/jupyterhub": ("jupyterhub-4.3.5/jupyterhub", "4.3.5"),
+    "chart/kueue": ("kueue-v0.18.6/charts/kueue", "0.18.6"),
+    "chart/cert-manager": CHART_TREES["chart/cert-manager"],
+    "chart/kserve-crd": ("kserve-v0.19.0/charts/kserve-crd", "v0.19.0"),
+    "chart/kserve-resources": ("kserve-v0.19.0/charts/kserve-resources", "v0.19.0"),
+}
+
+
 def why_unavailable() -> str | None:
     if os.environ.get("CI"):
         return "CI: the charts' sources are not in any package registry (see tests/gpustack/README.md)"
@@ -33,14 +48,24 @@ def why_unavailable() -> str | None:
     return f"{SOURCES_ENV}: no Chart.yaml in {', '.join(missing)}" if missing else None
 
 
-def chart_archives(helm: Path, cache: Path) -> dict[str, Path]:
+def previous_unavailable() -> str | None:
+    reason = monitoring_unavailable()
+    if reason:
+        return reason
+    root = Path(os.environ[SOURCES_ENV])
+    wanted = [rel for rel, _ in PREVIOUS_CHART_TREES.values()] + list(PREVIOUS_MONITORING_SUBCHARTS.values())
+    missing = [rel for rel in wanted if not (root / rel / "Chart.yaml").is_file()]
+    return f"{SOURCES_ENV}: no Chart.yaml in {', '.join(missing)} (the previous lock's charts)" if missing else None
+
+
+def chart_archives(helm: Path, cache: Path, trees: dict | None = None) -> dict[str, Path]:
     """artifact name -> .tgz. gpu-operator and HAMi packaged by helm at the locked version; kube-prometheus-stack's
     source archived as it is (its subcharts other than crds are fetched by `helm dependency build`, which needs
-    the network; the gpu phase installs only its charts/crds)."""
+    the network; the gpu phase installs only its charts/crds). `trees`: another set (PREVIOUS_CHART_TREES)."""
     root = Path(os.environ[SOURCES_ENV])
     cache.mkdir(parents=True, exist_ok=True)
     out = {}
-    for name, (rel, version) in CHART_TREES.items():
+    for name, (rel, version) in (trees or CHART_TREES).items():
         source = root / rel
         target = cache / f"{source.name}-{version}.tgz"
         if not target.is_file():
@@ -68,6 +93,15 @@ MONITORING_SUBCHARTS = {
 }
 
 
+# the same for kube-prometheus-stack 87.9.0 (its Chart.yaml dependencies at that tag)
+PREVIOUS_MONITORING_SUBCHARTS = {
+    "kube-state-metrics": "kube-state-metrics-7.5.1/charts/kube-state-metrics",
+    "prometheus-node-exporter": "prometheus-node-exporter-4.55.0/charts/prometheus-node-exporter",
+    "grafana": "grafana-12.7.2/charts/grafana",
+    "prometheus-windows-exporter": "prometheus-windows-exporter-0.12.7/charts/prometheus-windows-exporter",
+}
+
+
 def monitoring_unavailable() -> str | None:
     reason = why_unavailable()
     if reason:
@@ -77,16 +111,18 @@ def monitoring_unavailable() -> str | None:
     return f"{SOURCES_ENV}: no Chart.yaml in {', '.join(missing)}" if missing else None
 
 
-def monitoring_chart(cache: Path) -> Path:
-    """kube-prometheus-stack 88.5.3 with its subcharts in charts/ (what `helm dependency build` would fetch), as a
-    .tgz helm installs."""
+def monitoring_chart(cache: Path, previous: bool = False) -> Path:
+    """kube-prometheus-stack 88.5.3 (previous: 87.9.0) with its subcharts in charts/ (what `helm dependency build`
+    would fetch), as a .tgz helm installs."""
     root = Path(os.environ[SOURCES_ENV])
-    target = cache / "kube-prometheus-stack-88.5.3-full.tgz"
+    rel, version = (PREVIOUS_CHART_TREES if previous else CHART_TREES)["chart/kube-prometheus-stack"]
+    subcharts = PREVIOUS_MONITORING_SUBCHARTS if previous else MONITORING_SUBCHARTS
+    target = cache / f"kube-prometheus-stack-{version}-full.tgz"
     if not target.is_file():
         cache.mkdir(parents=True, exist_ok=True)
-        source = root / CHART_TREES["chart/kube-prometheus-stack"][0]
+        source = root / rel
         with tarfile.open(target, "w:gz") as tar:
             tar.add(source, arcname=source.name)
-            for name, rel in MONITORING_SUBCHARTS.items():
+            for name, rel in subcharts.items():
                 tar.add(root / rel, arcname=f"{source.name}/charts/{name}")
     return target

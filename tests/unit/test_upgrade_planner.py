@@ -50,6 +50,20 @@ def test_realistic_lock_change_gives_the_expected_hops() -> None:
     assert plan.source == "2026.05" and plan.target == current()["name"]
 
 
+def test_each_chart_step_says_how_its_crds_move() -> None:
+    """The CRDs helm never upgrades (a chart's crds/) are the phase's to apply; the printed hop says so per chart."""
+    from affordml.gpu.releases import GPU_OPERATOR
+
+    charts = {c["component"]: c for c in RULES["charts"]}
+    assert all(str(c.get("crds", "")).strip() for c in charts.values()), "every chart says how its CRDs move"
+    steps = {s.component: s.how for h in plan_upgrade(previous(), current(), RULES).hops for s in h.steps}
+    assert steps["gpu_operator"].endswith(charts["gpu_operator"]["crds"])
+    assert "which helm never upgrades" in steps["gpu_operator"] and "crds/" in steps["gpu_operator"]
+    assert "which helm never upgrades" in steps["kube_prometheus_stack"]
+    assert "upgraded by helm" in steps["kueue"] and steps["jupyterhub"].endswith("no CRDs")
+    assert GPU_OPERATOR.crd_folders  # what the gpu phase applies for the first of those
+
+
 def test_the_same_lock_has_no_hops() -> None:
     assert plan_upgrade(current(), current(), RULES).hops == ()
 

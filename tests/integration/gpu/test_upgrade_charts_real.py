@@ -1,7 +1,8 @@
 """A chart hop of `affordml upgrade` against real engines (outside CI): the GPU Operator installed at the
 previous lock's chart (v26.3.3, the real chart source at that tag) on the real control plane of tests/kubecp,
 then `run_upgrade` plans one gpu hop, takes the backup and runs the gpu phase's upgrade action over the phase
-registry: the real helm upgrades the release to v26.7.0 (revision 2), and the state records the new lock.
+registry: the phase applies v26.7.0's crds/ (and node-feature-discovery's) before the real helm upgrades the
+release to v26.7.0 (revision 2), and the state records the new lock.
 Needs AFFORDML_CHART_SOURCES to also hold gpu-operator-v26.3.3/deployments/gpu-operator
 (`git archive v26.3.3 deployments/gpu-operator` of github.com/NVIDIA/gpu-operator)."""
 
@@ -11,7 +12,6 @@ import copy
 import json
 import os
 import subprocess
-import tarfile
 import time
 from pathlib import Path
 
@@ -42,26 +42,17 @@ def package_previous(helm: Path, cache: Path) -> Path:
     return target
 
 
-HOOK_CRDS = ("nvidia.com_clusterpolicies.yaml", "nvidia.com_nvidiadrivers.yaml", "nvidia.com_gpuclusters.yaml")
+NEW_CRDS = {  # in v26.7.0's crds/ and not in v26.3.3's: helm would not add them on upgrade, nor does the hook Job
+    "gpuclusters.nvidia.com",
+    "computedomains.resource.nvidia.com",
+    "computedomaincliques.resource.nvidia.com",
+}
 
 
-def stand_in_for_the_crd_hook(kubeconfig: Path, archive: Path, work: Path) -> None:
-    """The chart's pre-upgrade hook Job (templates/upgrade_crd.yaml, operator.upgradeCRD: true) runs the operator
-    image's `manage-crds apply` on these CRDs: helm itself never upgrades crds/. No container runs on the stand-in
-    kubelet, so the test applies the same files from the new chart, as that Job would."""
-    from affordml.gpu.apply import GpuApi, apply_crds, read_crds
+def crd_names(api) -> set[str]:
+    from kubernetes import client
 
-    work.mkdir()
-    with tarfile.open(archive) as tar:
-        for member in tar.getmembers():
-            if member.isfile() and member.name.endswith(HOOK_CRDS) and "/crds/" in member.name:
-                (work / Path(member.name).name).write_bytes(tar.extractfile(member).read())
-    assert sorted(p.name for p in work.iterdir()) == sorted(HOOK_CRDS)
-    gpu_api = GpuApi(kubeconfig)
-    try:
-        apply_crds(gpu_api, read_crds(work))
-    finally:
-        gpu_api.close()
+    return {c.metadata.name for c in client.ApiextensionsV1Api(api).list_custom_resource_definition().items}
 
 
 @pytest.mark.slow
@@ -99,10 +90,8 @@ def test_gpu_hop_upgrades_the_operator_chart_through_the_runner(
         state.data["lock"] = lock_summary(previous)
         save_state(project.state_file, state)
 
+        before = crd_names(api)
         monkeypatch.setitem(steps.PYTHON_STEPS, "gpu", lambda c: run_gpu_phase(c, lambda n: helm_tools[n]))
-        stand_in_for_the_crd_hook(
-            project.secrets_dir / "kubeconfig", helm_tools["chart/gpu-operator"], tmp_path / "hook"
-        )
         started = time.monotonic()
         plan = run_upgrade(
             project,
@@ -112,6 +101,10 @@ def test_gpu_hop_upgrades_the_operator_chart_through_the_runner(
         took = time.monotonic() - started
 
     assert [(h.phase, [s.to_version for s in h.steps]) for h in plan.hops] == [("gpu", ["v26.7.0"])]
+    # the new chart's crds/ went in before `helm upgrade` (the phase's own step; v26.7.0's ClusterPolicy values
+    # need the new ClusterPolicy CRD, or the API refuses the release: "field not declared in schema")
+    assert not NEW_CRDS & before and crd_names(api) >= NEW_CRDS
+    assert any("gpu-operator: 8 CRDs of its chart applied and Established" in line for line in lines), lines
     after = load_state(project.state_file)
     assert after.data["gpu"]["releases"][0] == {"name": "gpu-operator", "action": "upgraded"}
     assert after.data["lock"]["name"] == load_lock()["name"] and after.data["upgrade"]["status"] == "done"
