@@ -131,13 +131,13 @@ def write(project: Project, addition: Addition, say: Callable[[str], None]) -> N
     safefile.write_text(project.root, CONFIG_NAME, addition.new_text, mode)
     say(f"[add-node] {project.config_file}: {addition.host.name} recorded in hosts (the rest kept as it was):")
     for line in addition.lines:
-        say(f"    {line}")
+        say(line)
 
 
 def show(project: Project, addition: Addition, say: Callable[[str], None]) -> None:
     say(f"[add-node] --plan: {project.config_file} would gain (nothing written):")
     for line in addition.lines:
-        say(f"    {line}")
+        say(line)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -233,7 +233,7 @@ def _refuse_edit(name: str, entry: dict, why: str, say: Callable[[str], None]) -
 
     say(f"[add-node] add these lines to the hosts list of affordml.yaml, then run `affordml add-node {name}`:")
     for line in item_lines(entry, 2, 2):
-        say(f"    {line}")
+        say(line)
     raise ConfigError(
         f"add-node: affordml.yaml cannot be edited safely ({why}); {name} was not recorded, nothing was changed",
         f"paste the lines shown above into hosts of affordml.yaml, then run `affordml add-node {name}`",
