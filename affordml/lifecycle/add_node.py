@@ -265,14 +265,13 @@ def _refuse_stale_platform(project: Project, state, config, lock, options: AddNo
     otherwise the new PC would get another release than its controller. Its phases may have run before the new PC
     was listed in affordml.yaml (a listed PC is in env/'s inventory): then env/ without it is what they ran."""
     stale = _stale_phase(project.env_dir, state)
-    if stale and options.host in [h.name for h in config.hosts[1:]]:
-        stale = _stale_without(project, state, config, lock, options)
-    if stale:
-        raise StateError(
-            f"phase {stale} ran with other inputs than this affordml and affordml.yaml give now (another "
-            f"kolla-ansible release or configuration): the new PC would not match the first one",
-            "run `affordml init` first (or `affordml upgrade`), then add-node",
-        )
+    if not stale or _ran_before_listed(project, state, config, lock, options):
+        return
+    raise StateError(
+        f"phase {stale} ran with other inputs than this affordml and affordml.yaml give now (another "
+        f"kolla-ansible release or configuration): the new PC would not match the first one",
+        "run `affordml init` first (or `affordml upgrade`), then add-node",
+    )
 
 
 def _stale_phase(env_dir: Path, state) -> str | None:
@@ -282,8 +281,9 @@ def _stale_phase(env_dir: Path, state) -> str | None:
     return None
 
 
-def _stale_without(project: Project, state, config, lock, options: AddNodeOptions) -> str | None:
-    """_stale_phase for an env/ rendered, in a temporary folder, from the config without the joining PC."""
+def _ran_before_listed(project: Project, state, config, lock, options: AddNodeOptions) -> bool:
+    """Whether the first PC's phases match an env/ rendered (in a temporary folder) from the config without the
+    joining PC: they ran before it was listed."""
     import tempfile
 
     from affordml.lifecycle.nodes import platform_plan
@@ -292,6 +292,8 @@ def _stale_without(project: Project, state, config, lock, options: AddNodeOption
     from affordml.render.engine import render_files, write_env
     from affordml.versions import version_table
 
+    if options.host not in [h.name for h in config.hosts[1:]]:
+        return False
     others = config.model_copy(update={"hosts": [h for h in config.hosts if h.name != options.host]})
     versions = version_table(lock)
     plan = make_plan(_first_pc_facts(project, options.base_facts_file), others, versions)
@@ -299,7 +301,7 @@ def _stale_without(project: Project, state, config, lock, options: AddNodeOption
     with tempfile.TemporaryDirectory(prefix="affordml-add-node-") as folder:
         env_dir = Path(folder) / "env"
         write_env(env_dir, render_files(build_context(plan, others, lock)))
-        return _stale_phase(env_dir, state)
+        return _stale_phase(env_dir, state) is None
 
 
 def _config_host(config, name: str):
