@@ -13,7 +13,17 @@ def register(app: typer.Typer) -> None:
 
 
 def add_node(
-    host: Annotated[str, typer.Argument(help="a host name from hosts in affordml.yaml (not the first one)")],
+    host: Annotated[
+        str,
+        typer.Argument(help="a host name from hosts in affordml.yaml (not the first one), or a new one with --address"),
+    ],
+    address: Annotated[
+        str | None,
+        typer.Option("--address", help="a PC not in affordml.yaml: its IP address or DNS name (recorded there)"),
+    ] = None,
+    user: Annotated[str | None, typer.Option("--user", help="its SSH user, with sudo without a password")] = None,
+    key: Annotated[Path | None, typer.Option("--key", help="its SSH private key file")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="its SSH port (default 22)")] = None,
     accept_host_key: Annotated[
         str | None, typer.Option(help="accept this SSH host key fingerprint of the new PC (SHA256:...)")
     ] = None,
@@ -38,6 +48,7 @@ def add_node(
     from affordml import console
     from affordml.cli.main import _project
     from affordml.lifecycle.add_node import AddNodeOptions, run_add_node
+    from affordml.lifecycle.node_flags import NodeFlags
 
     options = AddNodeOptions(
         host=host,
@@ -48,6 +59,7 @@ def add_node(
         skip=frozenset(skip_phase or ()),
         dry_run=dry_run,
         plan_only=plan_only,
+        flags=NodeFlags(address=address, user=user, key=key, port=port),
     )
     ctx = run_add_node(_project(), options, console.line)
     for note in ctx.notes if ctx else ():

@@ -53,6 +53,11 @@ def read_user_file(path: Path) -> dict:
         raise ConfigError(f"{path} is larger than {CONFIG_LIMIT // 1024**2} MiB", "point at an affordml.yaml") from None
     except OSError as exc:
         raise ConfigError(f"{path} cannot be read ({exc.strerror or exc})", "check the file's permissions") from None
+    return parse_user_text(text, path)
+
+
+def parse_user_text(text: str, path: Path) -> dict:
+    """The values of an affordml.yaml's text, as a dict ({} for an empty file); `path` names it in errors."""
     try:
         data = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except DuplicateKey as exc:

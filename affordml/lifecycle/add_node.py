@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from affordml.errors import AffordmlError, ConfigError, PlanError, StateError
+from affordml.lifecycle.node_flags import NodeFlags
 from affordml.lifecycle.nodes import NODES_KEY, node_records, save_node_snapshot
 from affordml.phases.registry import PHASES, Phase, get_phase
 from affordml.phases.state import now, save_state
@@ -34,6 +35,7 @@ class AddNodeOptions:
     skip: frozenset[str] = frozenset()
     dry_run: bool = False
     plan_only: bool = False
+    flags: NodeFlags = NodeFlags()  # --address/--user/--key/--port: a PC not (yet) in affordml.yaml
 
 
 def run_add_node(project: Project, options: AddNodeOptions, say: Callable[[str], None]) -> PhaseContext | None:
@@ -54,9 +56,11 @@ def run_add_node(project: Project, options: AddNodeOptions, say: Callable[[str],
 
 
 def _contact_and_plan(project: Project, options: AddNodeOptions, state, say) -> tuple[PhaseContext, NodePlan]:
-    """Everything before the first change: config, facts, doctor, refusals, plans; the delta is shown."""
+    """Everything before the first change: config, facts, doctor, refusals, plans; the delta is shown. A PC
+    given by flags joins the config in memory here; affordml.yaml records it only with the first change."""
     from affordml.facts.gather import gather_snapshot
     from affordml.facts.parse import facts_from_snapshot
+    from affordml.lifecycle import node_flags
     from affordml.lifecycle.delta import print_delta
     from affordml.phases.init import prepare
     from affordml.plan.nodes import check_same_os, make_node_plan, with_nodes
@@ -70,8 +74,10 @@ def _contact_and_plan(project: Project, options: AddNodeOptions, state, say) -> 
             "`affordml status` shows it; `affordml init` keeps it up to date with affordml.yaml",
         )
     _refuse_platform_not_ready(project, state)
+    addition = node_flags.reconcile(project, options.host, options.flags, say)
     config, base, lock = prepare(project, options.base_facts_file)  # renders env/ for the platform as it is now
-    _refuse_stale_platform(project, state, base)
+    _refuse_stale_platform(project, state, config, lock, options)
+    config = addition.config if addition else config
     host = _config_host(config, options.host)
     snapshot = gather_snapshot(project, config, options.facts_file, host.name, options.accept_host_key)
     facts = facts_from_snapshot(snapshot)
@@ -84,8 +90,12 @@ def _contact_and_plan(project: Project, options: AddNodeOptions, state, say) -> 
     node = make_node_plan(host.name, facts, config, versions, platform)
     print_delta(node, say)
     if options.plan_only:
+        if addition:
+            node_flags.show(project, addition, say)
         return PhaseContext(project, config, platform, lock, state, say), node
     if not options.dry_run:
+        if addition:
+            node_flags.write(project, addition, say)
         save_node_snapshot(project, host.name, snapshot)
         nodes = state.data.setdefault(NODES_KEY, {})
         nodes.setdefault(host.name, {"status": "adding", "started": now(), "phases": {}})
@@ -250,17 +260,48 @@ def _refuse_platform_not_ready(project: Project, state) -> None:
             )
 
 
-def _refuse_stale_platform(project: Project, state, base) -> None:
+def _refuse_stale_platform(project: Project, state, config, lock, options: AddNodeOptions) -> None:
     """The first PC must run what this affordml would deploy (the same kolla-ansible release and configuration);
-    otherwise the new PC would get another release than its controller."""
+    otherwise the new PC would get another release than its controller. Its phases may have run before the new PC
+    was listed in affordml.yaml (a listed PC is in env/'s inventory): then env/ without it is what they ran."""
+    stale = _stale_phase(project.env_dir, state)
+    if not stale or _ran_before_listed(project, state, config, lock, options):
+        return
+    raise StateError(
+        f"phase {stale} ran with other inputs than this affordml and affordml.yaml give now (another "
+        f"kolla-ansible release or configuration): the new PC would not match the first one",
+        "run `affordml init` first (or `affordml upgrade`), then add-node",
+    )
+
+
+def _stale_phase(env_dir: Path, state) -> str | None:
     for name in NEEDS_DONE:
-        phase = get_phase(name)
-        if state.phase(name).inputs_hash != inputs_hash(phase, project.env_dir, state.data):
-            raise StateError(
-                f"phase {name} ran with other inputs than this affordml and affordml.yaml give now (another "
-                f"kolla-ansible release or configuration): the new PC would not match the first one",
-                "run `affordml init` first (or `affordml upgrade`), then add-node",
-            )
+        if state.phase(name).inputs_hash != inputs_hash(get_phase(name), env_dir, state.data):
+            return name
+    return None
+
+
+def _ran_before_listed(project: Project, state, config, lock, options: AddNodeOptions) -> bool:
+    """Whether the first PC's phases match an env/ rendered (in a temporary folder) from the config without the
+    joining PC: they ran before it was listed."""
+    import tempfile
+
+    from affordml.lifecycle.nodes import platform_plan
+    from affordml.plan.build import make_plan
+    from affordml.render.context import build_context
+    from affordml.render.engine import render_files, write_env
+    from affordml.versions import version_table
+
+    if options.host not in [h.name for h in config.hosts[1:]]:
+        return False
+    others = config.model_copy(update={"hosts": [h for h in config.hosts if h.name != options.host]})
+    versions = version_table(lock)
+    plan = make_plan(_first_pc_facts(project, options.base_facts_file), others, versions)
+    plan = platform_plan(project, others, versions, plan)
+    with tempfile.TemporaryDirectory(prefix="affordml-add-node-") as folder:
+        env_dir = Path(folder) / "env"
+        write_env(env_dir, render_files(build_context(plan, others, lock)))
+        return _stale_phase(env_dir, state) is None
 
 
 def _config_host(config, name: str):
@@ -271,7 +312,8 @@ def _config_host(config, name: str):
             return host
     raise ConfigError(
         f"add-node: no host named {name!r} in hosts of affordml.yaml",
-        f"add it there (name, address, user, ssh_key), then run `affordml add-node {name}` again",
+        f"give its address: `affordml add-node {name} --address A [--user U --key PATH --port N]` records it "
+        "there; or add it to hosts yourself",
     )
 
 

@@ -45,13 +45,14 @@ def affordml_env() -> dict[str, str]:
     return env
 
 
-def write_project(root: Path, bed: Testbed, switches: dict | None = None) -> Path:
-    """affordml.yaml naming the test hosts (never "local") and extra-vars.yml for the test bed."""
+def write_project(root: Path, bed: Testbed, switches: dict | None = None, listed: int | None = None) -> Path:
+    """affordml.yaml naming the test hosts (never "local"; the first `listed` of them when given) and
+    extra-vars.yml for the test bed."""
     bed.check_routes()
     root.mkdir(parents=True, exist_ok=True)
     hosts = [
         {"name": h.name, "address": h.address, "user": "root", "ssh_key": str(bed.key_path), "port": h.port}
-        for h in bed.hosts
+        for h in bed.hosts[:listed]
     ]
     assert all(h["address"] != "local" for h in hosts)
     (root / "affordml.yaml").write_text(yaml.safe_dump({"hosts": hosts}, sort_keys=False))

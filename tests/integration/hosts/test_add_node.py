@@ -1,5 +1,6 @@
 """`affordml add-node` on two real test hosts: the first runs the platform's host and openstack phases (as `init`
-does), the second joins it.
+does), the second joins it, given by flags (--address, --user, --key, --port): affordml.yaml lists only the first
+PC until the second passes first contact and the doctor, then gains it with the user's comments kept.
 
 Shown for real: first contact over SSH (the unknown host key refused with its fingerprint, then accepted), the
 second PC's facts and doctor (a container fails the doctor, in one line); then, with the second PC's hardware
@@ -16,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -78,7 +80,11 @@ def test_add_node_on_two_test_hosts(testbed_factory, kolla_bin: Path, kolla_coll
     """Figures (seconds) are printed at the end."""
     bed = testbed_factory(2)
     first, second = bed.hosts
-    project = write_project(tmp_path / "project", bed)
+    project = write_project(tmp_path / "project", bed, listed=1)  # a platform installed on one PC
+    config_file = project / "affordml.yaml"
+    config_file.write_text("# the school's PCs\n" + config_file.read_text())
+    config_file.chmod(0o640)
+    as_written = config_file.read_bytes()
     first_facts = moved_onto(DESKTOP_FACTS, first, bed, tmp_path / "first.json")
     second_facts = moved_onto(WORKSTATION, second, bed, tmp_path / "second.json")
     figures = {}
@@ -90,10 +96,11 @@ def test_add_node_on_two_test_hosts(testbed_factory, kolla_bin: Path, kolla_coll
             continue
         done, figures[f"init {phase}"] = timed(project, bed, "init", "--facts", str(first_facts), "phase", phase)
         assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
-    assert vfio_ids(second) == "10de:22ba,10de:2684"  # a listed PC not yet added gets the first PC's binding
+    assert second.ssh("test -e /etc/modprobe.d/affordml-vfio.conf", check=False).returncode != 0  # not listed yet
 
     # first contact: the host key refused with its fingerprint, then accepted; the real facts fail the doctor
-    base = ("add-node", second.name, "--base-facts", str(first_facts))
+    flags = ("--address", second.address, "--user", "root", "--key", str(bed.key_path), "--port", str(second.port))
+    base = ("add-node", second.name, *flags, "--base-facts", str(first_facts))
     refused = run_affordml(project, bed, *base)
     assert refused.returncode != 0 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
     shown = FINGERPRINT.search(refused.stderr).group(1)
@@ -102,6 +109,7 @@ def test_add_node_on_two_test_hosts(testbed_factory, kolla_bin: Path, kolla_coll
     assert doctor.returncode != 0 and len(doctor.stderr.strip().splitlines()) == 1, doctor.stderr
     assert "check bare-metal failed" in doctor.stderr and "nothing was changed" in doctor.stderr
     assert f"reached {second.name}" in doctor.stdout and "nodes" not in load_state(project / "state.json").data
+    assert config_file.read_bytes() == as_written  # refusals record nothing
 
     # the new PC's hardware from the fixture: plan delta, then each phase's step
     rehearsal = (*base, "--facts", str(second_facts), "--ignore-check", "privileges")
@@ -109,10 +117,14 @@ def test_add_node_on_two_test_hosts(testbed_factory, kolla_bin: Path, kolla_coll
     planned = run_affordml(project, bed, *rehearsal, "--plan")
     assert planned.returncode == 0, planned.stderr
     assert f"+ VM {second.name}-worker-1" in planned.stdout and f"affordml-{second.name}" in planned.stdout
+    assert f"- name: {second.name}" in planned.stdout and config_file.read_bytes() == as_written
     added, figures["add-node"] = timed(project, bed, *rehearsal)
     output = added.stdout + added.stderr
     assert added.returncode == 0, output[-6000:]
     assert f"[add-node] {second.name} is in the platform" in output
+    recorded = config_file.read_text()
+    assert recorded.startswith(as_written.decode()) and recorded.count("- name:") == 2  # appended, the rest kept
+    assert f"port: {second.port}" in recorded and stat.S_IMODE(config_file.stat().st_mode) == 0o640
 
     state = load_state(project / "state.json")
     record = state.data["nodes"][second.name]
