@@ -40,7 +40,7 @@ class UrlPrometheus:
     def __init__(self, url: str) -> None:
         problem = _url_problem(url)
         if problem:
-            raise RunError(f"--prometheus {url[:80]!r} {problem}", "e.g. --prometheus http://127.0.0.1:9090")
+            raise RunError(f"--prometheus {_shown(url)!r} {problem}", "e.g. --prometheus http://127.0.0.1:9090")
         self.url = url.rstrip("/")
         self.where = f"Prometheus at {self.url}"
 
@@ -59,6 +59,14 @@ class UrlPrometheus:
         except (URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
             raise RunError(f"{self.where} is unreachable: {' '.join(str(reason).split())[:200]}", _FIX_URL) from None
+
+
+def _shown(url: str) -> str:
+    """The URL as an error shows it: a password in it is never printed."""
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        rest = "***@" + rest.split("@", 1)[1]
+    return (scheme + sep + rest)[:80]
 
 
 def _url_problem(url: str) -> str | None:
