@@ -33,15 +33,19 @@ def free_name(project: Project, name: str) -> str:
     return candidate
 
 
-def copy_project_files(project: Project, dest_rel: Path) -> list[dict]:
-    """Config, state, facts, known hosts and every file of secrets/: copied 0600 through safefile."""
-    items = []
+def read_project_files(project: Project) -> dict[Path, str]:
+    """Config, state, facts, known hosts and every file of secrets/, read through safefile (a link, a folder or
+    someone else's file there is refused) before anything is written."""
     names = [Path(n) for n in PROJECT_FILES]
     names += [Path("secrets") / n for n in safefile.list_names(project.root, "secrets")]
-    for rel in names:
-        text = safefile.read_text(project.root, rel)
-        if text is None:
-            continue
+    texts = {rel: safefile.read_text(project.root, rel) for rel in names}
+    return {rel: text for rel, text in texts.items() if text is not None}
+
+
+def copy_project_files(project: Project, dest_rel: Path, texts: dict[Path, str]) -> list[dict]:
+    """The files read by read_project_files, written 0600 under the backup's project/."""
+    items = []
+    for rel, text in texts.items():
         safefile.write_text(project.root, dest_rel / "project" / rel, text, safefile.PRIVATE_FILE)
         items.append(_item("project", dest_rel / "project" / rel, text.encode()))
     return items
@@ -73,6 +77,7 @@ def make_backup(
     project) that returns its manifest items, or a text saying why it was skipped. The manifest says
     "finished" only once every part is in: a backup stopped half-way (Ctrl-C, a full disk) is never listed
     as complete nor restored."""
+    texts = read_project_files(project)
     name = free_name(project, new_backup_name(reason))
     dest_rel = Path(BACKUPS) / name
     safefile.ensure_folder(project.root, dest_rel)
@@ -84,7 +89,7 @@ def make_backup(
         "project": project_id(project.root),
         "finished": False,
         "lock": lock_record,
-        "items": copy_project_files(project, dest_rel),
+        "items": copy_project_files(project, dest_rel, texts),
         "skipped": {},
     }
     say(f"[backup] config, state and secrets: {len(manifest['items'])} file(s) in {project.root / dest_rel}")

@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 
 from affordml import safefile
 from affordml.errors import ConfirmationRequired, StateError
-from affordml.lifecycle.backup import MANIFEST, list_backups, make_backup, read_manifest_json
+from affordml.lifecycle.backup import MANIFEST, list_backups, make_backup, read_manifest_json, read_project_files
 from affordml.lifecycle.manifest import BACKUPS, ManifestProblem, check_manifest, project_id
 from affordml.phases.state import load_state
 from affordml.project import Project
@@ -25,7 +25,7 @@ def read_manifest(project: Project, name: str) -> dict:
     """The manifest of a finished backup of this project (checked whole); one line naming the problem otherwise."""
     rows = list_backups(project)
     known = [r["name"] for r in rows if r.get("complete")]
-    fix = f"use one of: {', '.join(known)}" if known else "take one with `affordml backup`"
+    fix = f"use one of: {', '.join(known)}" if known else "take a backup with `affordml backup` first"
     if name not in known:
         why = next((r.get("why") for r in rows if r["name"] == name), None)
         if why:
@@ -92,6 +92,7 @@ def run_restore(project: Project, name: str, confirm: bool, say: Callable[[str],
             "the current ones are kept as a new backup first",
             "run again with --yes-i-really-really-mean-it",
         )
+    read_project_files(project)  # what cannot be kept first (a link, a folder) is refused before any change
     with RunLock(project.lock_file, say):
         kept = make_backup(project, "pre-restore", manifest.get("lock"), {}, say)
         for stored, target, _digest in items:
