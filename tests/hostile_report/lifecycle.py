@@ -577,7 +577,7 @@ TABLE = [
         RESTORE,
         KEEP,
     ),
-    (T, REFUSED_RESTORE, "manifest project", "escape sequences", backup_of(escapes), RESTORE, KEEP),
+    (T, REFUSED_RESTORE, "manifest project", "escape sequences, shown escaped", backup_of(escapes), RESTORE, KEEP),
     (
         R,
         "restore",
