@@ -34,7 +34,7 @@ WORDS = {
     "false (a backup stopped half-way by Ctrl-C)": ["did not finish", "project unchanged"],
     "names another backup": ["names backup", "project unchanged"],
     "a text, not a list": ["'items' is not a list", "project unchanged"],
-    "a text": ["'size'", "project unchanged"],
+    "a text, not a number of bytes": ["'size'", "project unchanged"],
     "not a digest": ["sha256", "project unchanged"],
     "the same file twice": ["a second time", "project unchanged"],
     "another state version (sha256 right)": ["state version 99", "project unchanged"],
@@ -52,6 +52,9 @@ WORDS = {
     "NaN and Inf samples": ["left out"],
     "`$` (matplotlib mathtext) with --png": ["PNG written: True"],
     "a file of the user's (not a PNG)": ["not a file affordml wrote", "left as it is"],
+    "a text": ["data.lock is a str"],
+    "kubernetes: `garbage`": ["data.lock.kubernetes"],
+    "no kubespray": ["no 'kubespray'"],
 }
 
 

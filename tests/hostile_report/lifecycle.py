@@ -40,6 +40,7 @@ JINJA = "{{ lookup('pipe', 'touch {tmp}/MARKER-lifecycle') }}"
 CONFIG = "hosts:\n  - name: pc1\n    address: local\n  - name: pc2\n    address: 192.0.2.20\n    user: ops\n"
 STATE = '{"version": 1, "phases": {"preflight": {"status": "done"}}}'
 PLATFORM_SECRET = "affordml_jupyterhub_cookie_secret: abc\n"
+LOCK_2026_05 = DESKTOP.parents[1] / "locks" / "2026.05.yaml"
 
 
 # ------------------------------------------------------------------ the project and its backup
@@ -391,6 +392,27 @@ def platform(sandbox: Sandbox) -> None:
     save_state(project.state_file, state)
 
 
+def state_lock(lock) -> object:
+    """A state whose recorded lock (data.lock, written by init, read by upgrade and backup) is `lock`."""
+
+    def setup(sandbox: Sandbox) -> None:
+        project_files(sandbox)
+        state = {"version": 1, "phases": {"preflight": {"status": "done"}}, "data": {"lock": lock}}
+        (sandbox.project / "state.json").write_text(json.dumps(state).replace("{tmp}", str(sandbox.tmp)))
+
+    return setup
+
+
+def recorded(**change) -> dict:
+    import yaml
+
+    from affordml.lifecycle.rules import lock_summary
+
+    summary = lock_summary(yaml.safe_load(LOCK_2026_05.read_text()))
+    summary.update(change)
+    return {k: v for k, v in summary.items() if v is not None}
+
+
 def add_node(name: str, *extra: str) -> tuple:
     return ("add-node", name, "--plan", "--base-facts", str(DESKTOP), "--facts", str(DESKTOP), *extra)
 
@@ -547,7 +569,15 @@ TABLE = [
         KEEP,
     ),
     (R, REFUSED_RESTORE, "manifest items", "a text, not a list", backup_of(with_key("items", "all")), RESTORE, KEEP),
-    (R, REFUSED_RESTORE, "manifest items[].size", "a text", backup_of(item_key("size", "big")), RESTORE, KEEP),
+    (
+        R,
+        REFUSED_RESTORE,
+        "manifest items[].size",
+        "a text, not a number of bytes",
+        backup_of(item_key("size", "big")),
+        RESTORE,
+        KEEP,
+    ),
     (
         R,
         REFUSED_RESTORE,
@@ -867,6 +897,34 @@ TABLE = [
         project_then(),
         ("upgrade", "--yes-i-really-really-mean-it"),
     ),
+    (R, "upgrade", "state.json data.lock", "a text", state_lock("x"), ("upgrade", "--plan")),
+    (
+        R,
+        "upgrade",
+        "state.json data.lock",
+        "kubernetes: `garbage`",
+        state_lock(recorded(kubernetes="garbage")),
+        ("upgrade", "--plan"),
+    ),
+    (
+        R,
+        "upgrade",
+        "state.json data.lock",
+        "cert_manager: a number",
+        state_lock(recorded(cert_manager=3)),
+        ("upgrade", "--plan"),
+    ),
+    (R, "upgrade", "state.json data.lock", "no kubespray", state_lock(recorded(kubespray=None)), ("upgrade", "--plan")),
+    (
+        VALUES,
+        "upgrade",
+        "state.json data.lock",
+        f"name: {JINJA}",
+        state_lock(recorded(name=JINJA)),
+        ("upgrade", "--plan"),
+        {"note": marker("MARKER-lifecycle"), "accepted": "accepted: the plan shows the name as text"},
+    ),
+    (R, "backup", "state.json data.lock", "a list", state_lock([1]), BACKUP),
     (R, "serve", "env/ml/serving-sample.yaml", "not rendered", None, ("serve", "sample")),
     (R, "serve", "subcommand", "unknown", None, ("serve", "nope")),
     # add-node on an installed first PC: the host name and the flags are data
