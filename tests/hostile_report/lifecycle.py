@@ -41,6 +41,8 @@ CONFIG = "hosts:\n  - name: pc1\n    address: local\n  - name: pc2\n    address:
 STATE = '{"version": 1, "phases": {"preflight": {"status": "done"}}}'
 PLATFORM_SECRET = "affordml_jupyterhub_cookie_secret: abc\n"
 LOCK_2026_05 = DESKTOP.parents[1] / "locks" / "2026.05.yaml"
+STATUS = ("status", "--offline")
+SHOWN = {"accepted": "accepted: the part of another shape is shown as not recorded"}
 
 
 # ------------------------------------------------------------------ the project and its backup
@@ -399,6 +401,17 @@ def state_lock(lock) -> object:
         project_files(sandbox)
         state = {"version": 1, "phases": {"preflight": {"status": "done"}}, "data": {"lock": lock}}
         (sandbox.project / "state.json").write_text(json.dumps(state).replace("{tmp}", str(sandbox.tmp)))
+
+    return setup
+
+
+def state_data(key: str, value):
+    """A state whose data[key] (written by the lifecycle commands, shown by `affordml status`) is `value`."""
+
+    def setup(sandbox: Sandbox) -> None:
+        project_files(sandbox)
+        state = {"version": 1, "phases": {"preflight": {"status": "done"}}, "data": {key: value}}
+        (sandbox.project / "state.json").write_text(json.dumps(state))
 
     return setup
 
@@ -925,6 +938,35 @@ TABLE = [
         {"note": marker("MARKER-lifecycle"), "accepted": "accepted: the plan shows the name as text"},
     ),
     (R, "backup", "state.json data.lock", "a list", state_lock([1]), BACKUP),
+    (R, "status", "state.json data.lock", "a list", state_data("lock", [1]), STATUS, SHOWN),
+    (
+        R,
+        "status",
+        "state.json data.upgrade",
+        "hops a text, done a text",
+        state_data("upgrade", {"hops": "x", "done": "x"}),
+        STATUS,
+        SHOWN,
+    ),
+    (R, "status", "state.json data.nodes", "a PC's record a number", state_data("nodes", {"pc2": 3}), STATUS, SHOWN),
+    (
+        R,
+        "status",
+        "state.json data.kubernetes",
+        "nodes a text",
+        state_data("kubernetes", {"nodes": "x"}),
+        STATUS,
+        SHOWN,
+    ),
+    (
+        R,
+        "status",
+        "state.json data.cloud",
+        "servers a list of numbers",
+        state_data("cloud", {"servers": [1]}),
+        STATUS,
+        SHOWN,
+    ),
     (R, "serve", "env/ml/serving-sample.yaml", "not rendered", None, ("serve", "sample")),
     (R, "serve", "subcommand", "unknown", None, ("serve", "nope")),
     # add-node on an installed first PC: the host name and the flags are data
