@@ -3,9 +3,9 @@
 
 runner.py runs one case in a sandbox and watches everything outside the project folder; values.py holds the
 hostile values (config, facts, terminal text, bad input), files.py the hostile project files (links, wrong
-types, modes, state, secrets, run lock, destroy), backups.py and commands.py (through lifecycle.py) the inputs of
-the lifecycle commands (backup, restore, upgrade, destroy, add-node, verify, serve, status, report, bench). tests/unit/test_hostile_report_cases.py keeps
-the list whole; tests/cli/test_hostile_lifecycle.py runs the lifecycle cases as tests."""
+types, modes, state, secrets, run lock, destroy); backups.py and commands.py (gathered by lifecycle.py) the
+inputs of the lifecycle commands. tests/unit/test_hostile_report_cases.py keeps the list whole;
+tests/cli/test_hostile_lifecycle.py runs the lifecycle cases as tests."""
 
 from tests.hostile_report.files import file_cases
 from tests.hostile_report.lifecycle import lifecycle_cases
