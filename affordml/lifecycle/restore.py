@@ -28,6 +28,9 @@ def read_manifest(project: Project, name: str) -> dict:
     fix = f"use one of: {', '.join(known)}" if known else "take a backup with `affordml backup` first"
     if name not in known:
         why = next((r.get("why") for r in rows if r["name"] == name), None)
+        if why and "another project folder" in why:  # a project folder moved since: the files are still there
+            stored = project.root / BACKUPS / name / "project"
+            fix = f"if this folder was moved from there, copy the files of {stored} back by hand"
         if why:
             raise StateError(f"backup {name!r} cannot be restored: {why}; nothing restored", fix)
         raise StateError(f"no complete backup named {name!r} in {project.root / BACKUPS}", fix)
