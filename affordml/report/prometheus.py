@@ -121,6 +121,7 @@ class ProxyPrometheus:
             api = config.new_client_from_config(config_file=str(self.kubeconfig))
         except Exception as exc:  # a kubeconfig the client cannot read: one line
             raise RunError(f"{self.kubeconfig}: {' '.join(str(exc).split())[:200]}", _FIX_PROXY) from None
+        _refuse_redirects(api)
         try:
             status, body = _get(api, f"/api/v1/namespaces/{NAMESPACE}/services/{SERVICE}/proxy/{api_path}", params)
         except Exception as exc:  # connection refused, TLS, timeouts
@@ -131,6 +132,15 @@ class ProxyPrometheus:
         if status in (200, 400, 422):  # 400/422: Prometheus's own refusal, passed on by the proxy
             return _answer(body, self.where, _FIX_PROXY)
         raise RunError(f"{self.where} is unreachable: {_api_reason(status, body)}", _FIX_PROXY)
+
+
+def _refuse_redirects(api) -> None:
+    """The client's urllib3 pool follows a 3xx to wherever it points; the report talks to the API server only,
+    so an answer that redirects comes back as its status (and is refused as not Prometheus's answer)."""
+    from functools import partial
+
+    pool = api.rest_client.pool_manager
+    pool.request = partial(pool.request, redirect=False)
 
 
 def _get(api, path: str, params: dict) -> tuple[int, bytes]:

@@ -1,5 +1,6 @@
 """A backup's manifest is data: make_backup's own passes the check, a backup stopped half-way is never complete,
-and the report's --prometheus reaches only the URL given (no proxy from the environment)."""
+and the report reaches only the URL given (no proxy from the environment) or the API server (a redirect
+through its service proxy is refused, not followed)."""
 
 from __future__ import annotations
 
@@ -88,5 +89,43 @@ def test_prometheus_url_is_asked_directly_never_through_the_environments_proxy(m
         assert len(prometheus.hits) == 1 and proxy.hits == []
     finally:
         for server in (prometheus, proxy):
+            server.shutdown()
+            server.server_close()
+
+
+class _Redirect(BaseHTTPRequestHandler):
+    """An API server whose service proxy answers 302 to another server."""
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        self.server.hits.append(self.path)
+        self.send_response(302)
+        self.send_header("Location", self.server.elsewhere + "/api/v1/query_range")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_through_the_api_server_a_redirect_is_refused_not_followed(tmp_path):
+    from affordml.errors import RunError
+    from affordml.report.prometheus import ProxyPrometheus, query_range
+
+    elsewhere = _server()
+    api = ThreadingHTTPServer(("127.0.0.1", 0), _Redirect)
+    api.hits, api.elsewhere = [], f"http://127.0.0.1:{elsewhere.server_address[1]}"
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        f"clusters: [{{name: k, cluster: {{server: 'http://127.0.0.1:{api.server_address[1]}'}}}}]\n"
+        "users: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
+    )
+    try:
+        with pytest.raises(RunError, match="HTTP 302"):
+            query_range(ProxyPrometheus(kubeconfig), "up", 0, 60, 60)
+        assert len(api.hits) == 1 and elsewhere.hits == []
+    finally:
+        for server in (api, elsewhere):
             server.shutdown()
             server.server_close()
