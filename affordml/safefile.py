@@ -460,6 +460,28 @@ def _copy_exclusive(parent: int, name: str, backup: str, path: Path) -> bool:
 def write_beside(path: Path, text: str | bytes, mode: int = 0o644, may_replace=None) -> Path:
     """Write a file the user named, outside the project (`facts --save FILE`): its folder must exist; an
     existing entry is replaced only when it is a regular file with one link that may_replace(text) accepts."""
+    parent = _open_parent(path)
+    try:
+        _check_replaceable(parent, path, may_replace)
+        write_in(parent, path.name, path, text if isinstance(text, bytes) else text.encode(), mode)
+    finally:
+        os.close(parent)
+    return path
+
+
+def check_beside(path: Path, may_replace=None) -> None:
+    """What write_beside would refuse, said before a long run rather than after it (a folder that is missing
+    or not writable, a link, a folder or someone's other file at the path)."""
+    parent = _open_parent(path)
+    try:
+        _check_replaceable(parent, path, may_replace)
+        if not os.access(path.parent, os.W_OK | os.X_OK):
+            raise _os_error(path, PermissionError(errno.EACCES, os.strerror(errno.EACCES)))
+    finally:
+        os.close(parent)
+
+
+def _open_parent(path: Path) -> int:
     parent_path = path.parent
     try:
         parent = os.open(parent_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -472,12 +494,7 @@ def write_beside(path: Path, text: str | bytes, mode: int = 0o644, may_replace=N
         raise UnsafeFile(f"{parent_path} is not a folder, so {path} cannot be written", "choose another file") from None
     except OSError as exc:
         raise _os_error(path, exc) from None
-    try:
-        _check_replaceable(parent, path, may_replace)
-        write_in(parent, path.name, path, text if isinstance(text, bytes) else text.encode(), mode)
-    finally:
-        os.close(parent)
-    return path
+    return parent
 
 
 def _check_replaceable(parent: int, path: Path, may_replace) -> None:

@@ -33,11 +33,23 @@ def project_status(project: Project, query_cloud: bool = True) -> dict:
     from affordml.lifecycle.status import lifecycle_lines
 
     data |= lifecycle_lines(state.data)
-    data["cloud"] = cloud_section(project, state.data.get("cloud"), query_cloud)
-    data["kubernetes"] = kube_section(project, state.data.get("kubernetes"), query_cloud)
+    data["cloud"] = cloud_section(project, _part(state.data, "cloud", "servers", dict), query_cloud)
+    data["kubernetes"] = kube_section(project, _part(state.data, "kubernetes", "nodes", list), query_cloud)
     data["verify"] = verify_status_section(state.data.get("verify"))
     data.update(hub_status(state.data))
     return data
+
+
+def _part(data: dict, key: str, inner: str, kind: type) -> dict | None:
+    """state.data[key] when it has the shape its phase writes (an object whose `inner` is a `kind` of objects); a
+    hand-edited part of another shape reads as not recorded, never as a crash."""
+    record = data.get(key)
+    if not isinstance(record, dict):
+        return None
+    held = record.get(inner, kind())
+    if not isinstance(held, kind):
+        return None
+    return record if all(isinstance(v, dict) for v in (held.values() if kind is dict else held)) else None
 
 
 def kube_section(project: Project, record: dict | None, query: bool = True) -> dict:
@@ -63,10 +75,12 @@ def node_lines(kube: dict) -> list[str]:
     """One line per node: name, Ready, roles, kubelet version, GPU capacity."""
     lines = []
     for node in kube.get("nodes", []):
-        gpus = ", ".join(f"{k}={v}" for k, v in (node.get("gpus") or {}).items()) or "no GPU"
+        held = node.get("gpus") if isinstance(node.get("gpus"), dict) else {}
+        gpus = ", ".join(f"{k}={v}" for k, v in held.items()) or "no GPU"
+        roles = node.get("roles") if isinstance(node.get("roles"), list) else []
         lines.append(
             f"  {node.get('name')}  {'Ready' if node.get('ready') else 'NotReady'}  "
-            f"{','.join(node.get('roles') or []) or '-'}  {node.get('kubelet') or '?'}  {gpus}"
+            f"{','.join(map(str, roles)) or '-'}  {node.get('kubelet') or '?'}  {gpus}"
         )
     return lines
 

@@ -117,10 +117,19 @@ def write_png(result: BenchResult, path: Path) -> None:
     axes.set_xlabel("jobs at a time (N)")
     axes.set_ylabel("aggregate throughput / one job alone")
     axes.set_xticks(result.counts)
-    axes.set_title(f"{result.workload} on {result.device.name}", fontsize=9)
+    # the user's command and the device's name as text: `$` would start matplotlib's mathtext
+    axes.set_title(f"{result.workload} on {result.device.name}", fontsize=9, parse_math=False)
     axes.legend()
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
     pyplot.close(figure)
-    safefile.write_beside(path, buffer.getvalue(), may_replace=lambda old: old[1:4] == "PNG")
+    safefile.write_beside(path, buffer.getvalue(), may_replace=_is_png)
+
+
+def _is_png(current: str) -> bool:
+    return current[1:4] == "PNG"
+
+
+def check_png(path: Path) -> None:
+    safefile.check_beside(path, _is_png)

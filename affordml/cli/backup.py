@@ -15,7 +15,7 @@ def backup_lines(rows: list[dict]) -> list[str]:
     lines = []
     for row in rows:
         if not row.get("complete"):
-            lines.append(f"  {row['name']}  incomplete (no readable manifest.json)")
+            lines.append(f"  {row['name']}  incomplete: {row.get('why') or 'no readable manifest.json'}")
             continue
         skipped = ", ".join(f"{k}: {v}" for k, v in row["skipped"].items())
         lines.append(

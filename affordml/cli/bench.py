@@ -98,6 +98,8 @@ def sharing(
         problem = values.pci_address_problem(gpu_address)
         if problem:
             raise ConfigError(f"--gpu-address: {problem}", "use the address `affordml plan` shows, e.g. 0000:01:00.0")
+    if png:
+        report.check_png(png)  # a path that cannot be written is said now, not after the run
     say = (lambda _line: None) if json_out else (lambda text: console.err.print(console.plain(text, "dim")))
     if local:
         from affordml.bench.local import detect_device, run_local

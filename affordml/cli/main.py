@@ -461,6 +461,15 @@ def _click_exceptions() -> tuple[tuple, tuple, tuple]:
     return tuple(exits), tuple(aborts), tuple(usage)
 
 
+def _usage_of(exc) -> str:
+    """`affordml SUBCOMMAND...` of a usage error, however affordml was started (python -m affordml too)."""
+    names, ctx = [], getattr(exc, "ctx", None)
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name)
+        ctx = ctx.parent
+    return " ".join(["affordml", *reversed(names)])
+
+
 def _report(exc: Exception, debug: bool) -> int:
     from affordml.errors import AffordmlError
 
@@ -469,8 +478,13 @@ def _report(exc: Exception, debug: bool) -> int:
         return exc.exit_code
     if isinstance(exc, aborts):
         return 130
-    if isinstance(exc, usage):
+    if isinstance(exc, usage) and type(exc).__name__ == "NoArgsIsHelpError":  # `affordml bench`: the help
         exc.show()
+        return exc.exit_code
+    if isinstance(exc, usage):
+        from affordml import console
+
+        console.error_line("usage", f"{' '.join(exc.format_message().split())} — fix: see `{_usage_of(exc)} --help`")
         return exc.exit_code
     if debug:
         import traceback

@@ -32,6 +32,10 @@ def report(
     from affordml.report.period import parse_since
 
     period_s = parse_since(since)
+    if png is not None:
+        from affordml.report.show import check_png
+
+        png = check_png(png)
     source = _prometheus(prometheus)
     data = collect(source, period_s, time.time())  # hours of day in this machine's local time
     data["period"]["since"] = since

@@ -12,12 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from affordml import __version__, safefile
-from affordml.errors import StateError
+from affordml.errors import AffordmlError
+from affordml.lifecycle.manifest import BACKUPS, PROJECT_FILES, ManifestProblem, check_manifest, project_id
 from affordml.project import Project
 
-BACKUPS = "backups"
 MANIFEST = "manifest.json"
-PROJECT_FILES = ("affordml.yaml", "state.json", "facts.json", "extra-vars.yml", "known_hosts")
 
 
 def new_backup_name(reason: str, now: datetime | None = None) -> str:
@@ -34,15 +33,19 @@ def free_name(project: Project, name: str) -> str:
     return candidate
 
 
-def copy_project_files(project: Project, dest_rel: Path) -> list[dict]:
-    """Config, state, facts, known hosts and every file of secrets/: copied 0600 through safefile."""
-    items = []
+def read_project_files(project: Project) -> dict[Path, str]:
+    """Config, state, facts, known hosts and every file of secrets/, read through safefile (a link, a folder or
+    someone else's file there is refused) before anything is written."""
     names = [Path(n) for n in PROJECT_FILES]
     names += [Path("secrets") / n for n in safefile.list_names(project.root, "secrets")]
-    for rel in names:
-        text = safefile.read_text(project.root, rel)
-        if text is None:
-            continue
+    texts = {rel: safefile.read_text(project.root, rel) for rel in names}
+    return {rel: text for rel, text in texts.items() if text is not None}
+
+
+def copy_project_files(project: Project, dest_rel: Path, texts: dict[Path, str]) -> list[dict]:
+    """The files read by read_project_files, written 0600 under the backup's project/."""
+    items = []
+    for rel, text in texts.items():
         safefile.write_text(project.root, dest_rel / "project" / rel, text, safefile.PRIVATE_FILE)
         items.append(_item("project", dest_rel / "project" / rel, text.encode()))
     return items
@@ -71,7 +74,10 @@ def make_backup(
     say: Callable[[str], None],
 ) -> Path:
     """The project's files, then each named part: a callable given the backup's folder (relative to the
-    project) that returns its manifest items, or a text saying why it was skipped."""
+    project) that returns its manifest items, or a text saying why it was skipped. The manifest says
+    "finished" only once every part is in: a backup stopped half-way (Ctrl-C, a full disk) is never listed
+    as complete nor restored."""
+    texts = read_project_files(project)
     name = free_name(project, new_backup_name(reason))
     dest_rel = Path(BACKUPS) / name
     safefile.ensure_folder(project.root, dest_rel)
@@ -80,8 +86,10 @@ def make_backup(
         "reason": reason,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "affordml_version": __version__,
+        "project": project_id(project.root),
+        "finished": False,
         "lock": lock_record,
-        "items": copy_project_files(project, dest_rel),
+        "items": copy_project_files(project, dest_rel, texts),
         "skipped": {},
     }
     say(f"[backup] config, state and secrets: {len(manifest['items'])} file(s) in {project.root / dest_rel}")
@@ -95,23 +103,22 @@ def make_backup(
             manifest["items"] += result
             say(f"[backup] {part}: {len(result)} file(s)")
         write_manifest(project, dest_rel, manifest)
+    manifest["finished"] = True
+    write_manifest(project, dest_rel, manifest)
     return project.root / dest_rel
 
 
 def list_backups(project: Project) -> list[dict]:
-    """Every backup's manifest, oldest first; a folder without a readable manifest is listed as incomplete."""
+    """Every backup, oldest first; one whose manifest is missing, unreadable, unfinished or not of this
+    project's shape is listed as incomplete, with the reason."""
     rows = []
     for name in safefile.list_names(project.root, BACKUPS):
-        rel = Path(BACKUPS) / name / MANIFEST
         try:
-            text = safefile.read_text(project.root, rel)
-            manifest = json.loads(text) if text else None
-        except (ValueError, StateError):
-            manifest = None
-        if not isinstance(manifest, dict):
-            rows.append({"name": name, "complete": False})
+            manifest = check_manifest(read_manifest_json(project, name), name, project_id(project.root))
+        except (ManifestProblem, AffordmlError) as exc:
+            rows.append({"name": name, "complete": False, "why": _why(exc)})
             continue
-        items = manifest.get("items") or []
+        items = manifest["items"]
         rows.append(
             {
                 "name": name,
@@ -119,12 +126,26 @@ def list_backups(project: Project) -> list[dict]:
                 "reason": manifest.get("reason"),
                 "lock": (manifest.get("lock") or {}).get("name"),
                 "files": len(items),
-                "bytes": sum(int(i.get("size", 0)) for i in items),
-                "parts": sorted({i.get("what") for i in items}),
+                "bytes": sum(i["size"] for i in items),
+                "parts": sorted({i["what"] for i in items}),
                 "skipped": manifest.get("skipped") or {},
             }
         )
     return rows
+
+
+def read_manifest_json(project: Project, name: str) -> object:
+    text = safefile.read_text(project.root, Path(BACKUPS) / name / MANIFEST)
+    if text is None:
+        raise ManifestProblem("no manifest.json")
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise ManifestProblem("manifest.json is not valid JSON") from None
+
+
+def _why(exc: Exception) -> str:
+    return exc.one_line() if isinstance(exc, AffordmlError) else str(exc)
 
 
 # ------------------------------------------------------------------ the engine parts

@@ -21,12 +21,17 @@ def nodes_line(state_data: dict) -> str:
     """For `affordml status`: each added PC, its status and, while it is being added, where its steps are."""
     parts = []
     for host, record in node_records(state_data).items():
+        record = record if isinstance(record, dict) else {}
         status = str(record.get("status", "?"))
         if status != "added":
-            steps = record.get("phases") or {}
-            status += " (" + ", ".join(f"{name} {step.get('status')}" for name, step in steps.items()) + ")"
+            steps = record.get("phases") if isinstance(record.get("phases"), dict) else {}
+            status += " (" + ", ".join(f"{name} {_status_of(step)}" for name, step in steps.items()) + ")"
         parts.append(f"{host} {status}")
     return "; ".join(parts)
+
+
+def _status_of(step) -> str:
+    return str(step.get("status")) if isinstance(step, dict) else "?"
 
 
 def facts_name(host: str) -> str:

@@ -40,8 +40,33 @@ def hop_lock(target_lock: dict, hop: Hop) -> dict:
     return lock
 
 
-def installed_lock(state) -> dict:
+def recorded_lock(state) -> dict | None:
+    """state.data["lock"] when it has the shape lock_summary writes (None when there is none); a record of
+    another shape is one line naming its field, never a crash in the planner."""
+    from affordml.lifecycle.rules import version_key
+
     recorded = state.data.get(LOCK_KEY)
+    if recorded is None or recorded == {}:
+        return None
+    fix = "put state.json back from a backup (`affordml backup --list`, `affordml restore`), or repair data.lock"
+    if not isinstance(recorded, dict):
+        raise StateError(
+            f"state.json: data.lock is a {type(recorded).__name__}, not the lock record affordml writes", fix
+        )
+    missing = [
+        key for key in ("name", "kolla_ansible", "openstack_release", "kubespray", "kubernetes") if key not in recorded
+    ]
+    if missing:
+        raise StateError(f"state.json: data.lock has no {missing[0]!r}", fix)
+    for key, value in recorded.items():
+        versioned = key not in ("name", "cert_manager") or value != ""
+        if not isinstance(value, str) or (versioned and key != "name" and not version_key(value)):
+            raise StateError(f"state.json: data.lock.{str(key)[:40]} is {str(value)[:60]!r}, not a version", fix)
+    return recorded
+
+
+def installed_lock(state) -> dict:
+    recorded = recorded_lock(state)
     if not isinstance(recorded, dict) or not recorded.get("name"):
         raise StateError(
             "the state records no version lock: nothing was installed by this project, or by an affordml too old "
@@ -96,7 +121,7 @@ def run_upgrade(project: Project, options: UpgradeOptions, say: Callable[[str], 
 
         contexts = Contexts(project, config, infra, state, say, run_lock, options.mirror)
         if not progress.get("backup"):
-            view = installed_view(lock, state.data.get(LOCK_KEY))
+            view = installed_view(lock, recorded_lock(state))
             render_project(project, infra, config, view)
             progress["backup"] = str(take_backup(project, state, contexts.with_lock(view), say, "pre-upgrade"))
             save_state(project.state_file, state)
@@ -205,7 +230,7 @@ def installed_view(lock: dict, recorded: dict | None) -> dict:
     release = next((r for r in releases if r["openstack_release"] == recorded.get("openstack_release")), None)
     if release:
         view["kolla_ansible"].update(
-            version=recorded["kolla_ansible"],
+            version=recorded.get("kolla_ansible", view["kolla_ansible"]["version"]),
             openstack_release=release["openstack_release"],
             openstack_tag=f"{release['openstack_release']}-ubuntu-noble",
             ansible_core=release["ansible_core"],
@@ -242,7 +267,7 @@ def take_backup(project: Project, state, make_ctx, say, reason: str) -> Path:
         "openstack": openstack_part(make_ctx, project, state),
         "kubernetes": etcd_part(access, project, state),
     }
-    return make_backup(project, reason, state.data.get(LOCK_KEY), parts, say)
+    return make_backup(project, reason, recorded_lock(state), parts, say)
 
 
 def run_backup(project: Project, facts_file: Path | None, say: Callable[[str], None]) -> Path:
@@ -256,7 +281,7 @@ def run_backup(project: Project, facts_file: Path | None, say: Callable[[str], N
     with RunLock(project.lock_file, say) as run_lock:
         state = load_state(project.state_file)
         config, infra, lock = prepare(project, facts_file)
-        view = installed_view(lock, state.data.get(LOCK_KEY))
+        view = installed_view(lock, recorded_lock(state))
         render_project(project, infra, config, view)
         contexts = Contexts(project, config, infra, state, say, run_lock)
         return take_backup(project, state, contexts.with_lock(view), say, "manual")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 
 def lifecycle_lines(state_data: dict) -> dict[str, str]:
-    lock = state_data.get("lock") or {}
+    lock = state_data.get("lock") if isinstance(state_data.get("lock"), dict) else {}
     out = {"lock": str(lock.get("name") or "not recorded (nothing installed yet)")}
     record = state_data.get("upgrade")
-    if isinstance(record, dict):
-        hops = record.get("hops") or []
-        done = int(record.get("done", 0))
+    hops = record.get("hops") if isinstance(record, dict) else None
+    if isinstance(hops, list) and all(isinstance(h, dict) for h in hops) and isinstance(record.get("done", 0), int):
+        done = record.get("done", 0)
         text = f"{record.get('from')} -> {record.get('to')}: {done}/{len(hops)} hop(s) done, {record.get('status')}"
-        if record.get("status") != "done" and done < len(hops):
+        if record.get("status") != "done" and 0 <= done < len(hops):
             hop = hops[done]
             text += (
                 f"; next: hop {done + 1} ({hop.get('phase')}) — run `affordml upgrade --yes-i-really-really-mean-it`"

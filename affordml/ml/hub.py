@@ -48,15 +48,26 @@ def write_secret_values(project, password: str) -> Path:
 
 def hub_url(state_data: dict) -> str | None:
     """http://<a worker's floating IP>:NODE_PORT once the ml phase installed JupyterHub, else None."""
-    releases = ((state_data or {}).get("ml") or {}).get("releases") or []
-    installed = any(r.get("name") == "jupyterhub" and r.get("action") != "removed" for r in releases)
-    servers = ((state_data or {}).get("cloud") or {}).get("servers") or {}
-    reachable = {vm: s for vm, s in sorted(servers.items()) if s.get("floating_ip")}
+    releases = _list(_mapping(_mapping(state_data).get("ml")).get("releases"))
+    installed = any(
+        _mapping(r).get("name") == "jupyterhub" and _mapping(r).get("action") != "removed" for r in releases
+    )
+    servers = _mapping(_mapping(_mapping(state_data).get("cloud")).get("servers"))
+    reachable = {vm: s for vm, s in sorted(servers.items()) if isinstance(s, dict) and s.get("floating_ip")}
     if not installed or not reachable:
         return None
     workers = [s for s in reachable.values() if s.get("role") == "worker"]
     server = (workers or list(reachable.values()))[0]
     return f"http://{server['floating_ip']}:{NODE_PORT}/"
+
+
+def _mapping(value) -> dict:
+    """A part of state.json as affordml wrote it, or empty: a hand-edited state of another shape shows nothing."""
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value) -> list:
+    return value if isinstance(value, list) else []
 
 
 def hub_status(state_data: dict) -> dict:

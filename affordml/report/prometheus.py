@@ -13,6 +13,7 @@ from affordml.errors import RunError
 NAMESPACE = "monitoring"
 SERVICE = "prometheus-operated:9090"
 TIMEOUT_S = 30
+MAX_ANSWER = 64 * 2**20  # a 90-day matrix at the report's step is a few MiB
 _FIX_URL = "check the address, or leave out --prometheus to ask the cluster's Prometheus through the API server"
 _FIX_PROXY = (
     "is monitoring installed (`affordml init phase ml`, ml.monitoring: true)? Check "
@@ -33,27 +34,72 @@ def _answer(body: bytes, where: str, fix: str) -> dict:
 
 
 class UrlPrometheus:
+    """Prometheus at the URL the user gave, and only there: no redirect is followed and no proxy from the
+    environment is used."""
+
     def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise RunError(
-                f"--prometheus {url[:80]!r} is not an http(s) URL", "e.g. --prometheus http://127.0.0.1:9090"
-            )
+        problem = _url_problem(url)
+        if problem:
+            raise RunError(f"--prometheus {_shown(url)!r} {problem}", "e.g. --prometheus http://127.0.0.1:9090")
         self.url = url.rstrip("/")
         self.where = f"Prometheus at {self.url}"
 
     def get(self, api_path: str, params: dict) -> dict:
         from urllib.error import HTTPError, URLError
-        from urllib.request import urlopen
 
         try:
-            with urlopen(f"{self.url}/{api_path}?{urlencode(params)}", timeout=TIMEOUT_S) as response:  # noqa: S310
-                return _answer(response.read(), self.where, _FIX_URL)
+            with _opener().open(f"{self.url}/{api_path}?{urlencode(params)}", timeout=TIMEOUT_S) as response:
+                return _answer(_read_capped(response, self.where), self.where, _FIX_URL)
         except HTTPError as exc:
-            return _answer(exc.read(), self.where, _FIX_URL)
-        except (URLError, OSError) as exc:
+            if 300 <= exc.code < 400:
+                raise RunError(
+                    f"{self.where} redirects (HTTP {exc.code}); affordml asks only the URL you gave", _FIX_URL
+                ) from None
+            return _answer(_read_capped(exc, self.where), self.where, _FIX_URL)
+        except (URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
             raise RunError(f"{self.where} is unreachable: {' '.join(str(reason).split())[:200]}", _FIX_URL) from None
+
+
+def _shown(url: str) -> str:
+    """The URL as an error shows it: a password in it is never printed."""
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        rest = "***@" + rest.split("@", 1)[1]
+    return (scheme + sep + rest)[:80]
+
+
+def _url_problem(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "is not a URL"
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+        return "is not an http(s) URL"
+    if parts.query or parts.fragment or "@" in parts.netloc:
+        return "has a query, a fragment or a user name: give Prometheus's base URL only"
+    if port == 0:
+        return "has port 0"
+    return None
+
+
+def _opener():
+    """urllib without the environment's proxies and refusing redirects (a 3xx comes back as an HTTPError)."""
+    from urllib.request import HTTPRedirectHandler, ProxyHandler, build_opener
+
+    class RefuseRedirects(HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    return build_opener(ProxyHandler({}), RefuseRedirects())
+
+
+def _read_capped(response, where: str) -> bytes:
+    body = response.read(MAX_ANSWER + 1)
+    if len(body) > MAX_ANSWER:
+        raise RunError(f"{where} answered more than {MAX_ANSWER // 2**20} MiB", "ask for a shorter --since")
+    return body
 
 
 class ProxyPrometheus:
@@ -75,15 +121,26 @@ class ProxyPrometheus:
             api = config.new_client_from_config(config_file=str(self.kubeconfig))
         except Exception as exc:  # a kubeconfig the client cannot read: one line
             raise RunError(f"{self.kubeconfig}: {' '.join(str(exc).split())[:200]}", _FIX_PROXY) from None
+        _refuse_redirects(api)
         try:
             status, body = _get(api, f"/api/v1/namespaces/{NAMESPACE}/services/{SERVICE}/proxy/{api_path}", params)
         except Exception as exc:  # connection refused, TLS, timeouts
             raise RunError(f"{self.where} is unreachable: {' '.join(str(exc).split())[:200]}", _FIX_PROXY) from None
         finally:
             api.close()
+        _capped(body)
         if status in (200, 400, 422):  # 400/422: Prometheus's own refusal, passed on by the proxy
             return _answer(body, self.where, _FIX_PROXY)
         raise RunError(f"{self.where} is unreachable: {_api_reason(status, body)}", _FIX_PROXY)
+
+
+def _refuse_redirects(api) -> None:
+    """The client's urllib3 pool follows a 3xx to wherever it points; the report talks to the API server only,
+    so an answer that redirects comes back as its status (and is refused as not Prometheus's answer)."""
+    from functools import partial
+
+    pool = api.rest_client.pool_manager
+    pool.request = partial(pool.request, redirect=False)
 
 
 def _get(api, path: str, params: dict) -> tuple[int, bytes]:
@@ -112,6 +169,12 @@ def _get(api, path: str, params: dict) -> tuple[int, bytes]:
     return response[0].status, response[0].data
 
 
+def _capped(body: bytes) -> bytes:
+    if len(body) > MAX_ANSWER:
+        raise RunError(f"Prometheus answered more than {MAX_ANSWER // 2**20} MiB", "ask for a shorter --since")
+    return body
+
+
 def _api_reason(status: int, body: bytes) -> str:
     """The API server's Status message (e.g. `services "prometheus-operated" not found`), else the body's start."""
     try:
@@ -122,8 +185,39 @@ def _api_reason(status: int, body: bytes) -> str:
 
 
 def query_range(prometheus, query: str, start: float, end: float, step_s: int) -> list[dict]:
-    """The matrix of /api/v1/query_range: [{"metric": {...}, "values": [[t, "v"], ...]}, ...]."""
+    """The matrix of /api/v1/query_range: [{"metric": {...}, "values": [[t, "v"], ...]}, ...]; an answer of
+    another shape is one line, never a crash further on."""
     data = prometheus.get("api/v1/query_range", {"query": query, "start": start, "end": end, "step": step_s})
     if data.get("resultType") != "matrix" or not isinstance(data.get("result"), list):
-        raise RunError(f"{prometheus.where} answered a {data.get('resultType')!r}, not a matrix", "run it again")
+        raise RunError(
+            f"{prometheus.where} answered a {str(data.get('resultType'))[:40]!r}, not a matrix", "run it again"
+        )
+    for series in data["result"]:
+        if not _is_series(series):
+            raise RunError(
+                f"{prometheus.where} answered a matrix of another shape than Prometheus's",
+                "check that it is Prometheus's HTTP API",
+            )
     return data["result"]
+
+
+def _is_series(series) -> bool:
+    if not isinstance(series, dict) or not isinstance(series.get("metric", {}), dict):
+        return False
+    if not all(isinstance(v, str) for v in series.get("metric", {}).values()):
+        return False
+    values = series.get("values", [])
+    return isinstance(values, list) and all(_is_sample(sample) for sample in values)
+
+
+def _is_sample(sample) -> bool:
+    if not isinstance(sample, list) or len(sample) != 2 or not isinstance(sample[1], str):
+        return False
+    stamp = sample[0]
+    if isinstance(stamp, bool) or not isinstance(stamp, int | float) or not 0 <= stamp < 2**33:
+        return False
+    try:
+        float(sample[1])
+    except ValueError:
+        return False
+    return True

@@ -92,34 +92,30 @@ def write_png(report: dict, since: str, target) -> None:
     pyplot.close(figure)
 
 
-def save_png(report: dict, since: str, path: Path) -> Path:
-    """Render in memory, then temp-then-rename beside the target; a link or a folder there is refused, never
-    followed."""
-    import io
+def is_png(current: str) -> bool:
+    """An existing file --png may replace: a PNG (an earlier report), never a file of another kind."""
+    return current[1:4] == "PNG"
+
+
+def check_png(path: Path) -> Path:
+    """Before any question to Prometheus: the folder exists and is writable, nothing but a PNG is at the path."""
     import os
-    import stat
 
     from affordml import safefile
-    from affordml.errors import ConfigError
 
     path = Path(os.path.abspath(path))
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        info = None
-    if info is not None and not stat.S_ISREG(info.st_mode):
-        kind = "a symbolic link" if stat.S_ISLNK(info.st_mode) else "not a plain file"
-        raise ConfigError(f"--png {path} is {kind}", "name a new file, or a plain file to replace")
-    try:
-        parent = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise ConfigError(
-            f"--png: folder {path.parent} cannot be opened ({exc.strerror})", "name a file in an existing folder"
-        ) from None
+    safefile.check_beside(path, is_png)
+    return path
+
+
+def save_png(report: dict, since: str, path: Path) -> Path:
+    """Render in memory, then temp-then-rename beside the target; a link, a folder, a hard link or a file that
+    is not a PNG there is refused, never followed nor replaced."""
+    import io
+
+    from affordml import safefile
+
+    path = check_png(path)
     buffer = io.BytesIO()
     write_png(report, since, buffer)
-    try:
-        safefile.write_in(parent, path.name, path, buffer.getvalue(), 0o644)
-    finally:
-        os.close(parent)
-    return path
+    return safefile.write_beside(path, buffer.getvalue(), 0o644, may_replace=is_png)

@@ -87,7 +87,8 @@ class StopOnSignal:
                 self.signum,
                 f"stopped by {name}: ansible-playbook (process group {self.child.pgid if self.child else '-'}) "
                 "was stopped before the lock was released",
-                "run `affordml init` again: it resumes at this phase",
+                "run the same command again (`affordml init` resumes at this phase; a backup stopped half-way is "
+                "listed as incomplete and a new one is taken)",
             )
 
 

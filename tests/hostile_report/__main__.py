@@ -33,7 +33,11 @@ and `outside/` with sentinel files and folders. Columns:
   content hash, mode, link count and owner before and after; `no` when nothing did.
 
 Payload markers are counted after the whole run. The payloads' run on a real test host (check mode and for real):
-tests/integration/hosts/test_hostile_values_host_phase.py. Cases: tests/hostile_report/ (values.py, files.py).
+tests/integration/hosts/test_hostile_values_host_phase.py. Cases: tests/hostile_report/ (values.py, files.py,
+backups.py, commands.py). The lifecycle commands' rows (backup, restore, upgrade, destroy, add-node, verify,
+serve, status, report, bench) also run as tests: tests/cli/test_hostile_lifecycle.py. A restore row ends with
+`project unchanged` when every entry of the project folder (type, content hash, mode, links, owner) is as it was
+before the command.
 """
 
 

@@ -38,6 +38,8 @@ class Sandbox:
     outside: Path  # sentinels that must never change
     home: Path
     cleanups: list[Callable[[], None]] = field(default_factory=list)
+    url: str = ""  # a loopback server the setup started ("{url}" in the arguments)
+    seen: dict = field(default_factory=dict)  # what the setup recorded for the case's note
 
 
 Setup = Callable[[Sandbox], None]
@@ -80,7 +82,7 @@ def run_case(case: Case, tmp: Path) -> Row:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AFFORDML_", "ANSIBLE_"))}
         pythonpath = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
         env.update({"HOME": str(sandbox.home), "PYTHONPATH": pythonpath, "COLUMNS": "400", "NO_COLOR": "1"})
-        argv = [*console_script(), "-p", str(sandbox.project), *(a.replace("{tmp}", str(tmp)) for a in case.args)]
+        argv = [*console_script(), "-p", str(sandbox.project), *(_arg(a, sandbox) for a in case.args)]
         for _ in range(case.times):
             done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120, cwd=tmp)
         after = snapshot(tmp, sandbox.project)
@@ -101,6 +103,10 @@ def run_case(case: Case, tmp: Path) -> Row:
         multi_line=done.returncode not in case.ok_rcs and len(errors) != 1,
         leaked=SECRET in done.stdout + done.stderr,
     )
+
+
+def _arg(arg: str, sandbox: Sandbox) -> str:
+    return arg.replace("{tmp}", str(sandbox.tmp)).replace("{url}", sandbox.url)
 
 
 def _sandbox(tmp: Path, case: Case) -> Sandbox:

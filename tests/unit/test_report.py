@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from typer.testing import CliRunner
 
-from affordml.errors import ConfigError, RunError
+from affordml.errors import ConfigError, RunError, UnsafeFile
 from affordml.report import period, queries, usage
 from affordml.report.collect import collect
 from affordml.report.prometheus import ProxyPrometheus, UrlPrometheus, query_range
@@ -250,7 +250,7 @@ def test_png_never_writes_through_a_link(tmp_path, monkeypatch):
     os.symlink(victim, tmp_path / "out.png")
     with fake_prometheus() as (url, _):
         done = _cli("--prometheus", url, "--since", "12h", "--png", str(tmp_path / "out.png"), project=tmp_path)
-    assert done.exit_code != 0 and isinstance(done.exception, ConfigError)
+    assert done.exit_code != 0 and isinstance(done.exception, UnsafeFile)
     assert "symbolic link" in done.exception.one_line() and victim.read_text() == "keep me"
 
 

@@ -108,7 +108,7 @@ def test_a_stopped_upgrade_resumes_at_its_hop_without_a_second_backup(tmp_path, 
 def test_backup_list_marks_a_folder_without_manifest_incomplete(tmp_path) -> None:
     project = project_with_state(tmp_path / "p")
     (project.root / "backups" / "20260101T000000Z-manual").mkdir(parents=True, mode=0o700)
-    assert list_backups(project) == [{"name": "20260101T000000Z-manual", "complete": False}]
+    assert list_backups(project) == [{"name": "20260101T000000Z-manual", "complete": False, "why": "no manifest.json"}]
 
 
 def test_the_kubernetes_upgrade_action_runs_upgrade_cluster_yml(tmp_path) -> None:
