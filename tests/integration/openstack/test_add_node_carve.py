@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from affordml.cloud import phase
+from affordml.cloud import names, phase
 from affordml.cloud.phase import run_cloud_phase
 from affordml.config.model import Config
 from affordml.lifecycle.destroy import run_destroy, select_phases
@@ -116,6 +116,8 @@ def test_added_pcs_vm_lands_on_its_compute_and_the_first_pcs_stay(cloud, admin, 
                 gone = servers[LOST_VM]["id"]
                 admin.compute.delete_server(gone)
                 admin.compute.wait_for_delete(admin.compute.get_server(gone), interval=1, wait=120)
+                twin_host = _zone_less_twin_lands_on(admin, project, first["record"], grown_flavor(grown))
+                assert twin_host == NODE_HOST, f"the control: a zone-less twin landed on {twin_host}"
                 started = time.monotonic()
                 lines = []
                 back = run_cloud_phase(context(project, grown, lines), options)
@@ -131,7 +133,8 @@ def test_added_pcs_vm_lands_on_its_compute_and_the_first_pcs_stay(cloud, admin, 
                 print(
                     f"second compute up in {up:.1f}s; added PC's VM carved on {NODE_HOST} in zone {ZONE} "
                     f"({carved:.1f}s), the first PC's 3 VMs kept on {COMPUTE_HOST} in {FIRST_ZONE}; {LOST_VM} "
-                    f"deleted and carved again on {COMPUTE_HOST} ({again_s:.1f}s); another run: nothing changed"
+                    f"deleted and carved again on {COMPUTE_HOST} ({again_s:.1f}s), where a zone-less twin went to "
+                    f"{twin_host}; another run: nothing changed"
                 )
     finally:
         _forget_second_compute(admin)
@@ -183,6 +186,26 @@ def test_first_pc_carved_before_zones_is_kept_until_its_compute_is_empty(cloud, 
 
 def grown_flavor(plan) -> str:
     return next(v.flavor for v in plan.vms if v.name == LOST_VM)
+
+
+def _zone_less_twin_lands_on(admin, project, record: dict, flavor: str) -> str:  # noqa: F811
+    """The control: the lost VM's flavor, image and network, but no zone, as the platform user; where nova puts it
+    (then it goes again)."""
+    from affordml.cloud.connect import clouds_yaml, connect_cloud
+
+    user = connect_cloud(clouds_yaml(project), names.USER_CLOUD)
+    twin = user.compute.create_server(
+        name="zone-less-twin",
+        flavor_id=record["flavors"][flavor],
+        image_id=record["image_id"],
+        networks=[{"uuid": record["network_id"]}],
+    )
+    try:
+        user.compute.wait_for_server(twin, interval=1, wait=120)
+        return admin.compute.get_server(twin.id).compute_host
+    finally:
+        user.compute.delete_server(twin)
+        user.compute.wait_for_delete(twin, interval=1, wait=120)
 
 
 def _placed(admin, servers: dict[str, dict]) -> dict[str, tuple[str, str]]:  # noqa: F811
