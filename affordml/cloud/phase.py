@@ -27,7 +27,7 @@ def run_cloud_phase(ctx, options: CloudOptions | None = None) -> dict:
         for server in spec.servers:
             ctx.say(
                 f"[cloud] would ensure server {server.name} ({server.flavor}, {server.address}) "
-                "and a floating IP for it"
+                f"in zone {server.availability_zone} and a floating IP for it"
             )
         return {}
     started = time.monotonic()
