@@ -388,7 +388,7 @@ def test_more_gpus_than_nova_was_given(cloud, admin, project, options):
 def test_pci_alias_missing_in_nova(cloud, admin, project, options):
     """The RTX 4090 desktop's own plan (alias gpu) against nova configured for the test PC."""
     plan = plan_of("desktop-rtx4090")
-    plan = dataclasses.replace(plan, vms=[_small(v) for v in plan.vms])
+    plan = dataclasses.replace(plan, host=COMPUTE_HOST, vms=[_small(v) for v in plan.vms])
     with pytest.raises(PciAliasMissing) as error:
         run_cloud_phase(context(project, plan), options)
     line = error.value.one_line()
