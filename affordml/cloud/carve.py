@@ -72,6 +72,7 @@ class Carver:
         self.options = options
         self.say = say
         self.out = Outcome()
+        self.zones: dict[str, str | None] = {}  # each planned zone's effective one (cloud.zones.ensure_zones)
 
     def changed(self, what: str) -> None:
         self.out.changes.append(what)
@@ -498,7 +499,9 @@ class Carver:
             if server is not None:
                 if server.status == "ERROR":
                     raise self._fault(server, spec)
+                self._say_zone_kept(server, spec)
                 continue
+            zone = self.zones.get(spec.availability_zone or "")
             port = self._ensure_port(spec, ports.get(names.port_name(spec.vm)))
             server = self.call(
                 f"create server {spec.name}",
@@ -512,9 +515,10 @@ class Carver:
                 networks=[{"port": port.id}],
                 user_data=base64.b64encode(user_data(spec).encode()).decode(),
                 metadata={names.MARK_KEY: names.MARK_VALUE, names.VM_KEY: spec.vm, names.PLAN_FLAVOR_KEY: spec.flavor},
-                **({"availability_zone": spec.availability_zone} if spec.availability_zone else {}),
+                **({"availability_zone": zone} if zone else {}),
             )
-            self.changed(f"created server {spec.name} ({spec.flavor}, {spec.address})")
+            where = f" in zone {zone}" if zone else ""
+            self.changed(f"created server {spec.name} ({spec.flavor}, {spec.address}){where}")
             created.append((spec, server))
             existing[spec.name] = server
         for spec in self.spec.servers:
@@ -529,6 +533,17 @@ class Carver:
                 "pci_alias": spec.pci_spec,
                 "status": server.status,
             }
+
+    def _say_zone_kept(self, server, spec: ServerSpec) -> None:
+        """A server's zone changes only by migration: one outside its PC's zone is kept and said, never re-created
+        for that (nova named its zone when it placed it)."""
+        zone = self.zones.get(spec.availability_zone or "")
+        current = getattr(server, "availability_zone", None)
+        if zone and current and current != zone:
+            self.say(
+                f"[cloud] kept: server {spec.name} stays in availability zone {current}, not {zone} "
+                "(a server's zone changes only by migration)"
+            )
 
     def ensure_floating_ips(self) -> None:
         """One floating IP per VM on the external network, on its port: the address this PC (and, with a LAN

@@ -22,12 +22,12 @@ def options_from_context(ctx) -> CloudOptions:
 
 def run_cloud_phase(ctx, options: CloudOptions | None = None) -> dict:
     options = options or options_from_context(ctx)
-    spec = cloud_spec(ctx.plan)
+    spec = cloud_spec(ctx.plan, ctx.config.hosts[0].name)
     if ctx.dry_run:
         for server in spec.servers:
             ctx.say(
                 f"[cloud] would ensure server {server.name} ({server.flavor}, {server.address}) "
-                "and a floating IP for it"
+                f"in zone {server.availability_zone} and a floating IP for it"
             )
         return {}
     started = time.monotonic()
@@ -60,7 +60,7 @@ def run_cloud_phase(ctx, options: CloudOptions | None = None) -> dict:
     carver.ensure_flavors()
     from affordml.cloud.zones import ensure_zones
 
-    ensure_zones(carver)
+    carver.zones = ensure_zones(carver)
     external = carver.ensure_external_network()
     carver.ensure_network(external)
     carver.ensure_security_group()

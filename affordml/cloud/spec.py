@@ -9,7 +9,7 @@ from affordml.cloud import names
 from affordml.errors import PlanError
 from affordml.plan.addresses import FIRST_VM_HOST, vm_addresses
 from affordml.plan.build import flavor_pci_spec
-from affordml.plan.model import Plan, VmSpec
+from affordml.plan.model import Plan, VmSpec, availability_zone_of
 
 PCI_ALIAS_SPEC = "pci_passthrough:alias"
 # nova >= 28 (2023.2): the guest's physical address bits; "emulate" needs the host trait
@@ -41,16 +41,17 @@ class ServerSpec:
     address: str
     gpus: tuple[str, ...]  # the host PCI addresses the plan gives it
     pci_spec: str | None  # the flavor's pci_passthrough:alias, e.g. "gpu:1"
-    availability_zone: str | None = None  # a VM of a PC added with add-node: that PC's zone
+    availability_zone: str | None = None  # the zone of the PC that holds its GPUs and disk
 
 
 @dataclass(frozen=True)
 class ZoneSpec:
-    """A host aggregate whose availability zone holds one added PC's nova-compute, so its VMs land there."""
+    """A host aggregate whose availability zone holds one PC's nova-compute, so that its VMs land there."""
 
     name: str  # also the aggregate's name
     compute_host: str  # nova-compute's host (the PC's host name)
     config_host: str  # its name in affordml.yaml, for messages
+    first: bool = False  # the first PC (OpenStack's controller); the others came with add-node
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class CloudSpec:
     rules: tuple[RuleSpec, ...]
     gpu_image: bool  # the image needs q35 + UEFI (large-BAR GPUs)
     gpus_offered: dict[str, int] = field(default_factory=dict)  # PCI alias -> GPUs the plan's device_spec offers
-    zones: tuple[ZoneSpec, ...] = ()  # one per PC added with add-node
+    zones: tuple[ZoneSpec, ...] = ()  # one per PC, the first PC's first
 
     def flavor(self, name: str) -> FlavorSpec:
         return next(f for f in self.flavors if f.name == name)
@@ -110,7 +111,8 @@ class CloudSpec:
         }
 
 
-def cloud_spec(plan: Plan) -> CloudSpec:
+def cloud_spec(plan: Plan, first_host: str = "main") -> CloudSpec:
+    """`first_host`: the first PC's name in affordml.yaml's hosts (affordml.yaml's default when not given)."""
     addresses = vm_addresses(plan)
     flavors: dict[str, FlavorSpec] = {}
     servers = []
@@ -123,7 +125,7 @@ def cloud_spec(plan: Plan) -> CloudSpec:
                 "report this as a bug in affordml's planner",
             )
         node = plan.node_of_vm(vm.name)
-        zone = node.availability_zone if node else None
+        zone = node.availability_zone if node else availability_zone_of(first_host)
         servers.append(
             ServerSpec(vm.name, names.server_name(vm.name), vm.role, vm.flavor, addresses[vm.name], vm.gpus, pci, zone)
         )
@@ -135,7 +137,10 @@ def cloud_spec(plan: Plan) -> CloudSpec:
         rules=security_rules(),
         gpu_image=bool(plan.gpus),
         gpus_offered=gpus_offered(plan),
-        zones=tuple(ZoneSpec(n.availability_zone, n.hostname, n.host) for n in plan.nodes),
+        zones=(
+            ZoneSpec(availability_zone_of(first_host), plan.host, first_host, first=True),
+            *(ZoneSpec(n.availability_zone, n.hostname, n.host) for n in plan.nodes),
+        ),
     )
 
 

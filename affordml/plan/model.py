@@ -94,7 +94,12 @@ class NodePlan:
 
     @property
     def availability_zone(self) -> str:
-        return f"affordml-{self.host}"
+        return availability_zone_of(self.host)
+
+
+def availability_zone_of(host: str) -> str:
+    """The host aggregate and availability zone of a PC (its name in affordml.yaml's hosts), the first one's too."""
+    return f"affordml-{host}"
 
 
 @dataclass

@@ -115,11 +115,16 @@ def test_rendered_env_gives_the_added_pc_its_own_vars_vm_zone_and_nova_config():
     assert json.dumps(BASE.nova_device_specs[0]) not in conf  # the first PC's GPU is not offered on pc2
     labels = files["gpu/node-labels.yaml"]
     assert all(vm.name in labels for vm in added.vms if vm.gpus)
-    spec = cloud_spec(grown)
+    spec = cloud_spec(grown, "pc1")
     zone = {s.vm: s.availability_zone for s in spec.servers}
-    assert zone["worker-1"] is None and all(zone[vm.name] == "affordml-pc2" for vm in added.vms)
-    assert [(z.name, z.compute_host) for z in spec.zones] == [("affordml-pc2", "pc2-box")]
-    assert {s.availability_zone for s in cloud_spec(BASE).servers} == {None}  # one PC: as before
+    assert zone["worker-1"] == "affordml-pc1" and all(zone[vm.name] == "affordml-pc2" for vm in added.vms)
+    assert [(z.name, z.compute_host, z.first) for z in spec.zones] == [
+        ("affordml-pc1", BASE.host, True),
+        ("affordml-pc2", "pc2-box", False),
+    ]
+    one_pc = cloud_spec(BASE, "pc1")  # one PC: its own zone too (made before its first VM: docs/add-node.md)
+    assert {s.availability_zone for s in one_pc.servers} == {"affordml-pc1"}
+    assert [z.name for z in one_pc.zones] == ["affordml-pc1"]
 
 
 def test_kolla_inventory_holds_only_platform_pcs_with_their_own_nic():

@@ -43,7 +43,7 @@ from affordml.status import project_status
 from affordml.versions import load_lock, version_table
 from tests.testbed.openstack import fake_host
 from tests.testbed.openstack.control_plane import tracked_pci_devices
-from tests.testbed.openstack.settings import Layout
+from tests.testbed.openstack.settings import COMPUTE_HOST, Layout
 
 pytestmark = [pytest.mark.openstack, pytest.mark.slow]
 
@@ -179,10 +179,12 @@ def cloud_alias() -> dict:
 
 
 def fit(plan: Plan, cloud) -> Plan:
-    """The plan's VMs and GPUs on flavors the fake compute node holds, asked for by the test PC's type-PCI alias."""
+    """The plan's VMs and GPUs on flavors the fake compute node holds, asked for by the test PC's type-PCI alias,
+    on a first PC named like the test cloud's nova-compute (its zone's member)."""
     alias = cloud_alias()
     gpus = [dataclasses.replace(g, nova_alias=alias["name"]) for g in plan.gpus]
-    return dataclasses.replace(plan, vms=[_small(v) for v in plan.vms], gpus=gpus, nova_aliases=[alias])
+    vms = [_small(v) for v in plan.vms]
+    return dataclasses.replace(plan, host=COMPUTE_HOST, vms=vms, gpus=gpus, nova_aliases=[alias])
 
 
 def with_gpus(plan: Plan, vm_name: str, count: int) -> Plan:
@@ -386,7 +388,7 @@ def test_more_gpus_than_nova_was_given(cloud, admin, project, options):
 def test_pci_alias_missing_in_nova(cloud, admin, project, options):
     """The RTX 4090 desktop's own plan (alias gpu) against nova configured for the test PC."""
     plan = plan_of("desktop-rtx4090")
-    plan = dataclasses.replace(plan, vms=[_small(v) for v in plan.vms])
+    plan = dataclasses.replace(plan, host=COMPUTE_HOST, vms=[_small(v) for v in plan.vms])
     with pytest.raises(PciAliasMissing) as error:
         run_cloud_phase(context(project, plan), options)
     line = error.value.one_line()
