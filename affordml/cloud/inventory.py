@@ -49,21 +49,32 @@ def server_rows(conn, project_id: str | None = None) -> list[dict]:
 
 
 def rows_from_state(record: dict) -> list[dict]:
+    """The VMs as the state recorded them. state.json is a file a person can edit: a field of the wrong kind shows
+    as unknown ("?") rather than stopping `status`."""
+    servers = record.get("servers") if isinstance(record, dict) else None
     rows = []
-    for vm, server in sorted((record.get("servers") or {}).items()):
+    for vm, server in sorted((servers if isinstance(servers, dict) else {}).items(), key=lambda item: str(item[0])):
+        server = server if isinstance(server, dict) else {}
+        gpus = server.get("gpus")
         rows.append(
             {
-                "name": server.get("name"),
-                "vm": vm,
-                "id": server.get("id"),
-                "status": f"{server.get('status', '?')} (recorded)",
-                "flavor": server.get("flavor"),
-                "gpus": len(server.get("gpus") or []),
-                "pci_alias": server.get("pci_alias"),
-                "addresses": [a for a in (server.get("address"), server.get("floating_ip")) if a],
+                "name": _recorded_text(server.get("name")),
+                "vm": str(vm),
+                "id": _recorded_text(server.get("id")),
+                "status": f"{_recorded_text(server.get('status')) or '?'} (recorded)",
+                "flavor": _recorded_text(server.get("flavor")),
+                "gpus": len(gpus) if isinstance(gpus, list) else "?",
+                "pci_alias": _recorded_text(server.get("pci_alias")),
+                "addresses": [
+                    a for a in (server.get("address"), server.get("floating_ip")) if isinstance(a, str) and a
+                ],
             }
         )
     return rows
+
+
+def _recorded_text(value) -> str | None:
+    return value if isinstance(value, str) else None if value is None else "?"
 
 
 def destroy(admin, say: Callable[[str], None], project: Project | None = None) -> list[str]:

@@ -223,3 +223,21 @@ def test_destroy_never_uses_kolla_credentials_the_project_did_not_deploy(cli):
     (root / "state.json").write_text(json.dumps({"version": 1, "phases": {"host": {"status": "done"}}}))
     result = cli("destroy", "--yes-i-really-really-mean-it")
     assert_one_line(result, ["/etc/kolla/clouds.yaml is not used", "state"])
+
+
+MALFORMED_SERVERS = {
+    "servers-a-list": [],
+    "server-a-string": {"worker-1": "ACTIVE"},
+    "gpus-a-number": {"worker-1": {"name": "affordml-worker-1", "gpus": 2, "status": "ACTIVE"}},
+    "fields-of-other-kinds": {"worker-1": {"name": ["x"], "status": {"a": 1}, "address": 7, "flavor": 3.5}},
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED_SERVERS))
+def test_status_offline_shows_malformed_server_records_as_unknown(cli, case):
+    state = {"version": 1, "phases": {}, "data": {"cloud": {"servers": MALFORMED_SERVERS[case]}}}
+    text = json.dumps(state)
+    (project(cli) / "state.json").write_text(text)
+    result = cli("status", "--offline")
+    assert result.rc == 0 and "Traceback" not in result.err, result.err
+    assert (cli.project / "state.json").read_text() == text
