@@ -73,6 +73,21 @@ def rows_from_state(record: dict) -> list[dict]:
     return rows
 
 
+def _delete_zones(compute, gone: Callable[[str], None], say: Callable[[str], None]) -> None:
+    """The host aggregates (availability zones) the cloud phase made, marked affordml=1: hosts out, then the
+    aggregate (nova refuses to delete one that still holds hosts). One named like ours but unmarked is someone's."""
+    for aggregate in compute.aggregates():
+        if not aggregate.name.startswith(names.PREFIX):
+            continue
+        if (aggregate.metadata or {}).get(names.MARK_KEY) != names.MARK_VALUE:
+            say(f"[destroy] kept host aggregate {aggregate.name}: it is not marked as affordml's")
+            continue
+        for host in aggregate.hosts or ():
+            compute.remove_host_from_aggregate(aggregate, host)
+        compute.delete_aggregate(aggregate, ignore_missing=True)
+        gone(f"host aggregate {aggregate.name} (availability zone {aggregate.availability_zone})")
+
+
 def _recorded_text(value) -> str | None:
     return value if isinstance(value, str) else None if value is None else "?"
 
@@ -106,6 +121,7 @@ def destroy(admin, say: Callable[[str], None], project: Project | None = None) -
             if img.name == names.IMAGE and (img.properties or {}).get(names.MARK_KEY) == names.MARK_VALUE:
                 image.delete_image(img, ignore_missing=True)
                 gone(f"image {img.name} ({img.id})")
+    _delete_zones(compute, gone, say)
     for flavor in compute.flavors(details=True):
         if flavor.name.startswith(names.FLAVOR_PREFIX) and flavor.description == names.DESCRIPTION:
             compute.delete_flavor(flavor, ignore_missing=True)

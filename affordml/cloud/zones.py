@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from affordml.cloud import names
 from affordml.cloud.faults import CloudError
 from affordml.cloud.spec import ZoneSpec
 
@@ -167,6 +168,12 @@ def _apply(carver, step: ZoneStep, by_name: dict) -> None:
             carver.admin.compute.create_aggregate,
             name=zone.name,
             availability_zone=zone.name,
+        )
+        carver.call(
+            f"mark host aggregate {zone.name} as affordml's",
+            carver.admin.compute.set_aggregate_metadata,
+            by_name[zone.name],
+            {names.MARK_KEY: names.MARK_VALUE},
         )
         carver.changed(f"created host aggregate {zone.name} (availability zone {zone.name})")
     if step.add_host:

@@ -115,6 +115,9 @@ class _Compute:
         self.calls.append(("create", name, availability_zone))
         return type("Aggregate", (), {"name": name})
 
+    def set_aggregate_metadata(self, aggregate, metadata):
+        self.calls.append(("mark", aggregate.name, metadata))
+
     def add_host_to_aggregate(self, aggregate, host):
         self.calls.append(("add", aggregate.name, host))
 
@@ -144,6 +147,7 @@ def test_ensure_zones_creates_then_adds_on_a_new_platform():
     assert compute.calls == [
         ("servers", "box1"),
         ("create", "affordml-pc1", "affordml-pc1"),
+        ("mark", "affordml-pc1", {"affordml": "1"}),
         ("add", "affordml-pc1", "box1"),
     ]
     assert carver.out.changes == [

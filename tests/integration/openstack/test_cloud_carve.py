@@ -268,6 +268,7 @@ def our_leftovers(admin) -> list[str]:
         left.append(f"user {names.USER}")
     left += [f"flavor {f.name}" for f in admin.compute.flavors() if f.name.startswith(names.FLAVOR_PREFIX)]
     left += [f"network {n.name}" for n in admin.network.networks() if n.name.startswith(names.PREFIX)]
+    left += [f"aggregate {a.name}" for a in admin.compute.aggregates() if a.name.startswith(names.PREFIX)]
     return left
 
 
@@ -279,6 +280,7 @@ def test_carve_carve_again_status_destroy(fixture, cloud, admin, project, option
     plan = fit(plan_of(fixture), cloud)
     foreign_net = admin.network.create_network(name=f"not-affordml-{fixture}")
     foreign_flavor = admin.compute.create_flavor(name=f"someone.else.{fixture}", ram=64, vcpus=1, disk=1)
+    foreign_zone = admin.compute.create_aggregate(name=f"someone-else-{fixture}", availability_zone="elsewhere")
     try:
         lines: list[str] = []
         ctx = context(project, plan, lines)
@@ -362,12 +364,15 @@ def test_carve_carve_again_status_destroy(fixture, cloud, admin, project, option
         assert "[destroy] removed host key of worker-1" in destroyed.stdout
         assert admin.network.get_network(foreign_net.id).name == f"not-affordml-{fixture}"
         assert admin.compute.get_flavor(foreign_flavor.id).name == f"someone.else.{fixture}"
+        assert admin.compute.get_aggregate(foreign_zone.id).name == f"someone-else-{fixture}"
+        assert "[destroy] removed host aggregate affordml-" in destroyed.stdout
         assert cloud.external_network is None or admin.network.get_network(cloud.external_network.network_id)
         offline = project_status(project)["cloud"]
         assert offline["servers"] == []
     finally:
         admin.network.delete_network(foreign_net, ignore_missing=True)
         admin.compute.delete_flavor(foreign_flavor, ignore_missing=True)
+        admin.compute.delete_aggregate(foreign_zone, ignore_missing=True)
 
 
 def test_more_gpus_than_nova_was_given(cloud, admin, project, options):
