@@ -15,7 +15,7 @@ RELEASE_PHASES = ("ml", "gpu")  # `destroy --releases`: the Helm releases only, 
 VM_PHASES = ("kubernetes", "cloud", "openstack")  # their destroy deletes the VMs' disks, and the homes on them
 ALWAYS_TRIED = ("cloud",)  # finds only what carries the platform's marks, also after a lost state file
 BACKUPS = "backups"
-DATA_STEPS = {"ml": "affordml.lifecycle.destroy_steps:delete_homes"}  # with --delete-data, after the phase's destroy
+DATA_STEPS = {"ml": "affordml.lifecycle.destroy_steps:delete_ml_data"}  # with --delete-data, after the phase's destroy
 
 WHAT_GOES = {
     "ml": "the ML Helm releases (JupyterHub, Kueue, KServe, cert-manager, monitoring)",
@@ -64,7 +64,8 @@ def select_phases(only: list[str] | None = None, releases: bool = False, delete_
 def listing(selection: Selection) -> list[str]:
     lines = [f"{name}: {WHAT_GOES[name]}" for name in selection.names]
     if selection.delete_data:
-        lines.append("data: the users' homes (volumes on the VMs) and the project's backups/ folder")
+        lines.append("data: the users' homes (volumes on the VMs), the CRDs kept with the users' queues and "
+                     "InferenceServices, and the project's backups/ folder")  # fmt: skip
     else:
         lines.append("kept: the project's backups/ folder (add --delete-data to delete it too)")
     return lines

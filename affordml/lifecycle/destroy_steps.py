@@ -17,6 +17,14 @@ def destroy_ml(ctx) -> list[str]:
     return removed
 
 
+def delete_ml_data(ctx) -> dict[str, list[str]]:
+    """--delete-data after the ml releases went: the users' homes and the CRDs the releases left (their queues,
+    workloads and InferenceServices go with them)."""
+    from affordml.ml.phase import delete_kept_crds
+
+    return {"homes": delete_homes(ctx), "crds": delete_kept_crds(ctx)}
+
+
 def delete_homes(ctx) -> list[str]:
     """--delete-data: the users' home volume claims (JupyterHub's, by KubeSpawner's label); their volumes go with
     them (local-path's reclaim policy Delete)."""

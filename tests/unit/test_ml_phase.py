@@ -42,12 +42,33 @@ class FakeDriver:
         self.installed.add(release.name)
         return Outcome(release.name, action)
 
+    def cluster_scoped(self, release, kind):
+        return [f"{release.name}-aggregated-role"] if release.name in self.installed else None
+
     def remove(self, release):
         if release.name not in self.installed:
             return Outcome(release.name, "absent")
         self.events.append(("remove", release.name))
         self.installed.discard(release.name)
         return Outcome(release.name, "removed")
+
+
+class FakeCleanup:
+    """The API side of removal (affordml.ml.kept): records what the phase asks."""
+
+    def __init__(self, events: list):
+        self.events = events
+
+    def mark_kept(self, release):
+        self.events.append(("mark-kept", release.name))
+        return [f"{release.name}-a.example.io", f"{release.name}-b.example.io"]
+
+    def delete_leftover_roles(self, names):
+        self.events.append(("roles", tuple(names)))
+        return []
+
+    def close(self):
+        self.events.append(("closed", ""))
 
 
 @pytest.fixture
@@ -66,6 +87,8 @@ def ctx(tmp_path, monkeypatch):
     from affordml.ml import phase
 
     monkeypatch.setitem(phase.BEFORE, "monitoring", lambda c, kubeconfig, f: events.append(("monitoring-prep", "")))
+    monkeypatch.setitem(phase.AFTER_REMOVAL, "kueue", lambda c, kubeconfig: events.append(("switches-removed", "")))
+    monkeypatch.setattr(phase, "release_cleanup", lambda kubeconfig: FakeCleanup(events))
     return SimpleNamespace(
         project=project,
         plan=SimpleNamespace(ml=dict(ALL_ON, inference=False)),  # the serving releases: tests/unit/test_serving.py
@@ -112,6 +135,7 @@ def test_monitoring_is_prepared_before_its_release_and_the_queue_objects_go_in_r
         ("ensure", "kueue"),
         ("queues", "kubeconfig"),
         ("ensure", "jupyterhub"),
+        ("closed", ""),  # the serving releases (off) were not there: nothing marked or removed
     ]
     assert ctx.state.data["ml"]["releases"] == [
         {"name": n, "action": "installed"} for n in ("monitoring", "kueue", "jupyterhub")
@@ -128,13 +152,28 @@ def test_releases_turned_off_are_removed_newest_first(ctx):
         ("monitoring-prep", ""),
         ("ensure", "monitoring"),
         ("remove", "jupyterhub"),
+        ("roles", ("jupyterhub-aggregated-role",)),
+        ("mark-kept", "kueue"),  # before helm uninstall; jupyterhub has no CRDs to keep
         ("remove", "kueue"),
+        ("roles", ("kueue-aggregated-role",)),  # what the cluster may have re-created, after the uninstall
+        ("switches-removed", ""),
+        ("closed", ""),
     ]
     assert ctx.state.data["ml"]["releases"] == [
         {"name": "monitoring", "action": "unchanged"},
         {"name": "jupyterhub", "action": "removed"},
         {"name": "kueue", "action": "removed"},
     ]
+    assert "[ml] kueue: kept: 2 CRDs with the users' objects; `affordml destroy --delete-data` removes them" in (
+        ctx.lines
+    )
+
+
+def test_an_absent_release_is_not_said_kept_and_runs_no_removal_hook(ctx):
+    driver = FakeDriver(ctx.events, installed={"monitoring"})
+    ctx.plan.ml.update(training_queue=False, jupyterhub=False)
+    run_ml_phase(ctx, fetch, driver)
+    assert ("switches-removed", "") not in ctx.events and not [line for line in ctx.lines if "kept:" in line]
 
 
 def test_dry_run_says_what_it_would_do_and_touches_nothing(ctx):
