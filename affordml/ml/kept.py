@@ -46,6 +46,17 @@ class ReleaseCleanup(QueueApi):
             self._delete(f"{CRDS}/{name}")
         return names
 
+    def still_there(self, names: list[str], timeout_s: float = 120, pause_s: float = 2.0) -> list[str]:
+        """The API deletes a CRD's objects before the CRD itself: wait for that, bounded; returns what is left."""
+        deadline = time.monotonic() + timeout_s
+        left = list(names)
+        while left:
+            left = [name for name in left if self._exists(f"{CRDS}/{name}")]
+            if not left or time.monotonic() > deadline:
+                break
+            time.sleep(pause_s)
+        return left
+
     def _clear_finalizers(self, crd: dict) -> None:
         spec = crd["spec"]
         version = next(v["name"] for v in spec["versions"] if v.get("storage"))  # no conversion needed to read it

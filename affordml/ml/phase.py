@@ -191,7 +191,10 @@ def delete_kept_crds(ctx) -> list[str]:
     cleanup = release_cleanup(_kubeconfig(ctx, PHASE))
     try:
         deleted = [name for r in all_ml_releases() if r.keep_crds for name in cleanup.delete_crds(r)]
+        left = cleanup.still_there(deleted)
     finally:
         cleanup.close()
-    ctx.say(f"[data] deleted {len(deleted)} kept CRDs of the ml releases and every object of theirs")
+    ctx.say(f"[data] deleted {len(deleted) - len(left)} kept CRDs of the ml releases and every object of theirs")
+    if left:
+        ctx.say(f"[data] still being deleted by the API server: {', '.join(left)} (`kubectl get crd` shows when)")
     return deleted

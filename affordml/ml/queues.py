@@ -31,8 +31,13 @@ KINDS: dict[tuple[str, str], tuple[str, bool]] = {
 }
 # what runs the after-hours switch; Kueue's own kinds stay with its kept CRDs when Kueue goes
 SWITCH_KINDS = [k for k in KINDS if not k[0].startswith("kueue.x-k8s.io/") and k[1] != "Namespace"]
-# what a namespace may hold that nobody else put there (the cluster adds these to every namespace)
-EVERY_NAMESPACE = {("ServiceAccount", "default"), ("ConfigMap", "kube-root-ca.crt")}
+# what a namespace may hold that nobody else put there: the cluster's controllers add these to every namespace
+# (openshift-service-ca.crt: OpenShift's kube-controller-manager, as in tests/kubecp's build)
+EVERY_NAMESPACE = {
+    ("ServiceAccount", "default"),
+    ("ConfigMap", "kube-root-ca.crt"),
+    ("ConfigMap", "openshift-service-ca.crt"),
+}
 NAMESPACED_KINDS = [
     ("v1", "pods", "Pod"), ("v1", "services", "Service"), ("v1", "configmaps", "ConfigMap"),
     ("v1", "secrets", "Secret"), ("v1", "serviceaccounts", "ServiceAccount"),
