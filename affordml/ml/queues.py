@@ -5,6 +5,7 @@ no longer has removed. Called by the ml phase right after the kueue release (its
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -224,7 +225,22 @@ class QueueApi:
             others += [f"{kind} {i['metadata']['name']}" for i in items if not _cleared(kind, i, release_name)]
         if not others:
             self._delete(f"/api/v1/namespaces/{namespace}", "Namespace")
+            self._wait_gone(f"/api/v1/namespaces/{namespace}")  # else turning Kueue on at once meets "terminating"
         return others
+
+    def _wait_gone(self, path: str, timeout_s: float = 120, pause_s: float = 1.0) -> bool:
+        from kubernetes.client import ApiException
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                self._call("GET", path)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return True
+                raise RunError(f"[{PHASE}] could not read {path}: {api_message(exc)}", FIX) from None
+            time.sleep(pause_s)
+        return False
 
     def _list(self, api_version: str, kind: str) -> list[dict]:
         from kubernetes.client import ApiException
