@@ -124,18 +124,15 @@ class HelmDriver:
             return None
         return json.loads(done.stdout or "null")
 
-    def cluster_scoped(self, release: Release, kind: str) -> list[str] | None:
-        """Names of the deployed release's objects of a cluster-wide kind (its manifest); None: no such release."""
+    def deployed_manifest(self, release: Release) -> list[dict] | None:
+        """The deployed release's objects as helm stored them (`helm get manifest`); None: no such release."""
         done = self._run(commands.get_manifest(self.helm, self.kubeconfig, release))
         if done.returncode != 0:
             if "not found" in done.stderr:
                 return None
             raise self._helm_failed(release, "get manifest", done)
-        return [
-            d["metadata"]["name"]
-            for d in yaml.safe_load_all(done.stdout)
-            if isinstance(d, dict) and d.get("kind") == kind and isinstance(d.get("metadata"), dict)
-        ]
+        documents = yaml.safe_load_all(done.stdout)
+        return [d for d in documents if isinstance(d, dict) and isinstance(d.get("metadata"), dict)]
 
     # ------------------------------------------------------------------ actions
     def ensure(self, release: Release, chart: Path, values_files: list[Path], chart_digest_from: Path) -> Outcome:

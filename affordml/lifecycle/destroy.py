@@ -151,7 +151,7 @@ def run_destroy(
     refuse_losing_data(selection, state)
     results: dict[str, object] = {}
     with RunLock(project.lock_file, say) as lock:
-        ctx = destroy_context(project, state, say, lock)
+        ctx = destroy_context(project, state, say, lock, selection.delete_data)
         for phase in selection.phases:
             if not selection.tried(state, phase.name):
                 say(f"[{phase.name}] nothing to destroy: the phase has not run in this project")
@@ -183,10 +183,11 @@ def _data_step(name: str):
     return getattr(import_module(module), function)
 
 
-def destroy_context(project: Project, state, say, lock):
+def destroy_context(project: Project, state, say, lock, delete_data: bool = False):
     from affordml.phases.workflow import PhaseContext
 
-    return PhaseContext(project, _config_if_any(project), None, {}, state, say, run_lock=lock, confirm=True)
+    config = _config_if_any(project)
+    return PhaseContext(project, config, None, {}, state, say, run_lock=lock, confirm=True, delete_data=delete_data)
 
 
 def _config_if_any(project: Project):

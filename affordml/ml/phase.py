@@ -145,17 +145,21 @@ def release_cleanup(kubeconfig: Path):
     return ReleaseCleanup(kubeconfig)
 
 
-def remove_releases(ctx, driver, kubeconfig: Path, releases: list[Release]) -> list:
+def remove_releases(ctx, driver, kubeconfig: Path, releases: list[Release], delete_data: bool = False) -> list:
     """Newest first. A keep_crds release leaves its CRDs and the users' objects (marked before, said after); the
-    cluster-wide roles the cluster re-created after helm deleted them go; then the release's removal hook."""
+    cluster-wide roles the cluster re-created after helm deleted them go; then the release's removal hook. A release
+    whose stored manifest has CRDs without the keep policy (deployed before it) is refused unless delete_data."""
     cleanup = release_cleanup(kubeconfig)
     outcomes = []
     try:
         for release in reversed(releases):
-            roles = driver.cluster_scoped(release, "ClusterRole")
-            if roles is None:
+            manifest = driver.deployed_manifest(release)
+            if manifest is None:
                 outcomes.append(Outcome(release.name, "absent"))
                 continue
+            if not delete_data:
+                refuse_losing_crds(release, manifest)
+            roles = [d["metadata"]["name"] for d in manifest if d.get("kind") == "ClusterRole"]
             kept = cleanup.mark_kept(release) if release.keep_crds else []
             outcome = driver.remove(release)
             outcomes.append(outcome)
@@ -175,12 +179,29 @@ def remove_releases(ctx, driver, kubeconfig: Path, releases: list[Release]) -> l
     return outcomes
 
 
-def remove_ml_releases(ctx, fetch: Callable[[str], Path] | None = None) -> list[str]:
+def refuse_losing_crds(release: Release, manifest: list[dict]) -> None:
+    """helm uninstall deletes the CRDs its stored manifest holds without the keep policy, and every object of them."""
+    doomed = [
+        d["metadata"]["name"]
+        for d in manifest
+        if d.get("kind") == "CustomResourceDefinition"
+        and (d["metadata"].get("annotations") or {}).get("helm.sh/resource-policy") != "keep"
+    ]
+    if doomed:
+        raise RunError(
+            f"[{PHASE}] removing release {release.name} would delete {len(doomed)} CRDs and every object of theirs "
+            f"({', '.join(doomed[:3])}{', ...' if len(doomed) > 3 else ''}): it was deployed before affordml kept them",
+            "turn its `ml.` switch on and run `affordml init phase ml` once (that re-deploys it with the keep policy), "
+            "then turn it off; `affordml destroy --only ml --delete-data` deletes them on purpose",
+        )
+
+
+def remove_ml_releases(ctx, fetch: Callable[[str], Path] | None = None, delete_data: bool = False) -> list[str]:
     """Every release the ml phase may have installed, newest first (also those the plan no longer wants)."""
     from affordml.gpu.phase import _kubeconfig, make_driver
 
     driver = make_driver(ctx, fetch or ctx.artifact_store().fetch, PHASE)
-    outcomes = remove_releases(ctx, driver, _kubeconfig(ctx, PHASE), all_ml_releases())
+    outcomes = remove_releases(ctx, driver, _kubeconfig(ctx, PHASE), all_ml_releases(), delete_data)
     return [o.release for o in outcomes if o.action == "removed"]
 
 

@@ -34,6 +34,7 @@ class FakeDriver:
 
     def __init__(self, events: list, installed: set[str] | None = None):
         self.events, self.installed, self.values = events, set(installed or ()), {}
+        self.crds: dict[str, list] = {}  # release -> [(CRD name, annotations in the stored manifest)]
 
     def ensure(self, release, chart, values, digest_from):
         self.events.append(("ensure", release.name))
@@ -42,8 +43,13 @@ class FakeDriver:
         self.installed.add(release.name)
         return Outcome(release.name, action)
 
-    def cluster_scoped(self, release, kind):
-        return [f"{release.name}-aggregated-role"] if release.name in self.installed else None
+    def deployed_manifest(self, release):
+        if release.name not in self.installed:
+            return None
+        return [{"kind": "ClusterRole", "metadata": {"name": f"{release.name}-aggregated-role"}}] + [
+            {"kind": "CustomResourceDefinition", "metadata": {"name": name, "annotations": notes}}
+            for name, notes in self.crds.get(release.name, [])
+        ]
 
     def remove(self, release):
         if release.name not in self.installed:
@@ -167,6 +173,31 @@ def test_releases_turned_off_are_removed_newest_first(ctx):
     assert "[ml] kueue: kept: 2 CRDs with the users' objects; `affordml destroy --delete-data` removes them" in (
         ctx.lines
     )
+
+
+def test_a_release_deployed_before_the_keep_policy_is_refused_before_anything_goes(ctx):
+    driver = FakeDriver(ctx.events, installed={"monitoring", "kueue"})
+    driver.crds["kueue"] = [("workloads.kueue.x-k8s.io", {}), ("cohorts.kueue.x-k8s.io", {"other": "x"})]
+    ctx.plan.ml.update(training_queue=False, jupyterhub=False)
+    with pytest.raises(RunError) as refused:
+        run_ml_phase(ctx, fetch, driver)
+    assert "removing release kueue would delete 2 CRDs and every object of theirs" in str(refused.value)
+    assert "affordml init phase ml" in refused.value.fix
+    assert ("remove", "kueue") not in ctx.events and ("mark-kept", "kueue") not in ctx.events
+
+    driver.crds["kueue"] = [("workloads.kueue.x-k8s.io", {"helm.sh/resource-policy": "keep"})]
+    run_ml_phase(ctx, fetch, driver)  # deployed with the policy: removed, CRDs kept
+    assert ("remove", "kueue") in ctx.events
+
+
+def test_destroy_with_delete_data_removes_a_release_whose_crds_would_go(ctx, monkeypatch):
+    from affordml.ml.phase import remove_releases
+    from affordml.ml.releases import KUEUE
+
+    driver = FakeDriver(ctx.events, installed={"kueue"})
+    driver.crds["kueue"] = [("workloads.kueue.x-k8s.io", {})]
+    outcomes = remove_releases(ctx, driver, ctx.project.secrets_dir / "kubeconfig", [KUEUE], delete_data=True)
+    assert [o.action for o in outcomes] == ["removed"]
 
 
 def test_an_absent_release_is_not_said_kept_and_runs_no_removal_hook(ctx):
