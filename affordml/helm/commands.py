@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from affordml.helm.keep import PLUGIN as KEEP_PLUGIN
 from affordml.helm.release import Release
 
 
@@ -20,6 +21,8 @@ def upgrade_install(
     argv += ["--description", description]
     if release.no_hooks:
         argv.append("--no-hooks")
+    if release.keep_crds:
+        argv += ["--post-renderer", KEEP_PLUGIN]
     for path in values_files:
         argv += ["--values", str(path)]
     return argv
@@ -31,6 +34,10 @@ def history(helm: Path, kubeconfig: Path, release: Release) -> list[str]:
 
 def get_values(helm: Path, kubeconfig: Path, release: Release) -> list[str]:
     return [*_common(helm, kubeconfig, release), "get", "values", release.name, "--output", "json"]
+
+
+def get_manifest(helm: Path, kubeconfig: Path, release: Release) -> list[str]:
+    return [*_common(helm, kubeconfig, release), "get", "manifest", release.name]
 
 
 def rollback(helm: Path, kubeconfig: Path, release: Release, revision: int) -> list[str]:

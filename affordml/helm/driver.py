@@ -12,10 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from affordml.errors import RunError
 from affordml.helm import commands
 from affordml.helm.decide import unchanged, undo_for
 from affordml.helm.diagnose import PodView, explain, helm_error_line, not_ready
+from affordml.helm.keep import ensure_plugin
 from affordml.helm.release import Release, release_stamp
 
 PROGRESS_EVERY_S = 15
@@ -121,10 +124,20 @@ class HelmDriver:
             return None
         return json.loads(done.stdout or "null")
 
+    def deployed_manifest(self, release: Release) -> list[dict] | None:
+        """The deployed release's objects as helm stored them (`helm get manifest`); None: no such release."""
+        done = self._run(commands.get_manifest(self.helm, self.kubeconfig, release))
+        if done.returncode != 0:
+            if "not found" in done.stderr:
+                return None
+            raise self._helm_failed(release, "get manifest", done)
+        documents = yaml.safe_load_all(done.stdout)
+        return [d for d in documents if isinstance(d, dict) and isinstance(d.get("metadata"), dict)]
+
     # ------------------------------------------------------------------ actions
     def ensure(self, release: Release, chart: Path, values_files: list[Path], chart_digest_from: Path) -> Outcome:
         """`helm upgrade --install` unless the deployed release already has this chart and these values."""
-        stamp = release_stamp(chart_digest_from, release.chart_subdir, values_files)
+        stamp = release_stamp(chart_digest_from, release.chart_subdir, values_files, release.keep_crds)
         before = self.history(release)
         if before and unchanged(before, self.deployed_values(release), stamp):
             self.say(f"{release.name}: unchanged (chart and values as deployed), skipped")
@@ -133,6 +146,9 @@ class HelmDriver:
         self.say(f"{verb} {release.name} in namespace {release.namespace} (wait up to {release.timeout_s} s)")
         started = time.monotonic()
         argv = commands.upgrade_install(self.helm, self.kubeconfig, release, chart, values_files, stamp.description)
+        if release.keep_crds:
+            self.home.mkdir(parents=True, exist_ok=True)
+            ensure_plugin(self.home)
         done = self._run_watched(argv, release)
         seconds = time.monotonic() - started
         if done.returncode != 0:

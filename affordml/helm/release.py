@@ -28,6 +28,9 @@ class Release:
     # folders of CRD files in the chart that helm installs once and never upgrades (a chart's crds/, also a
     # subchart's): the phase applies them from the chart it is about to install, before every install or upgrade
     crd_folders: tuple[str, ...] = ()
+    # the chart's templated CRDs carry `helm.sh/resource-policy: keep` (post-renderer, affordml.helm.keep): removing
+    # the release leaves them, and with them the users' objects; `destroy --delete-data` deletes them
+    keep_crds: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,9 @@ def _merge(base: dict, top: dict) -> dict:
     return out
 
 
-def release_stamp(chart_archive: Path, chart_subdir: str, values_files: list[Path]) -> ReleaseStamp:
-    chart = sha256_file(chart_archive) + (f":{chart_subdir}" if chart_subdir else "")
+def release_stamp(
+    chart_archive: Path, chart_subdir: str, values_files: list[Path], keep_crds: bool = False
+) -> ReleaseStamp:
+    """keep_crds is part of what is deployed: a release installed before it was set is upgraded once."""
+    chart = sha256_file(chart_archive) + (f":{chart_subdir}" if chart_subdir else "") + (":keep-crds" * keep_crds)
     return ReleaseStamp(chart, merged_values(values_files))

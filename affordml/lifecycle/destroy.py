@@ -15,7 +15,7 @@ RELEASE_PHASES = ("ml", "gpu")  # `destroy --releases`: the Helm releases only, 
 VM_PHASES = ("kubernetes", "cloud", "openstack")  # their destroy deletes the VMs' disks, and the homes on them
 ALWAYS_TRIED = ("cloud",)  # finds only what carries the platform's marks, also after a lost state file
 BACKUPS = "backups"
-DATA_STEPS = {"ml": "affordml.lifecycle.destroy_steps:delete_homes"}  # with --delete-data, after the phase's destroy
+DATA_STEPS = {"ml": "affordml.lifecycle.destroy_steps:delete_ml_data"}  # with --delete-data, after the phase's destroy
 
 WHAT_GOES = {
     "ml": "the ML Helm releases (JupyterHub, Kueue, KServe, cert-manager, monitoring)",
@@ -64,7 +64,8 @@ def select_phases(only: list[str] | None = None, releases: bool = False, delete_
 def listing(selection: Selection) -> list[str]:
     lines = [f"{name}: {WHAT_GOES[name]}" for name in selection.names]
     if selection.delete_data:
-        lines.append("data: the users' homes (volumes on the VMs) and the project's backups/ folder")
+        lines.append("data: the users' homes (volumes on the VMs), the CRDs kept with the users' queues and "
+                     "InferenceServices, and the project's backups/ folder")  # fmt: skip
     else:
         lines.append("kept: the project's backups/ folder (add --delete-data to delete it too)")
     return lines
@@ -150,7 +151,7 @@ def run_destroy(
     refuse_losing_data(selection, state)
     results: dict[str, object] = {}
     with RunLock(project.lock_file, say) as lock:
-        ctx = destroy_context(project, state, say, lock)
+        ctx = destroy_context(project, state, say, lock, selection.delete_data)
         for phase in selection.phases:
             if not selection.tried(state, phase.name):
                 say(f"[{phase.name}] nothing to destroy: the phase has not run in this project")
@@ -182,10 +183,11 @@ def _data_step(name: str):
     return getattr(import_module(module), function)
 
 
-def destroy_context(project: Project, state, say, lock):
+def destroy_context(project: Project, state, say, lock, delete_data: bool = False):
     from affordml.phases.workflow import PhaseContext
 
-    return PhaseContext(project, _config_if_any(project), None, {}, state, say, run_lock=lock, confirm=True)
+    config = _config_if_any(project)
+    return PhaseContext(project, config, None, {}, state, say, run_lock=lock, confirm=True, delete_data=delete_data)
 
 
 def _config_if_any(project: Project):

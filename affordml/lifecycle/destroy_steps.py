@@ -9,12 +9,21 @@ HOMES_SELECTOR = "component=singleuser-storage"  # what KubeSpawner labels each 
 
 def destroy_ml(ctx) -> list[str]:
     """The ml phase's Helm releases, newest first (also those the plan no longer wants). The users' volume claims
-    are not the chart's: they stay (delete_homes takes them, with --delete-data)."""
+    are not the chart's: they stay (delete_homes takes them, with --delete-data); so do the CRDs the releases keep
+    (delete_ml_data takes them). Without --delete-data, a release that would take CRDs with it is refused."""
     from affordml.ml.phase import remove_ml_releases
 
-    removed = remove_ml_releases(ctx)
+    removed = remove_ml_releases(ctx, delete_data=ctx.delete_data)
     ctx.say(f"[ml] removed {len(removed)} release(s){': ' + ', '.join(removed) if removed else ''}")
     return removed
+
+
+def delete_ml_data(ctx) -> dict[str, list[str]]:
+    """--delete-data after the ml releases went: the users' homes and the CRDs the releases left (their queues,
+    workloads and InferenceServices go with them)."""
+    from affordml.ml.phase import delete_kept_crds
+
+    return {"homes": delete_homes(ctx), "crds": delete_kept_crds(ctx)}
 
 
 def delete_homes(ctx) -> list[str]:

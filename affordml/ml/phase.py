@@ -10,6 +10,7 @@ from pathlib import Path
 
 from affordml.errors import RunError
 from affordml.helm import Release
+from affordml.helm.driver import Outcome
 from affordml.ml.releases import JUPYTERHUB, KUEUE, MONITORING, all_ml_releases, ml_releases
 
 PHASE = "ml"
@@ -37,7 +38,25 @@ def prepare_monitoring(ctx, kubeconfig: Path, fetch: Callable[[str], Path]) -> N
     prepare(ctx, kubeconfig, chart_dir(fetch(MONITORING_CHART), MONITORING_CRDS_SUBCHART, cache) / "crds")
 
 
+def after_kueue_removed(ctx, kubeconfig: Path) -> None:
+    """The after-hours switch (its CronJobs would keep starting Jobs) and kueue-system once nobody else uses it."""
+    from affordml.ml.queues import QueueApi
+
+    api = QueueApi(kubeconfig)
+    try:
+        removed = api.remove_switches()
+        others = api.remove_namespace_if_empty(KUEUE.namespace, KUEUE.name)
+    finally:
+        api.close()
+    ctx.say(f"[{PHASE}] training queue: removed {len(removed)} objects of the after-hours switch")
+    if others:
+        ctx.say(f"[{PHASE}] namespace {KUEUE.namespace} kept: it holds others' objects ({', '.join(others[:5])})")
+    else:
+        ctx.say(f"[{PHASE}] namespace {KUEUE.namespace} removed")
+
+
 AFTER: dict[str, Callable] = {KUEUE.name: apply_queues}  # release name -> hook(ctx, kubeconfig)
+AFTER_REMOVAL: dict[str, Callable] = {KUEUE.name: after_kueue_removed}  # release name -> hook(ctx, kubeconfig)
 BEFORE: dict[str, Callable] = {MONITORING.name: prepare_monitoring}  # release name -> hook(ctx, kubeconfig, fetch)
 
 
@@ -73,7 +92,6 @@ def install(ctx, driver, planned, kubeconfig: Path, fetch: Callable[[str], Path]
 
 def run_ml_phase(ctx, fetch: Callable[[str], Path] | None = None, driver=None) -> None:
     from affordml.gpu.phase import _kubeconfig, chart_for, make_driver
-    from affordml.helm.driver import remove_in_reverse
 
     releases = planned_releases(ctx.plan)
     stale = [r for r in all_ml_releases() if r not in releases]
@@ -94,7 +112,7 @@ def run_ml_phase(ctx, fetch: Callable[[str], Path] | None = None, driver=None) -
         planned.append((release, chart, values, archive))
     record = ctx.state.data.setdefault(PHASE, {})
     outcomes = install(ctx, driver, planned, kubeconfig, fetch)
-    outcomes += [o for o in remove_in_reverse(driver, stale) if o.action != "absent"]
+    outcomes += [o for o in remove_releases(ctx, driver, kubeconfig, stale) if o.action != "absent"]
     record["releases"] = [{"name": o.release, "action": o.action} for o in outcomes]
     summary = ", ".join(f"{o.release} {o.action}" for o in outcomes) or "nothing to install"
     ctx.say(f"[{PHASE}] {summary} ({time.monotonic() - started:.0f} s)")
@@ -121,10 +139,83 @@ def _show_admin_once(ctx, record: dict, password: str) -> None:
     record["admin_password_shown"] = True
 
 
-def remove_ml_releases(ctx, fetch: Callable[[str], Path] | None = None) -> list[str]:
+def release_cleanup(kubeconfig: Path):
+    from affordml.ml.kept import ReleaseCleanup
+
+    return ReleaseCleanup(kubeconfig)
+
+
+def remove_releases(ctx, driver, kubeconfig: Path, releases: list[Release], delete_data: bool = False) -> list:
+    """Newest first. A keep_crds release leaves its CRDs and the users' objects (marked before, said after); the
+    cluster-wide roles the cluster re-created after helm deleted them go; then the release's removal hook. A release
+    whose stored manifest has CRDs without the keep policy (deployed before it) is refused unless delete_data."""
+    cleanup = release_cleanup(kubeconfig)
+    outcomes = []
+    try:
+        for release in reversed(releases):
+            manifest = driver.deployed_manifest(release)
+            if manifest is None:
+                outcomes.append(Outcome(release.name, "absent"))
+                continue
+            if not delete_data:
+                refuse_losing_crds(release, manifest)
+            roles = [d["metadata"]["name"] for d in manifest if d.get("kind") == "ClusterRole"]
+            kept = cleanup.mark_kept(release) if release.keep_crds else []
+            outcome = driver.remove(release)
+            outcomes.append(outcome)
+            if outcome.action != "removed":
+                continue
+            left = cleanup.delete_leftover_roles(roles)
+            if left:
+                ctx.say(f"[{PHASE}] {release.name}: ClusterRole(s) {', '.join(left)} re-created by the cluster, left")
+            if kept:
+                ctx.say(f"[{PHASE}] {release.name}: kept: {len(kept)} CRDs with the users' objects; "
+                        "`affordml destroy --delete-data` removes them")  # fmt: skip
+            hook = AFTER_REMOVAL.get(release.name)
+            if hook:
+                hook(ctx, kubeconfig)
+    finally:
+        cleanup.close()
+    return outcomes
+
+
+def refuse_losing_crds(release: Release, manifest: list[dict]) -> None:
+    """helm uninstall deletes the CRDs its stored manifest holds without the keep policy, and every object of them."""
+    doomed = [
+        d["metadata"]["name"]
+        for d in manifest
+        if d.get("kind") == "CustomResourceDefinition"
+        and (d["metadata"].get("annotations") or {}).get("helm.sh/resource-policy") != "keep"
+    ]
+    if doomed:
+        raise RunError(
+            f"[{PHASE}] removing release {release.name} would delete {len(doomed)} CRDs and every object of theirs "
+            f"({', '.join(doomed[:3])}{', ...' if len(doomed) > 3 else ''}): it was deployed before affordml kept them",
+            "turn its `ml.` switch on and run `affordml init phase ml` once (that re-deploys it with the keep policy), "
+            "then turn it off; `affordml destroy --only ml --delete-data` deletes them on purpose",
+        )
+
+
+def remove_ml_releases(ctx, fetch: Callable[[str], Path] | None = None, delete_data: bool = False) -> list[str]:
     """Every release the ml phase may have installed, newest first (also those the plan no longer wants)."""
-    from affordml.gpu.phase import make_driver
-    from affordml.helm.driver import remove_in_reverse
+    from affordml.gpu.phase import _kubeconfig, make_driver
 
     driver = make_driver(ctx, fetch or ctx.artifact_store().fetch, PHASE)
-    return [o.release for o in remove_in_reverse(driver, all_ml_releases()) if o.action == "removed"]
+    outcomes = remove_releases(ctx, driver, _kubeconfig(ctx, PHASE), all_ml_releases(), delete_data)
+    return [o.release for o in outcomes if o.action == "removed"]
+
+
+def delete_kept_crds(ctx) -> list[str]:
+    """--delete-data: the CRDs the keep_crds releases left, and with them the users' queues and services."""
+    from affordml.gpu.phase import _kubeconfig
+
+    cleanup = release_cleanup(_kubeconfig(ctx, PHASE))
+    try:
+        deleted = [name for r in all_ml_releases() if r.keep_crds for name in cleanup.delete_crds(r)]
+        left = cleanup.still_there(deleted)
+    finally:
+        cleanup.close()
+    ctx.say(f"[data] deleted {len(deleted) - len(left)} kept CRDs of the ml releases and every object of theirs")
+    if left:
+        ctx.say(f"[data] still being deleted by the API server: {', '.join(left)} (`kubectl get crd` shows when)")
+    return deleted

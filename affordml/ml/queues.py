@@ -5,6 +5,7 @@ no longer has removed. Called by the ml phase right after the kueue release (its
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,6 +30,22 @@ KINDS: dict[tuple[str, str], tuple[str, bool]] = {
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): ("clusterrolebindings", False),
     ("batch/v1", "CronJob"): ("cronjobs", True),
 }
+# what runs the after-hours switch; Kueue's own kinds stay with its kept CRDs when Kueue goes
+SWITCH_KINDS = [k for k in KINDS if not k[0].startswith("kueue.x-k8s.io/") and k[1] != "Namespace"]
+# what a namespace may hold that nobody else put there: the cluster's controllers add these to every namespace
+# (openshift-service-ca.crt: OpenShift's kube-controller-manager, as in tests/kubecp's build)
+EVERY_NAMESPACE = {
+    ("ServiceAccount", "default"),
+    ("ConfigMap", "kube-root-ca.crt"),
+    ("ConfigMap", "openshift-service-ca.crt"),
+}
+NAMESPACED_KINDS = [
+    ("v1", "pods", "Pod"), ("v1", "services", "Service"), ("v1", "configmaps", "ConfigMap"),
+    ("v1", "secrets", "Secret"), ("v1", "serviceaccounts", "ServiceAccount"),
+    ("v1", "persistentvolumeclaims", "PersistentVolumeClaim"), ("apps/v1", "deployments", "Deployment"),
+    ("apps/v1", "statefulsets", "StatefulSet"), ("apps/v1", "daemonsets", "DaemonSet"), ("batch/v1", "jobs", "Job"),
+    ("batch/v1", "cronjobs", "CronJob"),
+]  # fmt: skip
 FIX = (
     "run `affordml init phase ml` again; if it repeats, look at Kueue: "
     "`kubectl --kubeconfig secrets/kubeconfig -n kueue-system get pods`"
@@ -111,6 +128,18 @@ def _path(api_version: str, kind: str, namespace: str | None = None, name: str |
     return f"{root}{ns}/{plural}" + (f"/{name}" if name else "")
 
 
+def _cleared(kind: str, item: dict, release_name: str) -> bool:
+    meta = item["metadata"]
+    labels = meta.get("labels") or {}
+    return bool(
+        (kind, meta["name"]) in EVERY_NAMESPACE
+        or meta.get("ownerReferences")
+        or labels.get("app.kubernetes.io/instance") == release_name
+        or labels.get("app.kubernetes.io/part-of") == "affordml-training-queue"
+        or meta.get("deletionTimestamp")
+    )
+
+
 def api_message(exc) -> str:
     try:
         return json.loads(exc.body).get("message") or exc.reason
@@ -165,6 +194,70 @@ class QueueApi:
 
     def read(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict:
         return self._call("GET", _path(api_version, kind, namespace, name))
+
+    def remove_switches(self) -> list[str]:
+        """The after-hours CronJobs (their Jobs and pods with them), their account and role, by the part-of label:
+        without Kueue they would keep starting Jobs."""
+        removed = []
+        for api_version, kind in reversed(SWITCH_KINDS):
+            namespaced = KINDS[(api_version, kind)][1]
+            for item in self._list(api_version, kind):
+                meta = item["metadata"]
+                path = _path(api_version, kind, meta.get("namespace") if namespaced else None, meta["name"])
+                self._delete(path, kind)
+                removed.append(f"{kind} {meta['name']}")
+        return removed
+
+    def remove_namespace_if_empty(self, namespace: str, release_name: str) -> list[str]:
+        """Delete a namespace affordml's helm created (--create-namespace) once it holds nobody else's objects: not
+        the release's (its instance label), not ours (part-of), not what the cluster puts in every namespace, not
+        another object's child. Returns what it found of others' (then it stays)."""
+        others = []
+        for api_version, plural, kind in NAMESPACED_KINDS:
+            root = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+            path = f"{root}/namespaces/{namespace}/{plural}"
+            try:
+                items = self._call("GET", path).get("items", [])
+            except Exception as exc:  # noqa: BLE001 - a namespace already gone has nothing to remove
+                if getattr(exc, "status", None) == 404:
+                    return []
+                raise RunError(f"[{PHASE}] could not list {kind} in {namespace}: {api_message(exc)}", FIX) from None
+            others += [f"{kind} {i['metadata']['name']}" for i in items if not _cleared(kind, i, release_name)]
+        if not others:
+            self._delete(f"/api/v1/namespaces/{namespace}", "Namespace")
+            self._wait_gone(f"/api/v1/namespaces/{namespace}")  # else turning Kueue on at once meets "terminating"
+        return others
+
+    def _wait_gone(self, path: str, timeout_s: float = 120, pause_s: float = 1.0) -> bool:
+        from kubernetes.client import ApiException
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                self._call("GET", path)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return True
+                raise RunError(f"[{PHASE}] could not read {path}: {api_message(exc)}", FIX) from None
+            time.sleep(pause_s)
+        return False
+
+    def _list(self, api_version: str, kind: str) -> list[dict]:
+        from kubernetes.client import ApiException
+
+        try:
+            return self._call("GET", _path(api_version, kind), query=[("labelSelector", PART_OF)]).get("items", [])
+        except ApiException as exc:
+            raise RunError(f"[{PHASE}] could not list {kind} objects: {api_message(exc)}", FIX) from None
+
+    def _delete(self, path: str, kind: str) -> None:
+        from kubernetes.client import ApiException
+
+        try:
+            self._call("DELETE", path, {"propagationPolicy": "Background"})
+        except ApiException as exc:
+            if exc.status != 404:
+                raise RunError(f"[{PHASE}] could not remove {kind} {path}: {api_message(exc)}", FIX) from None
 
     def prune(self, wanted: list[dict]) -> list[str]:
         """Delete objects of ours (the part-of label) that the rendered file no longer has."""

@@ -22,6 +22,7 @@ KUEUE = Release(
     # server-side apply and re-creates one helm just deleted, so `uninstall --wait` never ends (seen on the real
     # control plane: "ClusterRole//kueue-batch-user-role still exists" after 600 s). Kueue's pods go either way.
     wait_on_removal=False,
+    keep_crds=True,  # the users' ClusterQueues, LocalQueues and Workloads outlive `ml.training_queue: false`
     fix_hint="look at Kueue's pods: `kubectl --kubeconfig secrets/kubeconfig -n kueue-system get pods`",
 )
 JUPYTERHUB = Release(

@@ -25,6 +25,7 @@ KSERVE_CRD = Release(
     "kserve",
     "chart/kserve-crd",
     timeout_s=300,
+    keep_crds=True,  # the users' InferenceServices outlive `ml.inference: false`
     fix_hint="check the API server answers: `kubectl --kubeconfig secrets/kubeconfig get crd | grep kserve`",
 )
 KSERVE = Release(

@@ -38,6 +38,7 @@ class PhaseContext:
     )
     run_vars: dict = field(default_factory=dict)  # more variables for the action's playbook (paths only)
     skip_checks: frozenset[str] = frozenset()  # verify's checks left out by name (`affordml verify --skip-check`)
+    delete_data: bool = False  # `destroy --delete-data`: a destroy action may delete the users' data too
 
     def artifact_store(self):
         """Verified downloads for the phases: the project's cache, fed by the mirror (option or config) or internet."""

@@ -174,6 +174,11 @@ if verb == "history":
     if not data["history"]:
         sys.exit("Error: release: not found")
     print(json.dumps(data["history"]))
+elif verb == "get" and args[5] == "manifest":
+    save()
+    if not data["history"]:
+        sys.exit("Error: release: not found")
+    print("---\nkind: ClusterRole\nmetadata:\n  name: op-role\n---\n# Source: op/templates/empty.yaml\n")
 elif verb == "get":
     save(); print(json.dumps(data["values"]))
 elif verb == "upgrade":
@@ -221,6 +226,14 @@ def fake(tmp_path):
         state.write_text(json.dumps(data))
 
     return driver, chart, values, lines, load, set_fail
+
+
+def test_the_deployed_manifest_is_helms_stored_one_and_none_for_an_absent_release(fake):
+    driver, chart, values, lines, load, _ = fake
+    assert driver.deployed_manifest(REL) is None
+    driver.ensure(REL, chart, [values], chart)
+    assert driver.deployed_manifest(REL) == [{"kind": "ClusterRole", "metadata": {"name": "op-role"}}]
+    assert load()["calls"][-1][4:] == ["get", "manifest", REL.name]
 
 
 def test_install_then_an_unchanged_rerun_skips_then_a_failure_rolls_back_in_one_line(fake):

@@ -34,6 +34,7 @@ class FakeDriver:
 
     def __init__(self, events: list, installed: set[str] | None = None):
         self.events, self.installed, self.values = events, set(installed or ()), {}
+        self.crds: dict[str, list] = {}  # release -> [(CRD name, annotations in the stored manifest)]
 
     def ensure(self, release, chart, values, digest_from):
         self.events.append(("ensure", release.name))
@@ -42,12 +43,38 @@ class FakeDriver:
         self.installed.add(release.name)
         return Outcome(release.name, action)
 
+    def deployed_manifest(self, release):
+        if release.name not in self.installed:
+            return None
+        return [{"kind": "ClusterRole", "metadata": {"name": f"{release.name}-aggregated-role"}}] + [
+            {"kind": "CustomResourceDefinition", "metadata": {"name": name, "annotations": notes}}
+            for name, notes in self.crds.get(release.name, [])
+        ]
+
     def remove(self, release):
         if release.name not in self.installed:
             return Outcome(release.name, "absent")
         self.events.append(("remove", release.name))
         self.installed.discard(release.name)
         return Outcome(release.name, "removed")
+
+
+class FakeCleanup:
+    """The API side of removal (affordml.ml.kept): records what the phase asks."""
+
+    def __init__(self, events: list):
+        self.events = events
+
+    def mark_kept(self, release):
+        self.events.append(("mark-kept", release.name))
+        return [f"{release.name}-a.example.io", f"{release.name}-b.example.io"]
+
+    def delete_leftover_roles(self, names):
+        self.events.append(("roles", tuple(names)))
+        return []
+
+    def close(self):
+        self.events.append(("closed", ""))
 
 
 @pytest.fixture
@@ -66,6 +93,8 @@ def ctx(tmp_path, monkeypatch):
     from affordml.ml import phase
 
     monkeypatch.setitem(phase.BEFORE, "monitoring", lambda c, kubeconfig, f: events.append(("monitoring-prep", "")))
+    monkeypatch.setitem(phase.AFTER_REMOVAL, "kueue", lambda c, kubeconfig: events.append(("switches-removed", "")))
+    monkeypatch.setattr(phase, "release_cleanup", lambda kubeconfig: FakeCleanup(events))
     return SimpleNamespace(
         project=project,
         plan=SimpleNamespace(ml=dict(ALL_ON, inference=False)),  # the serving releases: tests/unit/test_serving.py
@@ -112,6 +141,7 @@ def test_monitoring_is_prepared_before_its_release_and_the_queue_objects_go_in_r
         ("ensure", "kueue"),
         ("queues", "kubeconfig"),
         ("ensure", "jupyterhub"),
+        ("closed", ""),  # the serving releases (off) were not there: nothing marked or removed
     ]
     assert ctx.state.data["ml"]["releases"] == [
         {"name": n, "action": "installed"} for n in ("monitoring", "kueue", "jupyterhub")
@@ -128,13 +158,53 @@ def test_releases_turned_off_are_removed_newest_first(ctx):
         ("monitoring-prep", ""),
         ("ensure", "monitoring"),
         ("remove", "jupyterhub"),
+        ("roles", ("jupyterhub-aggregated-role",)),
+        ("mark-kept", "kueue"),  # before helm uninstall; jupyterhub has no CRDs to keep
         ("remove", "kueue"),
+        ("roles", ("kueue-aggregated-role",)),  # what the cluster may have re-created, after the uninstall
+        ("switches-removed", ""),
+        ("closed", ""),
     ]
     assert ctx.state.data["ml"]["releases"] == [
         {"name": "monitoring", "action": "unchanged"},
         {"name": "jupyterhub", "action": "removed"},
         {"name": "kueue", "action": "removed"},
     ]
+    assert "[ml] kueue: kept: 2 CRDs with the users' objects; `affordml destroy --delete-data` removes them" in (
+        ctx.lines
+    )
+
+
+def test_a_release_deployed_before_the_keep_policy_is_refused_before_anything_goes(ctx):
+    driver = FakeDriver(ctx.events, installed={"monitoring", "kueue"})
+    driver.crds["kueue"] = [("workloads.kueue.x-k8s.io", {}), ("cohorts.kueue.x-k8s.io", {"other": "x"})]
+    ctx.plan.ml.update(training_queue=False, jupyterhub=False)
+    with pytest.raises(RunError) as refused:
+        run_ml_phase(ctx, fetch, driver)
+    assert "removing release kueue would delete 2 CRDs and every object of theirs" in str(refused.value)
+    assert "affordml init phase ml" in refused.value.fix
+    assert ("remove", "kueue") not in ctx.events and ("mark-kept", "kueue") not in ctx.events
+
+    driver.crds["kueue"] = [("workloads.kueue.x-k8s.io", {"helm.sh/resource-policy": "keep"})]
+    run_ml_phase(ctx, fetch, driver)  # deployed with the policy: removed, CRDs kept
+    assert ("remove", "kueue") in ctx.events
+
+
+def test_destroy_with_delete_data_removes_a_release_whose_crds_would_go(ctx, monkeypatch):
+    from affordml.ml.phase import remove_releases
+    from affordml.ml.releases import KUEUE
+
+    driver = FakeDriver(ctx.events, installed={"kueue"})
+    driver.crds["kueue"] = [("workloads.kueue.x-k8s.io", {})]
+    outcomes = remove_releases(ctx, driver, ctx.project.secrets_dir / "kubeconfig", [KUEUE], delete_data=True)
+    assert [o.action for o in outcomes] == ["removed"]
+
+
+def test_an_absent_release_is_not_said_kept_and_runs_no_removal_hook(ctx):
+    driver = FakeDriver(ctx.events, installed={"monitoring"})
+    ctx.plan.ml.update(training_queue=False, jupyterhub=False)
+    run_ml_phase(ctx, fetch, driver)
+    assert ("switches-removed", "") not in ctx.events and not [line for line in ctx.lines if "kept:" in line]
 
 
 def test_dry_run_says_what_it_would_do_and_touches_nothing(ctx):

@@ -300,10 +300,11 @@ def test_ml_hop_upgrades_the_charts_and_their_crds(control_plane_factory, charts
     assert removed == ["kserve", "kserve-crd", "cert-manager", "kueue", "monitoring"], lines
     assert all(not entries for entries in left.values()), left
     assert helm_left == [] and kueue_removal < 60
-    # what removal leaves, as measured: Kueue's and KServe's CRDs are templates of their releases, so helm
-    # uninstall deletes them and with them every queue and InferenceService; cert-manager's (crds.keep) and the
-    # monitoring CRDs (applied by affordml, never by helm) stay, and so do the queue objects outside the chart
-    assert crds_left == ["cert-manager.io", "monitoring.coreos.com"]
+    # what removal leaves: every CRD group, and with them the users' objects: Kueue's and KServe's templated CRDs
+    # carry the keep policy (affordml's post-renderer, the stored manifest), cert-manager's its crds.keep, the
+    # monitoring CRDs are affordml's own; the after-hours switch and Kueue's ClusterRoles go
+    assert crds_left == sorted(CRD_GROUPS)
+    assert cronjobs == [] and kueue_roles == []
 
 
 @pytest.mark.slow
