@@ -16,8 +16,8 @@ import yaml
 from affordml.phases.registry import get_phase
 from affordml.phases.state import load_state, save_state
 from affordml.phases.workflow import inputs_hash
-from affordml.project import Project
 from tests.cli.conftest import FIXTURES
+from tests.installed import installed_first_pc
 
 FIRST = FIXTURES / "desktop-rtx4090.json"
 LATER_STEPS = ("host", "openstack", "cloud", "kubernetes", "gpu")
@@ -41,20 +41,9 @@ def node_facts(tmp_path: Path, hostname: str = "pc2-box", address: str = "192.16
 @pytest.fixture
 def platform(cli):
     """A project whose first PC's host and openstack phases are done with the inputs this affordml renders."""
-    from affordml.phases.init import prepare
-
-    root = cli.project
-    root.mkdir(mode=0o700)
+    cli.project.mkdir(mode=0o700)
     config = {"hosts": [{"name": "pc1"}, {"name": "pc2", "address": "192.168.1.43", "user": "ops"}]}
-    (root / "affordml.yaml").write_text(yaml.safe_dump(config))
-    project = Project(root)
-    prepare(project, FIRST)
-    state = load_state(project.state_file)
-    for name in ("preflight", "host", "openstack"):
-        record = state.phase(name)
-        record.status, record.inputs_hash = "done", inputs_hash(get_phase(name), project.env_dir, state.data)
-    save_state(project.state_file, state)
-    return project
+    return installed_first_pc(cli.project, yaml.safe_dump(config), FIRST)
 
 
 def add_node(cli, tmp_path, *extra, facts: Path | None = None):

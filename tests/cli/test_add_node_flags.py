@@ -7,11 +7,9 @@ import json
 
 import pytest
 
-from affordml.phases.registry import get_phase
-from affordml.phases.state import load_state, save_state
-from affordml.phases.workflow import inputs_hash
-from affordml.project import Project
+from affordml.phases.state import load_state
 from tests.cli.test_add_node import FIRST, add_node, node_facts
+from tests.installed import installed_first_pc
 
 ONE_PC = "# the lab's PCs  (keep this note)\nhosts:\n  - name: pc1   # the controller\n\ngpu:\n  sharing: mps\n"
 NEW_ITEM = "  - name: pc2\n    address: 192.168.1.43\n    user: ops\n"
@@ -20,18 +18,9 @@ NEW_ITEM = "  - name: pc2\n    address: 192.168.1.43\n    user: ops\n"
 @pytest.fixture
 def one_pc(cli):
     """A project installed on pc1 only: host and openstack done with the inputs this affordml renders."""
-    from affordml.phases.init import prepare
-
     cli.project.mkdir(mode=0o700)
-    (cli.project / "affordml.yaml").write_text(ONE_PC)
+    project = installed_first_pc(cli.project, ONE_PC, FIRST)
     (cli.project / "affordml.yaml").chmod(0o644)
-    project = Project(cli.project)
-    prepare(project, FIRST)
-    state = load_state(project.state_file)
-    for name in ("preflight", "host", "openstack"):
-        record = state.phase(name)
-        record.status, record.inputs_hash = "done", inputs_hash(get_phase(name), project.env_dir, state.data)
-    save_state(project.state_file, state)
     return project
 
 

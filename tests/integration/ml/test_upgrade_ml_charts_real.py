@@ -20,6 +20,7 @@ import yaml
 from affordml.lifecycle.rules import lock_summary
 from affordml.phases.state import load_state, save_state
 from affordml.versions import load_lock
+from tests.gpustack.webhooks import without_webhooks
 
 REPO = Path(__file__).resolve().parents[3]
 PREVIOUS_LOCK = REPO / "tests" / "fixtures" / "locks" / "2026.05.yaml"
@@ -64,24 +65,6 @@ def previous_lock() -> dict:
     for name in ML_CHARTS:
         lock[name]["version"] = before[name]["version"]
     return lock
-
-
-def without_webhooks(api, namespace: str) -> list[str]:
-    """Stand-in for the webhook servers: nothing runs under the stand-in kubelet, so a webhook served from
-    `namespace` would refuse (fail closed) every object it watches; in a cluster that release's pod answers."""
-    from kubernetes import client
-
-    admission = client.AdmissionregistrationV1Api(api)
-    dropped = []
-    for lister, deleter in (
-        (admission.list_validating_webhook_configuration, admission.delete_validating_webhook_configuration),
-        (admission.list_mutating_webhook_configuration, admission.delete_mutating_webhook_configuration),
-    ):
-        for config in lister().items:
-            if any(w.client_config.service and w.client_config.service.namespace == namespace for w in config.webhooks):
-                deleter(config.metadata.name)
-                dropped.append(config.metadata.name)
-    return dropped
 
 
 def stand_in_hooks(api, real_after: dict) -> dict:

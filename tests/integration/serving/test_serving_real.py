@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.gpustack.webhooks import without_webhooks
 from tests.kubecp.fixtures import control_plane_factory  # noqa: F401 - the real control plane fixture
 
 CASES = ("server-a100-mig", "workstation-2gpu--hami-one-worker")  # a MIG share and a HAMi share
@@ -69,25 +70,6 @@ def install(driver, ctx, helm_tools, release) -> str:
         return driver.ensure(release, archive, values, archive).action
     except RunError as exc:
         return f"refused: {exc.one_line()}"
-
-
-def without_webhooks(api, namespace: str) -> list[str]:
-    """Drop the admission webhooks whose server runs in `namespace`. Nothing runs under the stand-in kubelet, so
-    no webhook answers here (in a cluster, cert-manager's webhook pod does); the API would refuse every object
-    they watch with "connection refused"."""
-    from kubernetes import client
-
-    admission = client.AdmissionregistrationV1Api(api)
-    dropped = []
-    for lister, deleter in (
-        (admission.list_validating_webhook_configuration, admission.delete_validating_webhook_configuration),
-        (admission.list_mutating_webhook_configuration, admission.delete_mutating_webhook_configuration),
-    ):
-        for config in lister().items:
-            if any(w.client_config.service and w.client_config.service.namespace == namespace for w in config.webhooks):
-                deleter(config.metadata.name)
-                dropped.append(config.metadata.name)
-    return dropped
 
 
 @pytest.mark.slow
