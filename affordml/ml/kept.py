@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import time
 
-from affordml.errors import RunError
-from affordml.ml.queues import FIX, QueueApi, api_message
+from affordml.ml.queues import QueueApi
 
-PHASE = "ml"
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 CLUSTER_ROLES = "/apis/rbac.authorization.k8s.io/v1/clusterroles"
 RELEASE_NAME = "meta.helm.sh/release-name"
@@ -43,7 +41,7 @@ class ReleaseCleanup(QueueApi):
         names = self.release_crds(release)
         for name in names:
             self._clear_finalizers(self._call("GET", f"{CRDS}/{name}"))
-            self._delete(f"{CRDS}/{name}")
+            self._delete(f"{CRDS}/{name}", "CustomResourceDefinition", options=None)
         return names
 
     def still_there(self, names: list[str], timeout_s: float = 120, pause_s: float = 2.0) -> list[str]:
@@ -79,27 +77,7 @@ class ReleaseCleanup(QueueApi):
             if not left:
                 break
             for name in left:
-                self._delete(f"{CLUSTER_ROLES}/{name}")
+                self._delete(f"{CLUSTER_ROLES}/{name}", "ClusterRole", options=None)
             if attempt < attempts - 1:
                 time.sleep(pause_s)
         return [name for name in left if self._exists(f"{CLUSTER_ROLES}/{name}")]
-
-    def _exists(self, path: str) -> bool:
-        from kubernetes.client import ApiException
-
-        try:
-            self._call("GET", path)
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise RunError(f"[{PHASE}] could not read {path}: {api_message(exc)}", FIX) from None
-        return True
-
-    def _delete(self, path: str) -> None:
-        from kubernetes.client import ApiException
-
-        try:
-            self._call("DELETE", path)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise RunError(f"[{PHASE}] could not delete {path}: {api_message(exc)}", FIX) from None

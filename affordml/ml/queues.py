@@ -19,6 +19,7 @@ from affordml.ml.queue_objects import MODE_LABEL, SCHEDULE_ANNOTATION
 PHASE = "ml"
 FIELD_MANAGER = "affordml"
 PART_OF = "app.kubernetes.io/part-of=affordml-training-queue,app.kubernetes.io/managed-by=affordml"
+BACKGROUND = {"propagationPolicy": "Background"}  # a removed CronJob takes its Jobs and pods along
 # (apiVersion, kind) -> (plural, namespaced); every kind the rendered file may hold, in the order they are applied
 KINDS: dict[tuple[str, str], tuple[str, bool]] = {
     ("v1", "Namespace"): ("namespaces", False),
@@ -229,18 +230,23 @@ class QueueApi:
         return others
 
     def _wait_gone(self, path: str, timeout_s: float = 120, pause_s: float = 1.0) -> bool:
-        from kubernetes.client import ApiException
-
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            try:
-                self._call("GET", path)
-            except ApiException as exc:
-                if exc.status == 404:
-                    return True
-                raise RunError(f"[{PHASE}] could not read {path}: {api_message(exc)}", FIX) from None
+            if not self._exists(path):
+                return True
             time.sleep(pause_s)
         return False
+
+    def _exists(self, path: str) -> bool:
+        from kubernetes.client import ApiException
+
+        try:
+            self._call("GET", path)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise RunError(f"[{PHASE}] could not read {path}: {api_message(exc)}", FIX) from None
+        return True
 
     def _list(self, api_version: str, kind: str) -> list[dict]:
         from kubernetes.client import ApiException
@@ -250,11 +256,11 @@ class QueueApi:
         except ApiException as exc:
             raise RunError(f"[{PHASE}] could not list {kind} objects: {api_message(exc)}", FIX) from None
 
-    def _delete(self, path: str, kind: str) -> None:
+    def _delete(self, path: str, kind: str, options: dict | None = BACKGROUND) -> None:
         from kubernetes.client import ApiException
 
         try:
-            self._call("DELETE", path, {"propagationPolicy": "Background"})
+            self._call("DELETE", path, options)
         except ApiException as exc:
             if exc.status != 404:
                 raise RunError(f"[{PHASE}] could not remove {kind} {path}: {api_message(exc)}", FIX) from None
