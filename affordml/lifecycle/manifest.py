@@ -21,8 +21,10 @@ class ManifestProblem(ValueError):
 
 
 def version_tuple(text: str) -> tuple[int, ...]:
-    parts = re.findall(r"\d+", str(text).split("+")[0])[:3]
-    return tuple(int(p) for p in parts) if parts else ()
+    """An affordml version as (major, minor, patch): a local part (+g…) or a dev/rc suffix does not count."""
+    from affordml.lifecycle.rules import version_key
+
+    return version_key(str(text).split("+")[0])[:3]
 
 
 def check_manifest(manifest: object, name: str, project_root: str) -> dict:

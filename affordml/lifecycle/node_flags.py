@@ -229,10 +229,8 @@ def _item_lines(entry: dict) -> list[str]:
 
 def _refuse_edit(name: str, entry: dict, why: str, say: Callable[[str], None]) -> NoReturn:
     """Show the lines to paste (stdout), then refuse in one line."""
-    from affordml.config.edit import item_lines
-
     say(f"[add-node] add these lines to the hosts list of affordml.yaml, then run `affordml add-node {name}`:")
-    for line in item_lines(entry, 2, 2):
+    for line in _item_lines(entry):
         say(line)
     raise ConfigError(
         f"add-node: affordml.yaml cannot be edited safely ({why}); {name} was not recorded, nothing was changed",
